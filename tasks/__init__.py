@@ -1,0 +1,7 @@
+"""fab-bluegreen: zero-downtime blue-green deploys of Docker Compose apps to small hosts."""
+
+from invoke import Collection
+
+from . import cli
+
+ns = Collection(cli.deploy, cli.cleanup)

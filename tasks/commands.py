@@ -1,0 +1,195 @@
+"""Every remote command line is born here: pure functions, no I/O.
+
+Each function returns the exact shell line the host runs, so a plan can be printed and
+unit-tested without SSH. Values from hosts.toml are quoted with shlex.quote, or were
+validated by tasks/settings.py (colours, ports, service names). `~` in `dir` is the SSH user's
+home: it is expanded by the remote shell through "$HOME", never by quoting tricks.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from shlex import quote
+
+from .settings import HostSettings
+
+STATE_DIR = ".fab-bluegreen"  # under dir: the record and history every deployer of the app shares
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+MARK = "@@fbg:"  # section markers in the output of facts()
+
+
+def remote_path(path: str) -> str:
+    """A path for the remote shell: quoted, with a leading ~ meaning the SSH user's home."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + quote(path[2:])
+    return quote(path)
+
+
+def project(s: HostSettings, color: str) -> str:
+    return f"{s.app}-{color}"
+
+
+def in_dir(s: HostSettings, line: str) -> str:
+    return f"cd {remote_path(s.dir)} && {line}"
+
+
+def color_env(s: HostSettings, color: str) -> str:
+    """DEPLOY_COLOR/DEPLOY_PORT, so one compose file serves both colours."""
+    return f"DEPLOY_COLOR={color} DEPLOY_PORT={s.port(color)}"
+
+
+def compose(s: HostSettings, color: str, *args: str) -> str:
+    """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment."""
+    base = shlex.join(shlex.split(s.compose))
+    argv = ["-p", project(s, color), "-f", s.compose_file, *args]
+    return in_dir(s, f"{color_env(s, color)} {base} {shlex.join(argv)}")
+
+
+# --- compose verbs -----------------------------------------------------------------------
+
+def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> str:
+    """Stop (not remove), giving each service stop_timeout seconds to finish gracefully."""
+    return compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services)
+
+
+def up(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Recreate exactly these services (no dependencies pulled in: beat must not start early)."""
+    return compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *services)
+
+
+def start(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Start stopped containers as they were: the fast way back in a rollback."""
+    return compose(s, color, "start", *services)
+
+
+def down(s: HostSettings, color: str) -> str:
+    """Remove a colour's containers and networks. Never -v: volumes stay."""
+    return compose(s, color, "down", "--remove-orphans", "-t", str(math.ceil(s.stop_timeout)))
+
+
+def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> str:
+    return compose(s, color, "logs", "--no-color", "--tail", str(lines), service)
+
+
+def prepare(s: HostSettings, color: str, command: str) -> str:
+    """A user's prepare command, run in dir with the new colour's environment."""
+    return in_dir(s, f"export {color_env(s, color)} && {command}")
+
+
+# --- facts: one round trip reads everything the sequence decides on ------------------------
+
+def containers() -> str:
+    """One line per compose container: project service state restarts image id exit_code."""
+    fmt = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .Config.Labels "{LABEL_SERVICE}"}}}} '
+           "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
+    return (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}) || exit 3; "
+            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids')
+
+
+def record_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.json"
+
+
+def history_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.history.jsonl"
+
+
+def facts(s: HostSettings) -> str:
+    """Record, upstream file, git commit of dir, the compose file's presence and all containers."""
+    d = remote_path(s.dir)
+    parts = [
+        f"echo {MARK}record; cat {d}/{quote(record_path(s))} 2>/dev/null; echo",
+        f"echo {MARK}upstream; cat {quote(s.switch.upstream_file)} 2>/dev/null; echo",
+        f"echo {MARK}git; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
+        f"echo {MARK}compose; test -f {d}/{quote(s.compose_file)} && echo yes",
+        f"echo {MARK}containers; {containers()}",
+    ]
+    return "; ".join(parts)
+
+
+# --- health and settle -------------------------------------------------------------------
+
+def health_url(s: HostSettings, color: str) -> str:
+    return f"http://127.0.0.1:{s.port(color)}{s.health.path}"
+
+
+def wait_healthy(s: HostSettings, color: str) -> str:
+    """Poll until 2xx/3xx or retries run out; prints `try N CODE` per try (000: no answer)."""
+    h = s.health
+    curl = f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {h.timeout:g} {quote(health_url(s, color))}"
+    loop = (f"i=0; while :; do i=$((i+1)); code=$({curl}); echo \"try $i $code\"; "
+            f"case $code in 2??|3??) exit 0;; esac; [ $i -ge {h.retries} ] && exit 1; sleep {h.interval:g}; done")
+    return f"sleep {h.start_delay:g}; {loop}" if h.start_delay else loop
+
+
+def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Fail as soon as one of the services is not running or has restarted, within settle seconds."""
+    proj = project(s, color)
+    want = " ".join(services)
+    check = (f"{containers()} | awk -v p={quote(proj)} -v want={quote(want)} "
+             "'BEGIN{n=split(want,w,\" \"); for(i=1;i<=n;i++) seen[w[i]]=0} "
+             "$1==p && ($2 in seen) {seen[$2]=1; if ($3!=\"running\" || $4!=\"0\") "
+             "{print $2\" \"$3\" (exit code \"$7\", restarts \"$4\")\"; bad=1}} "
+             "END{for (x in seen) if (!seen[x]) {print x\" has no container\"; bad=1}; exit bad}'")
+    end = f"end=$(( $(date +%s) + {math.ceil(s.settle)} ))"
+    return f"{end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done"
+
+
+# --- the switch --------------------------------------------------------------------------
+
+def upstream_text(s: HostSettings, port: int) -> str:
+    return f"upstream {s.switch.upstream_name} {{ server 127.0.0.1:{port}; }}\n"
+
+
+_ATOMIC_WRITE = (
+    'f=$1; t=$(mktemp "$f.fbg-XXXXXX") || exit 1; '
+    'if printf "%s" "$2" > "$t" && { if [ -e "$f" ]; then chown --reference="$f" "$t" && '
+    'chmod --reference="$f" "$t"; else chmod 0644 "$t"; fi; } && mv -f "$t" "$f"; '
+    'then exit 0; else rm -f "$t"; exit 1; fi'
+)
+
+
+def write_root_file(path: str, content: str) -> str:
+    """Atomic write through sudo: a temporary file beside it, same owner and mode, then a rename."""
+    return f"sudo -n sh -c {quote(_ATOMIC_WRITE)} sh {quote(path)} {quote(content)}"
+
+
+def nginx_test() -> str:
+    return "sudo -n nginx -t"
+
+
+def reload(s: HostSettings) -> str:
+    return s.switch.reload  # the user's own command, as written in hosts.toml
+
+
+def verify_url(s: HostSettings) -> str:
+    return s.switch.verify_url or f"http://127.0.0.1{s.health.path}"
+
+
+def verify(s: HostSettings) -> str:
+    url = quote(verify_url(s))
+    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {s.health.timeout:g} {url} | grep -q '^[23]'"
+
+
+def switch_command(s: HostSettings, color: str) -> str:
+    """mode = "command": the user's command with {color} and {port} filled in (validated values)."""
+    return s.switch.command.format(color=color, port=s.port(color))
+
+
+def sudo_check() -> str:
+    return "sudo -n true"
+
+
+# --- the record and history, under dir -----------------------------------------------------
+
+def write_record(s: HostSettings, text: str) -> str:
+    path = quote(record_path(s))
+    return in_dir(s, f"mkdir -p {STATE_DIR} && printf '%s\\n' {quote(text)} > {path}.tmp && mv -f {path}.tmp {path}")
+
+
+def append_history(s: HostSettings, line: str) -> str:
+    return in_dir(s, f"mkdir -p {STATE_DIR} && printf '%s\\n' {quote(line)} >> {quote(history_path(s))}")

@@ -1,0 +1,149 @@
+"""The one seam for running commands on a host.
+
+- SshRemote: a Fabric Connection with strict host-key checking, a connect timeout, bounded
+  channel opening and keepalives. The only module that imports Fabric or paramiko.
+- RecordingRemote: records every command and answers from a script: unit tests of the
+  sequence, its rollback order and its error paths, with no SSH.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .errors import Unreachable
+from .settings import HostSettings
+
+KEEPALIVE_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Result:
+    command: str
+    exited: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
+    def why(self) -> str:
+        """The last meaningful line of output, for a one-line reason."""
+        for text in (self.stderr, self.stdout):
+            lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+            if lines:
+                return lines[-1][:300]
+        return f"exit code {self.exited}"
+
+
+class Remote(Protocol):
+    name: str
+
+    def run(self, command: str, timeout: float) -> Result: ...
+
+    def close(self) -> None: ...
+
+
+class SshRemote:
+    """Runs commands over one SSH connection, opened once for the whole run."""
+
+    def __init__(self, s: HostSettings, base_config=None):
+        self.name = s.name
+        self.settings = s
+        self.conn = _connection(s, base_config)
+
+    def open(self) -> None:
+        import paramiko
+
+        target = f"{self.conn.user}@{self.conn.host}:{self.conn.port}"
+        try:
+            self.conn.open()
+        except paramiko.BadHostKeyException as e:
+            raise Unreachable(
+                f"the host key of {self.conn.host} has CHANGED (offered {e.key.get_base64()[:24]}...): "
+                f"if you know why, remove the old key with `ssh-keygen -R {self.conn.host}` and trust the new one"
+            ) from None
+        except paramiko.AuthenticationException as e:
+            raise Unreachable(f"authentication failed for {target} ({e}): check the SSH key or agent") from None
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e):
+                raise Unreachable(
+                    f"the host key of {self.conn.host} is not in {', '.join(self.known_hosts) or 'known_hosts'}: "
+                    f"check it, then trust it with `ssh {self.settings.ssh}` once "
+                    f"(or ssh-keyscan -p {self.conn.port} {self.conn.host} >> ~/.ssh/known_hosts)"
+                ) from None
+            raise Unreachable(f"cannot connect to {target}: {e}") from None
+        except (OSError, EOFError) as e:
+            raise Unreachable(f"cannot connect to {target}: {e or type(e).__name__}: is the host up?") from None
+        self.conn.transport.set_keepalive(KEEPALIVE_SECONDS)
+
+    @property
+    def known_hosts(self) -> list[str]:
+        return _known_hosts_files(self.conn.ssh_config)
+
+    def run(self, command: str, timeout: float) -> Result:
+        from invoke.exceptions import CommandTimedOut
+
+        try:
+            r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
+        except CommandTimedOut:
+            return Result(command, 124, "", f"timed out after {timeout:g} s")
+        except (OSError, EOFError, socket.timeout) as e:
+            raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+        except Exception as e:  # paramiko.SSHException and friends: the session is gone
+            if type(e).__module__.startswith("paramiko"):
+                raise Unreachable(f"the connection was lost: {e}") from None
+            raise
+        return Result(command, r.exited, r.stdout, r.stderr)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connection(s: HostSettings, base_config):
+    from fabric import Config, Connection
+    from paramiko import RejectPolicy
+
+    config = base_config.clone() if base_config is not None else Config()
+    if s.ssh_config:
+        if not Path(s.ssh_config).is_file():
+            raise Unreachable(f"ssh_config {s.ssh_config} does not exist")
+        config.set_runtime_ssh_path(s.ssh_config)
+        config.load_ssh_config()
+    t = s.connect_timeout
+    conn = Connection(s.ssh, config=config, connect_timeout=max(1, round(t)),
+                      connect_kwargs={"banner_timeout": t, "auth_timeout": t, "channel_timeout": t})
+    # Fabric accepts unknown host keys by default: check them against known_hosts instead.
+    conn.client.set_missing_host_key_policy(RejectPolicy())
+    for path in _known_hosts_files(conn.ssh_config):
+        conn.client.get_host_keys().load(path)
+    return conn
+
+
+def _known_hosts_files(ssh_config) -> list[str]:
+    """UserKnownHostsFile from the SSH config for this host, else ~/.ssh/known_hosts, as OpenSSH does."""
+    configured = ssh_config.get("userknownhostsfile")
+    names = configured.split() if configured else ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
+    paths = [os.path.expanduser(n) for n in names]
+    return [p for p in paths if os.path.isfile(p)]
+
+
+@dataclass
+class RecordingRemote:
+    """Records commands; `answer(command)` returns (exit code, stdout) or None for (0, "")."""
+
+    name: str = "test"
+    answer: Callable[[str], tuple[int, str] | None] = lambda command: None
+    commands: list[str] = field(default_factory=list)
+
+    def run(self, command: str, timeout: float) -> Result:
+        self.commands.append(command)
+        exited, out = self.answer(command) or (0, "")
+        return Result(command, exited, out, "")
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,35 @@
+"""HostResult: the only thing that crosses from a host's worker back to the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEPLOYED = "deployed"
+ROLLED_BACK = "rolled back"  # a step failed and the host was put back: the old colour serves
+FAILED = "failed"  # a step failed and the rollback did not fully succeed: a person must look
+REFUSED = "refused"  # the host's state made the tool stop before changing anything
+UNREACHABLE = "unreachable"  # no SSH connection, or it was lost
+CLEANED = "cleaned"
+NOTHING = "nothing to clean"
+PLANNED = "planned"  # cleanup: what would be removed, before the user said yes
+
+
+@dataclass
+class HostResult:
+    host: str
+    action: str  # deploy, cleanup
+    outcome: str = ""
+    from_color: str | None = None
+    to_color: str | None = None
+    step: str = ""  # the step it stopped at
+    reason: str = ""
+    tries: int = 0  # health checks made
+    seconds: float = 0.0
+    version: str = ""  # what is live now
+    log_tail: str = ""  # the failing service's last log lines
+    left: list[str] = field(default_factory=list)  # what a person must still fix
+    removes: list[str] = field(default_factory=list)  # cleanup: the containers it removes
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED)

@@ -1,0 +1,263 @@
+"""hosts.toml -> validated, frozen per-host settings.
+
+Parsed once at the edge: everything else receives these typed values, never raw dicts.
+Every error is one line naming the file, the host and the key, e.g.
+``hosts.toml: hosts.pi5.health.retries: expected a whole number, got 'ten'``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UsageError
+
+COLORS = ("blue", "green")
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # docker compose's own rule for project names
+SSH_TARGET = re.compile(r"^[A-Za-z0-9_.@:\[\]%-]+$")
+SWITCH_MODES = ("nginx", "command", "none")
+
+
+@dataclass(frozen=True)
+class Health:
+    path: str = "/health/"
+    retries: int = 10
+    interval: float = 1.0
+    timeout: float = 2.0
+    start_delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Switch:
+    mode: str = "nginx"
+    upstream_file: str = "/etc/nginx/conf.d/app_upstream.conf"
+    upstream_name: str = "app_backend"
+    reload: str = "sudo nginx -s reload"
+    verify_url: str = ""
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    name: str
+    ssh: str
+    app: str = "app"
+    dir: str = "~/app"
+    compose_file: str = "compose.yml"
+    compose: str = "docker compose"
+    front: tuple[str, ...] = ("web", "redis")
+    background: tuple[str, ...] = ("worker", "beat")
+    stop_timeout: float = 30.0
+    settle: float = 5.0
+    prepare: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    ssh_config: str = ""  # empty: ~/.ssh/config; relative paths are relative to the hosts file
+    ports: tuple[tuple[str, int], ...] = (("blue", 18001), ("green", 18002))
+    health: Health = Health()
+    switch: Switch = Switch()
+
+    @property
+    def web(self) -> str:
+        return self.front[0]
+
+    def port(self, color: str) -> int:
+        return dict(self.ports)[color]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    hosts: dict[str, HostSettings]
+    groups: dict[str, tuple[str, ...]]
+
+    def select(self, hosts: list[str], groups: list[str], everything: bool) -> list[HostSettings]:
+        """The hosts named on the command line: --host and --group in order, no repeats."""
+        names: list[str] = list(self.hosts) if everything else []
+        for name in hosts:
+            if name not in self.hosts:
+                raise UsageError(f"{self.path}: unknown host {name!r} (known hosts: {_known(self.hosts)})")
+            names.append(name)
+        for group in groups:
+            if group not in self.groups:
+                raise UsageError(f"{self.path}: unknown group {group!r} (known groups: {_known(self.groups)})")
+            names.extend(self.groups[group])
+        if not names:
+            raise UsageError("name the hosts to work on: --host NAME, --group NAME or --all "
+                             f"(hosts in {self.path}: {_known(self.hosts)})")
+        return [self.hosts[n] for n in dict.fromkeys(names)]
+
+
+def _known(names) -> str:
+    return ", ".join(names) or "none"
+
+
+# --- the schema: key -> (kind, default). Kinds are checked by _check(). -------------------
+
+_HOST_KEYS: dict[str, str] = {
+    "app": "project", "dir": "path", "compose_file": "path", "compose": "command",
+    "front": "names+", "background": "names", "stop_timeout": "seconds", "settle": "seconds",
+    "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str",
+    "ports": "table", "health": "table", "switch": "table",
+}
+_TABLES: dict[str, tuple[type, dict[str, str]]] = {
+    "ports": (dict, {"blue": "port", "green": "port"}),
+    "health": (Health, {"path": "urlpath", "retries": "count", "interval": "seconds",
+                        "timeout": "seconds+", "start_delay": "seconds"}),
+    "switch": (Switch, {"mode": "switch_mode", "upstream_file": "abspath", "upstream_name": "name",
+                        "reload": "str", "verify_url": "url", "command": "str"}),
+}
+
+
+def load(path: str | Path) -> Inventory:
+    """Read and validate a hosts file; raise ConfigError naming file, host and key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (name another with --hosts-file PATH)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return _Parser(path).inventory(raw)
+
+
+class _Parser:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, message: str) -> None:
+        raise ConfigError(f"{self.path}: {key}: {message}")
+
+    def inventory(self, raw: dict[str, Any]) -> Inventory:
+        self.unknown(raw, {"defaults", "hosts", "groups"}, "")
+        defaults = self.table(raw.get("defaults", {}), "defaults")
+        self.unknown(defaults, set(_HOST_KEYS), "defaults.")
+        hosts_raw = self.table(raw.get("hosts", {}), "hosts")
+        hosts = {}
+        for name, table in hosts_raw.items():
+            self.check_name(name, f"hosts.{name}", "host name")
+            hosts[name] = self.host(name, defaults, self.table(table, f"hosts.{name}"))
+        groups = {}
+        for name, members in self.table(raw.get("groups", {}), "groups").items():
+            self.check_name(name, f"groups.{name}", "group name")
+            members = self.value(f"groups.{name}", "names", members)
+            for member in members:
+                if member not in hosts:
+                    self.fail(f"groups.{name}", f"unknown host {member!r} (known hosts: {_known(hosts)})")
+            groups[name] = members
+        return Inventory(self.path, hosts, groups)
+
+    def host(self, name: str, defaults: dict, own: dict) -> HostSettings:
+        where = f"hosts.{name}"
+        self.unknown(own, set(_HOST_KEYS) | {"ssh"}, where + ".")
+        if "ssh" not in own:
+            self.fail(f"{where}.ssh", 'missing: every host needs ssh = "alias" or "[user@]host[:port]"')
+        ssh = self.value(f"{where}.ssh", "str", own["ssh"])
+        if not SSH_TARGET.match(ssh):
+            self.fail(f"{where}.ssh", f"{ssh!r} is not an ssh alias or [user@]host[:port]")
+        values: dict[str, Any] = {"name": name, "ssh": ssh}
+        for key, kind in _HOST_KEYS.items():
+            if kind == "table":
+                values[key] = self.merged_table(key, defaults.get(key), own.get(key), where)
+            elif key in own or key in defaults:
+                at = f"{where}.{key}" if key in own else f"defaults.{key}"
+                values[key] = self.value(at, kind, own.get(key, defaults.get(key)))
+        if values.get("ssh_config"):
+            values["ssh_config"] = str(self.path.resolve().parent / Path(values["ssh_config"]).expanduser())
+        settings = HostSettings(**values)
+        self.cross_checks(settings, where)
+        return settings
+
+    def merged_table(self, key: str, default: Any, own: Any, where: str):
+        cls, schema = _TABLES[key]
+        merged: dict[str, Any] = {}
+        for at, table in ((f"defaults.{key}", default), (f"{where}.{key}", own)):
+            if table is None:
+                continue
+            table = self.table(table, at)
+            self.unknown(table, set(schema), at + ".")
+            for k, v in table.items():
+                merged[k] = self.value(f"{at}.{k}", schema[k], v)
+        if cls is dict:
+            return tuple({**dict(HostSettings.ports), **merged}.items())
+        return cls(**merged)
+
+    def cross_checks(self, s: HostSettings, where: str) -> None:
+        if s.port("blue") == s.port("green"):
+            self.fail(f"{where}.ports", f"blue and green both use port {s.port('blue')}: give each colour its own")
+        both = set(s.front) & set(s.background)
+        if both:
+            self.fail(f"{where}.background", f"{sorted(both)} also listed in front: a service is one or the other")
+        if s.switch.mode == "command" and not s.switch.command:
+            self.fail(f"{where}.switch.command", 'mode "command" needs a command, e.g. "my-switch {color} {port}"')
+        try:
+            s.switch.command.format(color="blue", port=1)
+        except (KeyError, IndexError, ValueError) as e:
+            self.fail(f"{where}.switch.command", f"only {{color}} and {{port}} may be filled in ({e})")
+
+    def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                self.fail(f"{prefix}{key}", f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+
+    def table(self, value: Any, at: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(at, f"expected a table, got {value!r}")
+        return value
+
+    def check_name(self, name: str, at: str, what: str) -> None:
+        if not NAME.match(name):
+            self.fail(at, f"{what} {name!r} may hold only letters, digits, '_', '.' and '-'")
+
+    def value(self, at: str, kind: str, v: Any) -> Any:  # noqa: C901 - one branch per kind
+        if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project"):
+            if not isinstance(v, str):
+                self.fail(at, f"expected a string, got {v!r}")
+            if "\0" in v or "\n" in v:
+                self.fail(at, "must be one line")
+        if kind == "project" and not PROJECT.match(v):
+            self.fail(at, f"{v!r}: use lowercase letters, digits, '_' and '-' (docker compose project names)")
+        if kind == "name":
+            self.check_name(v, at, "name")
+        if kind in ("path", "command") and not v.strip():
+            self.fail(at, "must not be empty")
+        if kind == "abspath" and not v.startswith("/"):
+            self.fail(at, f"{v!r}: expected an absolute path")
+        if kind == "urlpath" and not v.startswith("/"):
+            self.fail(at, f"{v!r}: expected a path starting with '/'")
+        if kind == "url" and v and not re.match(r"^https?://\S+$", v):
+            self.fail(at, f"{v!r}: expected an http:// or https:// URL, or empty")
+        if kind == "switch_mode" and v not in SWITCH_MODES:
+            self.fail(at, f"{v!r}: expected one of {', '.join(SWITCH_MODES)}")
+        if kind in ("strings", "names", "names+"):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                self.fail(at, f"expected a list of strings, got {v!r}")
+            if kind != "strings":
+                for x in v:
+                    self.check_name(x, at, "name")
+                if len(set(v)) != len(v):
+                    self.fail(at, f"{v!r} names a service twice")
+            if kind == "names+" and not v:
+                self.fail(at, "needs at least one service (the first is the web service)")
+            return tuple(v)
+        if kind in ("seconds", "seconds+", "count", "port"):
+            return self.number(at, kind, v)
+        return v
+
+    def number(self, at: str, kind: str, v: Any) -> float | int:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(at, f"expected a number, got {v!r}")
+        if kind in ("count", "port"):
+            if v != int(v):
+                self.fail(at, f"expected a whole number, got {v!r}")
+            v = int(v)
+            low, high = (1, 1000) if kind == "count" else (1, 65535)
+            if not low <= v <= high:
+                self.fail(at, f"{v} is out of range {low}..{high}")
+            return v
+        if v < 0 or (kind == "seconds+" and v == 0) or v > 86400:
+            self.fail(at, f"{v!r}: expected seconds {'above' if kind == 'seconds+' else 'from'} 0 up to 86400")
+        return float(v)

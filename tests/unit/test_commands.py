@@ -1,0 +1,140 @@
+"""Exact command lines and their quoting (no SSH). Shell-parsed where it matters."""
+
+import shlex
+import subprocess
+
+import pytest
+
+from tasks import commands as cmd
+from tasks.facts import parse, upstream_port
+from tasks.settings import HostSettings, Switch
+
+S = HostSettings(name="pi5", ssh="pi5")
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("~/app", '"$HOME"/app'),
+    ("~", '"$HOME"'),
+    ("~/my app", "\"$HOME\"/'my app'"),
+    ("/srv/app", "/srv/app"),
+    ("/srv/it's", "'/srv/it'\"'\"'s'"),
+    ("~/$(reboot)", "\"$HOME\"/'$(reboot)'"),
+])
+def test_remote_paths_expand_tilde_and_quote_the_rest(path, expected):
+    assert cmd.remote_path(path) == expected
+
+
+def test_tilde_dir_really_means_home_in_a_shell(tmp_path):
+    (tmp_path / "my app").mkdir()
+    line = cmd.in_dir(HostSettings(name="a", ssh="a", dir="~/my app"), "pwd")
+    out = subprocess.run(["sh", "-c", line], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(tmp_path / "my app")
+
+
+@pytest.mark.parametrize("build, expected", [
+    (lambda: cmd.stop(S, "blue", ("worker", "beat")),
+     'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
+     "stop -t 30 worker beat"),
+    (lambda: cmd.up(S, "green", ("web", "redis")),
+     'cd "$HOME"/app && DEPLOY_COLOR=green DEPLOY_PORT=18002 docker compose -p app-green -f compose.yml '
+     "up -d --force-recreate --no-deps web redis"),
+    (lambda: cmd.start(S, "blue", ("worker", "beat")),
+     'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
+     "start worker beat"),
+    (lambda: cmd.down(S, "blue"),
+     'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
+     "down --remove-orphans -t 30"),
+    (lambda: cmd.prepare(S, "green", "git pull --ff-only"),
+     'cd "$HOME"/app && export DEPLOY_COLOR=green DEPLOY_PORT=18002 && git pull --ff-only'),
+    (lambda: cmd.nginx_test(), "sudo -n nginx -t"),
+])
+def test_command_lines(build, expected):
+    assert build() == expected
+
+
+def test_down_never_removes_volumes_or_images():
+    tokens = shlex.split(cmd.down(S, "blue"))
+    assert "-v" not in tokens and "--volumes" not in tokens and "--rmi" not in tokens
+
+
+def test_compose_v1_and_odd_file_names_are_quoted():
+    s = HostSettings(name="a", ssh="a", compose="docker-compose", compose_file="deploy/my compose.yml")
+    assert "docker-compose -p app-green -f 'deploy/my compose.yml' stop" in cmd.stop(s, "green")
+
+
+def test_upstream_write_keeps_content_out_of_the_shell(tmp_path):
+    target = tmp_path / "up.conf"
+    target.write_text("old")
+    target.chmod(0o640)
+    evil = "upstream x { server 127.0.0.1:1; }\n$(touch pwned) `id` '\"\n"
+    line = cmd.write_root_file(str(target), evil).replace("sudo -n ", "", 1)
+    subprocess.run(["sh", "-c", line], cwd=tmp_path, check=True)
+    assert target.read_text() == evil
+    assert oct(target.stat().st_mode & 0o777) == "0o640"
+    assert not (tmp_path / "pwned").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["up.conf"]  # no temporary file left
+
+
+def test_record_write_round_trips_any_text(tmp_path):
+    s = HostSettings(name="a", ssh="a", dir=str(tmp_path))
+    text = '{"live":"green","note":"it\'s $(x)"}'
+    subprocess.run(["sh", "-c", cmd.write_record(s, text)], check=True)
+    subprocess.run(["sh", "-c", cmd.append_history(s, "line 1")], check=True)
+    subprocess.run(["sh", "-c", cmd.append_history(s, "line 2")], check=True)
+    assert (tmp_path / ".fab-bluegreen" / "app.json").read_text() == text + "\n"
+    assert (tmp_path / ".fab-bluegreen" / "app.history.jsonl").read_text() == "line 1\nline 2\n"
+
+
+def test_health_loop_counts_tries_and_stops_at_retries(tmp_path):
+    s = HostSettings(name="a", ssh="a", health=HostSettings.health.__class__(retries=3, interval=0, timeout=1))
+    fake = tmp_path / "curl"
+    fake.write_text("#!/bin/sh\necho -n 503\n")
+    fake.chmod(0o755)
+    res = subprocess.run(["sh", "-c", cmd.wait_healthy(s, "blue")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == ["try 1 503", "try 2 503", "try 3 503"]
+    fake.write_text("#!/bin/sh\necho -n 302\n")
+    res = subprocess.run(["sh", "-c", cmd.wait_healthy(s, "blue")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.splitlines() == ["try 1 302"]
+
+
+def test_switch_command_fills_color_and_port():
+    s = HostSettings(name="a", ssh="a", switch=Switch(mode="command", command="/usr/local/bin/flip {color} {port}"))
+    assert cmd.switch_command(s, "green") == "/usr/local/bin/flip green 18002"
+
+
+def test_upstream_text_and_port_parse_round_trip():
+    assert cmd.upstream_text(S, 18002) == "upstream app_backend { server 127.0.0.1:18002; }\n"
+    assert upstream_port(cmd.upstream_text(S, 18002)) == 18002
+    assert upstream_port("upstream x {\n  server localhost:8000 max_fails=0;\n}") == 8000
+    assert upstream_port(None) is None
+
+
+FACTS = """@@fbg:record
+{"live": "blue", "colors": {"blue": {"commit": "abc123"}}}
+
+@@fbg:upstream
+upstream app_backend { server 127.0.0.1:18001; }
+
+@@fbg:git
+abc123
+@@fbg:compose
+yes
+@@fbg:containers
+app-blue web running 0 sha256:1111111111111111 c1 0
+app-blue worker exited 0 sha256:2222222222222222 c2 137
+other-blue web running 0 sha256:3333 c3 0
+"""
+
+
+def test_facts_parse_captured_output():
+    f = parse(FACTS)
+    assert f.record["live"] == "blue" and f.git == "abc123" and f.compose_file
+    assert upstream_port(f.upstream) == 18001
+    assert set(f.services(S, "blue")) == {"web", "worker"}
+    assert f.services(S, "blue")["worker"].exit_code == 137
+    assert f.running(S, "blue", "web") and not f.running(S, "blue", "worker")
+    assert f.services(S, "green") == {}

@@ -1,0 +1,118 @@
+"""The deploy sequence, its order and its rollback, against a recording fake (no SSH).
+The same behaviours are shown on real hosts in tests/e2e."""
+
+import json
+
+import pytest
+
+from tasks import cleanup
+from tasks.bluegreen import Deploy
+from tasks.result import CLEANED, DEPLOYED, FAILED, NOTHING, PLANNED, REFUSED, ROLLED_BACK
+from tasks.settings import HostSettings
+
+from .fakehost import FakeHost
+
+S = HostSettings(name="pi5", ssh="pi5", settle=0, prepare=("git pull --ff-only",))
+ALL = ["web", "redis", "worker", "beat"]
+
+
+def deploy(host: FakeHost, s: HostSettings = S):
+    return Deploy(host.remote, s).run()
+
+
+def test_first_deploy_goes_to_blue_and_switches_nginx():
+    host = FakeHost()
+    r = deploy(host)
+    assert (r.outcome, r.from_color, r.to_color) == (DEPLOYED, None, "blue")
+    assert host.state("blue") == dict.fromkeys(["web", "redis", "worker", "beat"], "running")
+    assert "127.0.0.1:18001" in host.upstream
+    assert json.loads(host.record)["live"] == "blue"
+
+
+def test_blue_to_green_runs_the_steps_in_order():
+    host = FakeHost(running={"blue": ALL})
+    r = deploy(host)
+    assert (r.outcome, r.from_color, r.to_color, r.tries) == (DEPLOYED, "blue", "green", 1)
+    order = [host.index(x) for x in (
+        "git pull --ff-only",
+        "-p app-blue -f compose.yml stop -t 30 worker beat",
+        "-p app-green -f compose.yml up -d --force-recreate --no-deps web redis",
+        "i=0; while",
+        "sudo -n sh -c",
+        "sudo -n nginx -t",
+        "sudo nginx -s reload",
+        "-p app-green -f compose.yml up -d --force-recreate --no-deps worker beat",
+    )]
+    assert order == sorted(order)
+    assert host.state("blue") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
+    assert "127.0.0.1:18002" in host.upstream
+    rec = json.loads(host.record)
+    assert (rec["live"], rec["previous"]) == ("green", "blue")
+    assert rec["colors"]["green"]["images"]["web"] == "sha256:greenweb"
+    assert any("app.history.jsonl" in c and '"result":"deployed"' in c for c in host.commands)
+
+
+@pytest.mark.parametrize("failing, step", [
+    ("up -d --force-recreate --no-deps web redis", "start new front"),
+    ("i=0; while", "health check"),
+    ("sudo -n nginx -t", "switch"),
+    ("up -d --force-recreate --no-deps worker beat", "start new background"),
+    ("end=$((", "settle"),
+])
+def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
+    host = FakeHost(running={"blue": ALL}, fail=(failing,))
+    r = deploy(host)
+    assert (r.outcome, r.step) == (ROLLED_BACK, step)
+    assert host.state("blue") == dict.fromkeys(ALL, "running")  # old background back
+    assert "running" not in host.state("green").values()
+    if step != "start new front":
+        assert set(host.state("green").values()) == {"exited"}  # stopped, not removed: logs stay
+    assert "127.0.0.1:18001" in host.upstream
+    assert json.loads(host.record or '{"live": "blue"}')["live"] == "blue"
+    # beat never runs twice: the new colour is stopped before the old background starts again
+    assert host.index("-p app-green -f compose.yml stop") < host.index("-p app-blue -f compose.yml start worker beat")
+
+
+def test_prepare_failure_changes_nothing():
+    host = FakeHost(running={"blue": ALL}, fail=("git pull",))
+    r = deploy(host)
+    assert r.outcome == ROLLED_BACK and r.step == "prepare" and "nothing was changed" in r.reason
+    assert not any(" stop " in c or " up " in c for c in host.commands)
+
+
+def test_failed_rollback_is_failed_and_says_what_is_left():
+    host = FakeHost(running={"blue": ALL}, fail=("i=0; while", "start worker beat"))
+    r = deploy(host)
+    assert r.outcome == FAILED
+    assert any("did not start again" in item for item in r.left)
+
+
+def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
+    host = FakeHost(running={"blue": ALL, "green": ["web"]}, record='{"live": "blue"}', upstream_port=18002)
+    r = deploy(host)
+    assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
+    assert len(host.commands) == 1  # only the facts were read
+
+
+def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
+    host = FakeHost(running={"blue": ALL, "green": ["web"]}, upstream_port=18002)
+    r = deploy(host)
+    assert (r.from_color, r.to_color) == ("green", "blue")
+
+
+def test_sudo_asking_for_a_password_is_reported_before_anything_stops():
+    host = FakeHost(running={"blue": ALL}, fail=("sudo -n true",))
+    r = deploy(host)
+    assert r.step == "sudo" and "passwordless sudo" in r.reason
+    assert not any(" stop " in c for c in host.commands)
+
+
+def test_cleanup_plans_then_removes_only_the_old_colour():
+    host = FakeHost(running={"blue": ["web", "redis"], "green": ALL}, upstream_port=18002)
+    plan = cleanup.plan(host.remote, S)
+    assert (plan.outcome, plan.from_color, plan.to_color) == (PLANNED, "blue", "green")
+    assert not any(" down " in c for c in host.commands)
+    done = cleanup.remove(host.remote, S, plan)
+    assert done.outcome == CLEANED
+    assert host.state("blue") == {} and host.state("green") == dict.fromkeys(ALL, "running")
+    assert cleanup.plan(host.remote, S).outcome == NOTHING
