@@ -1,6 +1,6 @@
 """The blue-green sequence on one host. Read Deploy.run() top to bottom: it is the whole deploy.
 
-    find the live colour -> check sudo -> prepare -> stop the live colour's background
+    check sudo -> find the live colour -> prepare -> stop the live colour's background
     -> start the new front -> health check -> switch nginx -> start the new background
     -> settle -> record
     any failure from "stop" on: roll back (switch back, stop the new colour, restart the old
@@ -47,8 +47,8 @@ class Deploy:
     def run(self) -> HostResult:
         started = time.monotonic()
         try:
-            self.find_live_color()
             self.check_sudo()
+            self.find_live_color()
             self.run_prepare()
             try:
                 self.stop_old_background()

@@ -106,14 +106,15 @@ class SshRemote:
 
 def _connection(s: HostSettings, base_config):
     from fabric import Config, Connection
-    from paramiko import RejectPolicy
+    from paramiko import RejectPolicy, SSHConfig
 
     config = base_config.clone() if base_config is not None else Config()
     if s.ssh_config:
         if not Path(s.ssh_config).is_file():
             raise Unreachable(f"ssh_config {s.ssh_config} does not exist")
-        config.set_runtime_ssh_path(s.ssh_config)
-        config.load_ssh_config()
+        # Like `ssh -F FILE`: this file replaces ~/.ssh/config. (A cloned Fabric config keeps its
+        # parsed SSH config object and would ignore load_ssh_config(), so set it directly.)
+        config._set(base_ssh_config=SSHConfig.from_path(s.ssh_config))
     t = s.connect_timeout
     conn = Connection(s.ssh, config=config, connect_timeout=max(1, round(t)),
                       connect_kwargs={"banner_timeout": t, "auth_timeout": t, "channel_timeout": t})

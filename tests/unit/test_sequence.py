@@ -91,7 +91,8 @@ def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
     host = FakeHost(running={"blue": ALL, "green": ["web"]}, record='{"live": "blue"}', upstream_port=18002)
     r = deploy(host)
     assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
-    assert len(host.commands) == 1  # only the facts were read
+    assert len(host.commands) == 2  # only sudo was checked and the facts were read
+    assert host.commands[0] == "sudo -n true"
 
 
 def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
