@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import Callable
 
@@ -58,6 +59,7 @@ class Deploy:
                 self.start_new_background()
                 self.wait_until_settled()
                 self.result.outcome = DEPLOYED
+                self.say(f"deployed: {self.new} serves")
             except StepFailed as failure:
                 self.roll_back(failure)
             self.record_deploy()
@@ -157,6 +159,7 @@ class Deploy:
         if not self.s.background:
             return
         self.at("settle")
+        self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
         res = self.remote.run(cmd.wait_settled(self.s, self.new, self.s.background),
                               self.s.settle + COMMAND_TIMEOUT)
         if not res.ok:
@@ -222,6 +225,7 @@ class Deploy:
     def log_tail(self, service: str | None) -> str:
         if not service or not self.new_started:
             return ""
+        self.result.logs_command = f"ssh {self.s.ssh} {shlex.quote(cmd.logs(self.s, self.new, service, 200))}"
         res = self.remote.run(cmd.logs(self.s, self.new, service), COMMAND_TIMEOUT)
         return res.stdout.strip() or res.stderr.strip()
 

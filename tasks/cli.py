@@ -82,7 +82,7 @@ def _offer_cleanup(c, deployed, results, hosts_file: str) -> None:
     command = _fab("cleanup", deployed, hosts_file)
     names = ", ".join(f"{s.name}: {results[s.name].from_color} ({s.app}-{results[s.name].from_color})"
                       for s in deployed)
-    if not report.confirm(f"Remove the old colour now? {names}\n(same as `{command} --yes`)"):
+    if not report.confirm(f"Remove the old colour now? {names}\n(the same as: {command} --yes)"):
         report.out.print(f"The old colour still runs, for a quick switch back. When you are happy: {command}")
         return
     _cleanup(c, deployed, yes=True)

@@ -56,8 +56,8 @@ def deploy_table(results: list[HostResult]) -> Table:
         table.add_column(column, no_wrap=column not in ("why", "live version"))
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.left]))
-        table.add_row(r.host, _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",
-                      str(r.tries or "-"), f"{r.seconds:.1f}", r.version or "-", why or "")
+        table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",
+                      str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(why))
     return table
 
 
@@ -66,8 +66,8 @@ def cleanup_table(results: list[HostResult], title: str = "fab cleanup") -> Tabl
     for column in ("host", "remove", "containers", "keep (live)", "result", "why"):
         table.add_column(column, no_wrap=column in ("host", "remove", "result"))
     for r in results:
-        table.add_row(r.host, _color(r.from_color), "\n".join(r.removes) or "-",
-                      f"{_color(r.to_color)} {r.version}".strip(), _outcome(r), r.reason)
+        table.add_row(escape(r.host), _color(r.from_color), escape("\n".join(r.removes) or "-"),
+                      f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), escape(r.reason))
     return table
 
 
@@ -75,11 +75,12 @@ def failure_details(results: list[HostResult], console: Console = err) -> None:
     """The last log lines of each failing service, and what to do next."""
     for r in results:
         if r.log_tail:
-            console.print(f"\n[bold]{r.host}[/]: last log lines of the failed {r.to_color} service "
-                          f"(its containers were kept: `docker compose -p ... logs` on the host):")
+            console.print(f"\n[bold]{escape(r.host)}[/]: last log lines of the failed {r.to_color} service "
+                          "(its containers were kept, stopped; all of its log:)")
+            console.print(f"  {r.logs_command}", markup=False, highlight=False)
             console.print(r.log_tail, markup=False, highlight=False)
         for item in r.left:
-            console.print(f"[red]{r.host}: needs a person:[/] {item}")
+            console.print(f"[red]{escape(r.host)}: needs a person:[/] {escape(item)}")
 
 
 def interactive() -> bool:
@@ -91,7 +92,7 @@ def confirm(question: str) -> bool:
     if not interactive():
         return False
     try:
-        answer = input(f"{question} [y/N] ")
+        answer = out.input(escape(f"{question} [y/N] "))  # on stdout, beside the table
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")

@@ -27,6 +27,7 @@ class HostResult:
     seconds: float = 0.0
     version: str = ""  # what is live now
     log_tail: str = ""  # the failing service's last log lines
+    logs_command: str = ""  # how to read all of them on the host
     left: list[str] = field(default_factory=list)  # what a person must still fix
     removes: list[str] = field(default_factory=list)  # cleanup: the containers it removes
 

@@ -145,3 +145,69 @@ def test_sudo_that_asks_for_a_password_is_reported_and_nothing_stops(bed, hosts,
     res = fab("deploy", "--host", "h1", "--hosts-file", str(nosudo))
     assert res.returncode == 1 and "passwordless sudo" in res.stdout
     assert states(h1, "blue")["worker"] == "running"
+
+
+def run_at_a_terminal(args: list[str], answer: str, timeout: float = 300) -> tuple[int, str]:
+    """Run fab with a pseudo-terminal as stdin and stdout; type `answer` at the [y/N] prompt."""
+    import os
+    import select
+    import subprocess
+    import time
+
+    from .conftest import FAB, ROOT
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([FAB, *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": "200"})
+    os.close(slave)
+    output, answered, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"[y/N]" in output:
+                os.write(master, answer.encode())
+                answered = True
+        elif proc.poll() is not None:
+            break
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        os.close(master)
+    text = output.decode(errors="replace")
+    print(text)
+    assert answered, "no [y/N] prompt was shown"
+    return code, text
+
+
+@pytest.mark.parametrize("answer, removed", [("\n", False), ("y\n", True)], ids=["default-no", "yes"])
+def test_at_a_terminal_deploy_asks_before_removing_the_old_colour(bed, hosts, tmp_path, answer, removed):
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    set_version(h1, "2")
+    code, text = run_at_a_terminal(["deploy", "--host", "h1", "--hosts-file", path], answer)
+    assert code == 0
+    assert "Remove the old colour now? h1: blue (app-blue)" in text
+    assert f"fab cleanup --host h1 --hosts-file {path} --yes" in text
+    assert (states(h1, "blue") == {}) is removed
+    assert serves(h1) == "green 2"
+
+
+def test_an_unreachable_host_is_a_row_and_the_others_deploy(bed, hosts, tmp_path):
+    with Listener() as closed:
+        pass  # a port that was just closed: connections to it are refused
+    path = hosts_file(tmp_path, bed, hosts=f'[hosts.h1]\nssh = "h1"\n[hosts.ghost]\nssh = "deploy@127.0.0.1:{closed.port}"\n')
+    res = fab("deploy", "--host", "ghost", "--host", "h1", "--hosts-file", str(path))
+    assert res.returncode == 1
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 5}
+    assert "unreachable" in rows["ghost"] and "connect" in rows["ghost"]
+    assert "deployed" in rows["h1"]
+    assert serves(hosts[0]) == "blue 1"
