@@ -18,7 +18,8 @@ PY
 export PATH="$PWD/.venv/bin:$PATH"
 echo; echo "==> fab deploy --group demo   (first deploy: version 1 goes to blue)"
 fab deploy --group demo
-echo 2 | tee .bed/hosts/h{1,2}/home/deploy/app/app/VERSION >/dev/null
+.venv/bin/python -c 'from tests.testbed.bed import Bed
+for h in Bed().hosts: (h.home / "app/app/VERSION").write_text("2\n")'
 echo; echo "==> fab deploy --group demo   (version 2 goes to green with zero downtime)"
 fab deploy --group demo
 echo; echo "==> curl http://10.200.0.11/health/ -> $(curl -s http://10.200.0.11/health/)   (nginx on h1)"

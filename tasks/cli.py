@@ -55,7 +55,7 @@ def _fab(task_name: str, hosts: list[settings.HostSettings], hosts_file: str) ->
 @task(help={**HOST_HELP}, **TASK)
 @edge
 def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
-    """Deploy the other colour with zero downtime; the old one stays for a quick switch back.
+    """Deploy the other colour with zero downtime, keeping the old one.
 
     On each host, in parallel: find the live colour; run `prepare`; stop the live colour's
     background services (worker, beat); start the other colour's front services (web,
@@ -91,7 +91,7 @@ def _offer_cleanup(c, deployed, results, hosts_file: str) -> None:
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)"}, **TASK)
 @edge
 def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False):
-    """Remove the old colour after you have checked the new one (volumes stay).
+    """Remove the old colour, after you have checked the new one.
 
     Shows what it will remove on each host, asks (the default is no) unless --yes, then runs
     `docker compose -p <app>-<old colour> down` on that colour only: never -v, never the live

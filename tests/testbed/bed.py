@@ -2,7 +2,7 @@
 
 Each host hN is a network namespace `tbhN` (eth0 = 10.200.0.(10+N)/24 on the bridge tb-br0 =
 10.200.0.1/24 of the root namespace) plus a persistent mount + UTS namespace in which per-host
-folders (.bed/hosts/hN/...) are bind-mounted over /run, /tmp, /home, /root, /srv, /opt,
+folders (/var/lib/fab-bluegreen-bed/hosts/hN/...) are bind-mounted over /run, /tmp, /home, /root, /srv, /opt,
 /var/lib/docker, /var/log, /var/lib/nginx, /etc/nginx, /etc/ssh, /etc/docker, /etc/hosts and
 /etc/hostname. Inside it run its own dockerd, sshd (port 22, key-only) and nginx (:80, proxying to
 `upstream app_backend` from /etc/nginx/conf.d/app_upstream.conf). All of a host's processes live in
@@ -42,6 +42,7 @@ SUDOERS_FILE = Path("/etc/sudoers.d/fbg-testbed")
 BIND_DIRS = ("/run", "/home", "/root", "/srv", "/opt", "/var/lib/docker", "/var/log",
              "/var/lib/nginx", "/etc/nginx", "/etc/ssh", "/etc/docker", "/tmp")
 BIND_FILES = ("/etc/hosts", "/etc/hostname")
+HOSTS_DIR = "/var/lib/fab-bluegreen-bed/hosts"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INITIAL_UPSTREAM = "upstream app_backend { server 127.0.0.1:18001; }\n"
 IMAGE_BUSYBOX = "fbg/busybox:1"
@@ -119,7 +120,7 @@ class Host:
         self.ip = host_ip(index)
         self.netns = f"{NETNS_PREFIX}{index}"
         self.cgroup = f"{CGROUP_PREFIX}{index}"
-        self.root = bed.state_dir / "hosts" / self.name
+        self.root = bed.hosts_dir / self.name
         self.mnt_ns = bed.state_dir / "ns" / f"{self.name}.mnt"
         self.uts_ns = bed.state_dir / "ns" / f"{self.name}.uts"
 
@@ -237,6 +238,9 @@ class Bed:
         self.ssh_config = self.state_dir / "ssh_config"
         self.state_file = self.state_dir / "state.json"
         self.cache_dir = self.state_dir / "cache"
+        # Per-host folders live outside every path bound over in a host (/home, /root, /tmp, ...),
+        # so that they stay reachable whatever folder the repository is cloned to.
+        self.hosts_dir = Path(os.environ.get("FBG_BED_HOSTS_DIR") or HOSTS_DIR)
         self.log = print
 
     # -- state --------------------------------------------------------------------------------
@@ -321,7 +325,8 @@ class Bed:
 
     def _up(self, n: int, cpus: float | None) -> None:
         self._check_prereqs()
-        for d in ("hosts", "ns", "cache"):
+        self.hosts_dir.mkdir(parents=True, exist_ok=True)
+        for d in ("ns", "cache"):
             (self.state_dir / d).mkdir(parents=True, exist_ok=True)
         self._ensure_users()
         self._ensure_key()
@@ -390,10 +395,18 @@ class Bed:
         return {IMAGE_BUSYBOX: bb, IMAGE_REDIS: rd}
 
     def _import_images(self, h: Host, images: dict[str, Path]) -> None:
-        h.run(f"docker import --change 'CMD [\"sh\"]' {images[IMAGE_BUSYBOX]} {IMAGE_BUSYBOX}"
+        # The tars go through the host's own /srv: the cache folder may sit under a path that is
+        # bound over inside the host (a clone under /tmp or /home).
+        inbox = h.path("/srv/fbg-images")
+        inbox.mkdir(parents=True, exist_ok=True)
+        for tar in images.values():
+            shutil.copyfile(tar, inbox / tar.name)
+        bb, rd = (f"/srv/fbg-images/{images[i].name}" for i in (IMAGE_BUSYBOX, IMAGE_REDIS))
+        h.run(f"docker import --change 'CMD [\"sh\"]' {bb} {IMAGE_BUSYBOX}"
               f" >/dev/null && docker import --change 'WORKDIR /data' --change 'EXPOSE 6379'"
               f" --change 'CMD [\"redis-server\",\"--save\",\"\",\"--appendonly\",\"no\","
-              f"\"--protected-mode\",\"no\"]' {images[IMAGE_REDIS]} {IMAGE_REDIS} >/dev/null")
+              f"\"--protected-mode\",\"no\"]' {rd} {IMAGE_REDIS} >/dev/null")
+        shutil.rmtree(inbox)
 
     # -- one host -----------------------------------------------------------------------------
     def _make_host(self, h: Host, hosts: list[Host], cpus: float | None) -> None:
@@ -581,8 +594,8 @@ class Bed:
                             if p.name.startswith(CGROUP_PREFIX) and p.name[len(CGROUP_PREFIX):].isdigit()}
                 except OSError:
                     pass
-        for sub, pat in (("hosts", "h*"), ("ns", "h*.mnt")):
-            for p in (self.state_dir / sub).glob(pat):
+        for folder, pat in ((self.hosts_dir, "h*"), (self.state_dir / "ns", "h*.mnt")):
+            for p in folder.glob(pat):
                 num = p.name.split(".")[0][1:]
                 if num.isdigit():
                     idx.add(int(num))
@@ -650,11 +663,12 @@ class Bed:
         # 4. files: never follow a mount (there should be none in the root namespace)
         ns_dir = self.state_dir / "ns"
         for mp in sorted(_mountpoints(), key=len, reverse=True):
-            if mp.startswith(str(self.state_dir / "hosts") + "/"):
+            if mp.startswith(str(self.hosts_dir) + "/"):
                 _sh(["umount", "-l", mp], check=False)
         if str(ns_dir) in set(_mountpoints()):
             _sh(["umount", "-l", str(ns_dir)], check=False)
-        for p in ("hosts", "ns", "pids"):
+        shutil.rmtree(self.hosts_dir, ignore_errors=True)
+        for p in ("ns", "pids"):
             shutil.rmtree(self.state_dir / p, ignore_errors=True)
         for p in (self.state_file, self.known_hosts, self.ssh_config):
             p.unlink(missing_ok=True)
