@@ -193,3 +193,39 @@ def write_record(s: HostSettings, text: str) -> str:
 
 def append_history(s: HostSettings, line: str) -> str:
     return in_dir(s, f"mkdir -p {STATE_DIR} && printf '%s\\n' {quote(line)} >> {quote(history_path(s))}")
+
+
+# --- the deploy lock, beside the record: mkdir is atomic --------------------------------------
+
+def lock_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.lock"
+
+
+def lock(s: HostSettings, info: str) -> str:
+    """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info."""
+    path = quote(lock_path(s))
+    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; mkdir -p {STATE_DIR} && "
+            f"if mkdir {path} 2>/dev/null; then printf '%s\\n' {quote(info)} > {path}/info && echo acquired; "
+            f"else echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; fi")
+
+
+def unlock(s: HostSettings, token: str) -> str:
+    """Free the lock only if it still carries this run's token: never someone else's."""
+    path = quote(lock_path(s))
+    return in_dir(s, f"if grep -qF {quote(token)} {path}/info 2>/dev/null; then rm -rf {path}; fi")
+
+
+def force_unlock(s: HostSettings) -> str:
+    """Remove a lock left behind, printing whose it was (nothing when there is none)."""
+    path = quote(lock_path(s))
+    return in_dir(s, f"if [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); "
+                     f"cat {path}/info 2>/dev/null; rm -rf {path}; fi")
+
+
+# --- hooks ---------------------------------------------------------------------------------
+
+def hook(s: HostSettings, color: str, previous: str | None, command: str) -> str:
+    """A user's hook, in dir, with the colour's environment; {compose} is the colour's compose."""
+    base = f"{shlex.join(shlex.split(s.compose))} {shlex.join(['-p', project(s, color), '-f', s.compose_file])}"
+    line = command.replace("{compose}", base)
+    return in_dir(s, f"export {color_env(s, color)} DEPLOY_PREVIOUS_COLOR={previous or ''} && {line}")

@@ -18,7 +18,8 @@ OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", PLANNED:
                  ROLLED_BACK: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
-out = Console(highlight=False, soft_wrap=False)
+# Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
 
 
@@ -52,8 +53,8 @@ def _outcome(r: HostResult) -> str:
 
 def deploy_table(results: list[HostResult]) -> Table:
     table = Table(title="fab deploy", title_justify="left")
-    for column in ("host", "from", "to", "result", "step", "health tries", "seconds", "live version", "why"):
-        table.add_column(column, no_wrap=column not in ("why", "live version"))
+    for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "why"):
+        table.add_column(column, no_wrap=column != "why", min_width=16 if column == "live version" else None)
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.left]))
         table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",

@@ -42,6 +42,20 @@ class Switch:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    command: float = 120.0  # each compose, curl or nginx command, on top of its own waiting
+    prepare: float = 900.0  # each prepare command (a pull or a build is slow on a Pi)
+    hook: float = 300.0  # each hook command
+
+
+@dataclass(frozen=True)
+class Hooks:
+    after_front: tuple[str, ...] = ()  # the new front is healthy, not yet switched: migrations
+    after_switch: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str
@@ -59,6 +73,8 @@ class HostSettings:
     ports: tuple[tuple[str, int], ...] = (("blue", 18001), ("green", 18002))
     health: Health = Health()
     switch: Switch = Switch()
+    timeouts: Timeouts = Timeouts()
+    hooks: Hooks = Hooks()
 
     @property
     def web(self) -> str:
@@ -101,7 +117,7 @@ _HOST_KEYS: dict[str, str] = {
     "app": "project", "dir": "path", "compose_file": "path", "compose": "command",
     "front": "names+", "background": "names", "stop_timeout": "seconds", "settle": "seconds",
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str",
-    "ports": "table", "health": "table", "switch": "table",
+    "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {"blue": "port", "green": "port"}),
@@ -109,6 +125,8 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
                         "timeout": "seconds+", "start_delay": "seconds"}),
     "switch": (Switch, {"mode": "switch_mode", "upstream_file": "abspath", "upstream_name": "name",
                         "reload": "str", "verify_url": "url", "command": "str"}),
+    "timeouts": (Timeouts, {"command": "seconds+", "prepare": "seconds+", "hook": "seconds+"}),
+    "hooks": (Hooks, {"after_front": "strings", "after_switch": "strings", "on_failure": "strings"}),
 }
 
 
