@@ -1,29 +1,32 @@
 """The blue-green sequence on one host. Read Deploy.run() top to bottom: it is the whole deploy.
 
-    check sudo -> find the live colour -> prepare -> stop the live colour's background
-    -> start the new front -> health check -> switch nginx -> start the new background
-    -> settle -> record
-    any failure from "stop" on: roll back (switch back, stop the new colour, restart the old
-    background), keeping the failed colour's containers for their logs.
+    lock -> check the host -> find the live colour -> prepare -> arm the guard
+    -> stop the live colour's background -> start the new front -> health check
+    -> after_front hooks -> switch nginx -> after_switch hooks -> start the new background
+    -> settle -> record -> disarm the guard -> unlock
+    any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
+    restart the old background), keeping the failed colour's containers for their logs.
+
+Rollback (the task) is the same sequence towards the previous colour, without prepare, starting
+that colour's containers as they are instead of recreating them.
 """
 
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from typing import Callable
 
 from . import commands as cmd
-from . import record
-from .errors import Refused, StepFailed, Unreachable
+from . import guard, lock, record
+from .check import run_checks
+from .errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from .facts import Facts, find_live, other, read, version
 from .remote import Remote, Result
-from .result import DEPLOYED, FAILED, REFUSED, ROLLED_BACK, UNREACHABLE, HostResult
+from .result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
+                     HostResult)
 from .settings import HostSettings
-
-COMMAND_TIMEOUT = 120.0  # each compose, curl or nginx command, on top of its own waiting
-PREPARE_TIMEOUT = 900.0  # each prepare command (a pull or a build can be slow on a Pi)
-UP_TIMEOUT = 600.0  # `up` may build or pull images the prepare step did not
 
 Say = Callable[[str], None]
 
@@ -31,15 +34,23 @@ Say = Callable[[str], None]
 class Deploy:
     """One host's deploy. Each step raises StepFailed; run() decides what that means."""
 
-    def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None):
-        self.remote, self.s, self.say = remote, s, say
-        self.result = HostResult(host=s.name, action="deploy")
+    task = "deploy"
+
+    def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
+                 interrupted: threading.Event | None = None):
+        self.remote, self.s, self.say, self.message = remote, s, say, message
+        self.interrupted = interrupted or threading.Event()
+        self.timeouts = s.timeouts
+        self.token = lock.new_token()
+        self.result = HostResult(host=s.name, action=self.task)
         self.facts = Facts()
         self.live: str | None = None
         self.new = "blue"
         self.step = "connect"
         self.old_upstream: str | None = None
+        self.old_record: dict = {}
         # what has been changed so far, so the rollback undoes exactly that
+        self.guard_armed = False
         self.old_background_stopped = False
         self.new_started = False
         self.new_background_started = False
@@ -48,31 +59,62 @@ class Deploy:
     def run(self) -> HostResult:
         started = time.monotonic()
         try:
-            self.check_sudo()
-            self.find_live_color()
-            self.run_prepare()
+            self.take_lock()
             try:
-                self.stop_old_background()
-                self.start_new_front()
-                self.wait_until_healthy()
-                self.switch_upstream()
-                self.start_new_background()
-                self.wait_until_settled()
-                self.result.outcome = DEPLOYED
-                self.say(f"deployed: {self.new} serves")
-            except StepFailed as failure:
-                self.roll_back(failure)
-            self.record_deploy()
-        except StepFailed as failure:  # before anything was stopped: nothing to undo
+                self.check_host()
+                self.find_live_color()
+                self.run_prepare()
+                self.arm_guard()
+                try:
+                    self.stop_old_background()
+                    self.start_new_front()
+                    self.wait_until_healthy()
+                    self.run_hooks("after_front")
+                    self.switch_upstream()
+                    self.run_hooks("after_switch", warn_only=True)
+                    self.start_new_background()
+                    self.wait_until_settled()
+                    self.result.outcome = DEPLOYED
+                    self.say(f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves")
+                except StepFailed as failure:
+                    self.disarm_guard()
+                    self.roll_back(failure)
+                self.record_deploy()
+                self.disarm_guard()
+            finally:
+                self.release_lock()
+        except Interrupted as stop:  # before anything was stopped: nothing to undo
+            self.fail(INTERRUPTED, stop.step, "interrupted (Ctrl-C) before anything was changed")
+        except StepFailed as failure:
             self.fail(ROLLED_BACK, failure.step, f"{failure.reason} (nothing was changed)")
+        except Locked as held:
+            self.fail(LOCKED, "lock", str(held))
         except Refused as refusal:
             self.fail(REFUSED, self.step, str(refusal))
         except Unreachable as lost:
-            self.fail(UNREACHABLE, self.step, f"{lost}; the host was left mid-step: check it before deploying again")
+            left_to = "its guard" if self.guard_armed else "itself"
+            self.fail(UNREACHABLE, self.step, f"{lost}; the host is left to {left_to} mid-step: "
+                                              "check it with fab status before deploying again")
+        if self.remote.dry_run and self.result.outcome == DEPLOYED:
+            self.result.outcome = DRY_RUN
         self.result.seconds = time.monotonic() - started
         return self.result
 
     # --- the steps, in order ---------------------------------------------------------------
+
+    def take_lock(self) -> None:
+        self.at("lock")
+        lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command)
+
+    def check_host(self) -> None:
+        """The pre-flight of `fab check`: sudo, docker, compose file, nginx, ports, disk, memory."""
+        self.at("check")
+        checked = run_checks(self.remote, self.s)
+        for level, name, detail in checked.items:
+            if level == "warn":
+                self.result.warnings.append(f"{name}: {detail}")
+        if not checked.ok:
+            raise Refused("pre-flight: " + "; ".join(checked.problems) + " (fab check shows every check)")
 
     def find_live_color(self) -> None:
         self.at("live colour")
@@ -81,25 +123,29 @@ class Deploy:
             raise Refused(f"{self.s.dir}/{self.s.compose_file} not found: put the app there, or set dir / "
                           "compose_file in the hosts file")
         self.live = find_live(self.s, self.facts)
-        self.new = other(self.live) if self.live else "blue"
+        self.new = self.choose_target()
         self.old_upstream = self.facts.upstream
+        self.old_record = dict(self.facts.record or {})
         self.result.from_color, self.result.to_color = self.live, self.new
-        self.say(f"live colour: {self.live or 'none'}; deploying {self.new}")
+        self.say(f"live colour: {self.live or 'none'}; {self.task} to {self.new}")
 
-    def check_sudo(self) -> None:
-        if self.s.switch.mode != "nginx":
-            return
-        self.at("sudo")
-        res = self.remote.run(cmd.sudo_check(), COMMAND_TIMEOUT)
-        if not res.ok:
-            raise StepFailed("sudo", f"`sudo -n` asks for a password or is refused ({res.why()}): allow the "
-                             "SSH user passwordless sudo for nginx (a NOPASSWD line in /etc/sudoers.d)")
+    def choose_target(self) -> str:
+        return other(self.live) if self.live else "blue"
 
     def run_prepare(self) -> None:
         for line in self.s.prepare:
             self.at("prepare")
             self.say(f"prepare: {line}")
-            self.check(cmd.prepare(self.s, self.new, line), PREPARE_TIMEOUT, f"`{line}` failed")
+            self.check(cmd.prepare(self.s, self.new, line), self.timeouts.prepare, f"`{line}` failed")
+
+    def arm_guard(self) -> None:
+        """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
+        self.at("guard")
+        deadline = guard.deadline(self.s)
+        self.check(guard.arm(self.s, self.token, self.undo_commands(), deadline), self.timeouts.command,
+                   "could not arm the guard")
+        self.guard_armed = True
+        self.say(f"guard armed: puts the host back unless confirmed within {deadline:g} s")
 
     def stop_old_background(self) -> None:
         if not self.live or not self.s.background:
@@ -107,20 +153,24 @@ class Deploy:
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
         self.old_background_stopped = True  # even a half-done stop is undone by a start
-        self.check(cmd.stop(self.s, self.live, self.s.background), self.s.stop_timeout + COMMAND_TIMEOUT,
+        self.check(cmd.stop(self.s, self.live, self.s.background), self.s.stop_timeout + self.timeouts.command,
                    f"could not stop {self.live}'s background services")
 
     def start_new_front(self) -> None:
         self.at("start new front")
         self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)})")
         self.new_started = True
-        self.check(cmd.up(self.s, self.new, self.s.front), UP_TIMEOUT,
+        self.check(self.start_command(self.s.front), self.timeouts.command,
                    f"could not start {self.new}'s front services", service=self.s.web)
+
+    def start_command(self, services: tuple[str, ...]) -> str:
+        """A deploy recreates: whatever the colour ran before is the old version."""
+        return cmd.up(self.s, self.new, services)
 
     def wait_until_healthy(self) -> None:
         self.at("health check")
         h = self.s.health
-        budget = h.start_delay + h.retries * (h.timeout + h.interval) + COMMAND_TIMEOUT
+        budget = h.start_delay + h.retries * (h.timeout + h.interval) + self.timeouts.command
         res = self.remote.run(cmd.wait_healthy(self.s, self.new), budget)
         tries = [line.split() for line in res.stdout.splitlines() if line.startswith("try ")]
         self.result.tries = len(tries)
@@ -131,6 +181,18 @@ class Deploy:
                              f"{len(tries)} tries", service=self.s.web)
         self.say(f"healthy after {len(tries)} tries")
 
+    def run_hooks(self, name: str, warn_only: bool = False) -> None:
+        for line in getattr(self.s.hooks, name):
+            self.at(f"{name} hook")
+            self.say(f"{name}: {line}")
+            res = self.remote.run(cmd.hook(self.s, self.new, self.live, line), self.timeouts.hook)
+            for out in (res.stdout + res.stderr).strip().splitlines()[-20:]:
+                self.say(f"  {out}")
+            if not res.ok and warn_only:
+                self.result.warnings.append(f"{name} hook `{line}` failed: {res.why()}")
+            elif not res.ok:
+                raise StepFailed(f"{name} hook", f"`{line}` failed: {res.why()}")
+
     def switch_upstream(self) -> None:
         mode = self.s.switch.mode
         if mode == "none":
@@ -139,11 +201,11 @@ class Deploy:
         self.say(f"switching {mode} to {self.new} (port {self.s.port(self.new)})")
         self.switched = True  # from here on, the rollback switches back
         if mode == "command":
-            self.check(cmd.switch_command(self.s, self.new), COMMAND_TIMEOUT, "the switch command failed")
+            self.check(cmd.switch_command(self.s, self.new), self.timeouts.command, "the switch command failed")
         else:
             self.point_nginx_at(self.new, cmd.upstream_text(self.s, self.s.port(self.new)))
         self.write_record(record.with_live(self.facts.record, self.s.app, self.new, self.live))
-        self.check(cmd.verify(self.s), COMMAND_TIMEOUT,
+        self.check(cmd.verify(self.s), self.timeouts.command,
                    f"{cmd.verify_url(self.s)} did not answer 2xx/3xx after the switch", service=self.s.web)
 
     def start_new_background(self) -> None:
@@ -152,7 +214,7 @@ class Deploy:
         self.at("start new background")
         self.say(f"starting {self.new} {', '.join(self.s.background)}")
         self.new_background_started = True
-        self.check(cmd.up(self.s, self.new, self.s.background), UP_TIMEOUT,
+        self.check(self.start_command(self.s.background), self.timeouts.command,
                    f"could not start {self.new}'s background services", service=self.s.background[0])
 
     def wait_until_settled(self) -> None:
@@ -161,30 +223,29 @@ class Deploy:
         self.at("settle")
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
         res = self.remote.run(cmd.wait_settled(self.s, self.new, self.s.background),
-                              self.s.settle + COMMAND_TIMEOUT)
+                              self.s.settle + self.timeouts.command)
         if not res.ok:
             what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
             raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
 
     def record_deploy(self) -> None:
         """Write what each colour runs now and one history line; report the live version."""
-        self.at("record")
         facts = self.read_facts()
         live = self.new if self.result.outcome == DEPLOYED else self.live
         rec = facts.record
         if self.result.outcome == DEPLOYED:
-            rec = record.with_color(rec or {}, self.new, facts.images(self.s, self.new), facts.git)
-            res = self.remote.run(cmd.write_record(self.s, record.dump(rec)), COMMAND_TIMEOUT)
-            if not res.ok:
-                self.result.left.append(f"the record was not updated ({res.why()})")
+            rec = self.recorded_colors(rec or {}, facts)
+            self.best_effort(cmd.write_record(self.s, record.dump(rec)), "the record was not updated")
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
-        line = record.history_line("deploy", self.s.name, self.result.outcome, **{
+        line = record.history_line(self.task, self.s.name, self.result.outcome, **{
             "from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
-            "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
-        res = self.remote.run(cmd.append_history(self.s, line), COMMAND_TIMEOUT)
-        if not res.ok:
-            self.result.left.append(f"the history line was not written ({res.why()})")
+            "message": self.message, "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
+        self.best_effort(cmd.append_history(self.s, line), "the history line was not written")
+
+    def recorded_colors(self, rec: dict, facts: Facts) -> dict:
+        return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
+                                 facts.container_ids(self.s, self.new))
 
     # --- rollback ----------------------------------------------------------------------------
 
@@ -197,55 +258,87 @@ class Deploy:
         if self.switched:
             left += self.switch_back()
         if self.new_started:
-            res = self.remote.run(cmd.stop(self.s, self.new), self.s.stop_timeout + COMMAND_TIMEOUT)
+            res = self.remote.run(cmd.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.new} could not be stopped ({res.why()})")
         if self.old_background_stopped and not (left and self.new_background_started):
-            res = self.remote.run(cmd.start(self.s, self.live, self.s.background), COMMAND_TIMEOUT)
+            res = self.remote.run(cmd.start(self.s, self.live, self.s.background), self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
         elif self.old_background_stopped:
             left.append(f"{self.live}'s background was not restarted: {self.new}'s may still run")
         self.result.left = left
-        self.result.outcome = FAILED if left else ROLLED_BACK
+        interrupted = isinstance(failure, Interrupted) or self.interrupted.is_set()
+        self.result.outcome = FAILED if left else INTERRUPTED if interrupted else ROLLED_BACK
         self.say(f"rolled back: {self.live or 'nothing'} serves" if not left else f"rollback incomplete: {left}")
+        self.run_hooks_after_failure()
+
+    def run_hooks_after_failure(self) -> None:
+        try:
+            self.run_hooks("on_failure", warn_only=True)
+        except Interrupted:
+            pass
 
     def switch_back(self) -> list[str]:
         try:
             if self.s.switch.mode == "command" and self.live:
-                self.check(cmd.switch_command(self.s, self.live), COMMAND_TIMEOUT, "the switch command failed")
+                self.check(cmd.switch_command(self.s, self.live), self.timeouts.command, "the switch command failed")
             elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
                 self.point_nginx_at(self.live or "the old upstream", self.old_upstream)
-            self.write_record(record.with_live(self.facts.record, self.s.app, self.live,
-                                               (self.facts.record or {}).get("previous")))
+            self.write_record(self.old_record)
             return []
         except StepFailed as e:
             return [f"traffic may still go to {self.new}: {e.reason}"]
+
+    def undo_commands(self) -> list[str]:
+        """What the guard runs if the tool goes silent: the same undo as roll_back(), as commands."""
+        undo = []
+        if self.s.switch.mode == "command" and self.live:
+            undo.append(cmd.switch_command(self.s, self.live))
+        elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
+            undo += [cmd.write_root_file(self.s.switch.upstream_file, self.old_upstream), cmd.nginx_test(),
+                     cmd.reload(self.s)]
+        undo.append(cmd.stop(self.s, self.new))
+        if self.live and self.s.background:
+            undo.append(cmd.start(self.s, self.live, self.s.background))
+        undo.append(cmd.write_record(self.s, record.dump(self.old_record)))
+        return undo
 
     def log_tail(self, service: str | None) -> str:
         if not service or not self.new_started:
             return ""
         self.result.logs_command = f"ssh {self.s.ssh} {shlex.quote(cmd.logs(self.s, self.new, service, 200))}"
-        res = self.remote.run(cmd.logs(self.s, self.new, service), COMMAND_TIMEOUT)
+        res = self.remote.read(cmd.logs(self.s, self.new, service), self.timeouts.command)
         return res.stdout.strip() or res.stderr.strip()
 
     # --- helpers -----------------------------------------------------------------------------
 
+    def disarm_guard(self) -> None:
+        if self.guard_armed:
+            self.best_effort(guard.disarm(self.s, self.token), "the guard was not disarmed")
+            self.guard_armed = False
+
+    def release_lock(self) -> None:
+        try:
+            lock.release(self.remote, self.s, self.token, self.timeouts.command)
+        except Unreachable:
+            pass  # the guard frees it, or fab unlock does
+
     def point_nginx_at(self, what: str, text: str) -> None:
         """Write the upstream file atomically, check the whole config, then reload."""
-        self.check(cmd.write_root_file(self.s.switch.upstream_file, text), COMMAND_TIMEOUT,
+        self.check(cmd.write_root_file(self.s.switch.upstream_file, text), self.timeouts.command,
                    f"could not write {self.s.switch.upstream_file}")
-        res = self.remote.run(cmd.nginx_test(), COMMAND_TIMEOUT)
+        res = self.remote.run(cmd.nginx_test(), self.timeouts.command)
         if not res.ok:
             raise StepFailed(self.step, f"`nginx -t` rejects the config pointing at {what}: {res.why()}")
-        self.check(cmd.reload(self.s), COMMAND_TIMEOUT, "the nginx reload failed")
+        self.check(cmd.reload(self.s), self.timeouts.command, "the nginx reload failed")
 
     def write_record(self, rec: dict) -> None:
-        self.check(cmd.write_record(self.s, record.dump(rec)), COMMAND_TIMEOUT, "could not write the record")
+        self.check(cmd.write_record(self.s, record.dump(rec)), self.timeouts.command, "could not write the record")
         self.facts.record = rec
 
     def read_facts(self) -> Facts:
-        return read(self.remote, self.s, COMMAND_TIMEOUT)
+        return read(self.remote, self.s, self.timeouts.command)
 
     def check(self, command: str, timeout: float, what: str, service: str | None = None) -> Result:
         res = self.remote.run(command, timeout)
@@ -253,9 +346,45 @@ class Deploy:
             raise StepFailed(self.step, f"{what}: {res.why()}", service=service)
         return res
 
+    def best_effort(self, command: str, what: str) -> None:
+        res = self.remote.run(command, self.timeouts.command)
+        if not res.ok:
+            self.result.left.append(f"{what} ({res.why()})")
+
     def at(self, step: str) -> None:
         self.step = step
+        if self.interrupted.is_set():
+            raise Interrupted(step)
 
     def fail(self, outcome: str, step: str, reason: str) -> None:
         self.result.outcome, self.result.step, self.result.reason = outcome, step, reason
         self.say(f"{outcome} at {step}: {reason}")
+
+
+class Rollback(Deploy):
+    """Back to the colour that was live before the current one, if its containers are still the
+    ones that served then (not recreated by a later failed deploy)."""
+
+    task = "rollback"
+
+    def choose_target(self) -> str:
+        rec = self.facts.record or {}
+        previous = rec.get("previous")
+        if not self.live or previous not in ("blue", "green") or previous == self.live:
+            raise Refused(f"there is no previous colour to go back to (live: {self.live or 'none'}, "
+                          f"previous: {previous or 'none'})")
+        served = (rec.get("colors", {}).get(previous) or {}).get("containers") or {}
+        now = self.facts.container_ids(self.s, previous)
+        if not served or any(now.get(name) != cid for name, cid in served.items()):
+            raise Refused(f"{previous}'s containers are not the ones that served before (recreated by a later "
+                          f"deploy, or removed by cleanup): deploy the version you want instead")
+        return previous
+
+    def run_prepare(self) -> None:
+        pass  # a rollback runs what is already there
+
+    def start_command(self, services: tuple[str, ...]) -> str:
+        return cmd.start(self.s, self.new, services)
+
+    def recorded_colors(self, rec: dict, facts: Facts) -> dict:
+        return rec  # the colour runs what the record already says

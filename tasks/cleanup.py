@@ -1,7 +1,7 @@
 """Cleanup on one host: remove the colour that is not live, after a person said yes.
 
-plan() only reads; remove() reads again, checks that the same colour is still the old one,
-then runs `down` on that colour alone (never -v: volumes stay; never the live colour).
+plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
+old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour).
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 
 from . import commands as cmd
-from . import record
-from .bluegreen import COMMAND_TIMEOUT
-from .errors import Refused, Unreachable
+from . import lock, record
+from .errors import Locked, Refused, Unreachable
 from .facts import find_live, other, read, version
 from .remote import Remote
-from .result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
+from .result import CLEANED, FAILED, LOCKED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
 from .settings import HostSettings
 
 
@@ -32,8 +31,25 @@ def plan(remote: Remote, s: HostSettings) -> HostResult:
     return result
 
 
-def remove(remote: Remote, s: HostSettings, planned: HostResult) -> HostResult:
+def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool = False) -> HostResult:
     """Remove the colour that plan() named, if it is still the old one."""
+    token = lock.new_token()
+    try:
+        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
+    except Locked as e:
+        return HostResult(host=s.name, action="cleanup", outcome=LOCKED, step="lock", reason=str(e))
+    except (Refused, Unreachable) as e:
+        return HostResult(host=s.name, action="cleanup", outcome=REFUSED, step="lock", reason=str(e))
+    try:
+        return _remove(remote, s, planned, prune_images)
+    finally:
+        try:
+            lock.release(remote, s, token, s.timeouts.command)
+        except Unreachable:
+            pass
+
+
+def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool) -> HostResult:
     result = plan(remote, s)
     if result.outcome != PLANNED:
         return result
@@ -42,23 +58,27 @@ def remove(remote: Remote, s: HostSettings, planned: HostResult) -> HostResult:
         result.reason = f"the host changed since the plan ({planned.from_color} was old, now {result.from_color})"
         return result
     started = time.monotonic()
-    old = result.from_color
-    res = remote.run(cmd.down(s, old), s.stop_timeout + COMMAND_TIMEOUT)
+    old, timeout = result.from_color, s.timeouts.command
+    facts = read(remote, s, timeout)
+    images = sorted(set(facts.images(s, old).values()))
+    res = remote.run(cmd.down(s, old), s.stop_timeout + timeout)
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
     if res.ok:
-        facts = read(remote, s, COMMAND_TIMEOUT)
-        remote.run(cmd.write_record(s, record.dump(record.without_color(facts.record, old))), COMMAND_TIMEOUT)
+        remote.run(cmd.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
+    if res.ok and prune_images and images:
+        pruned = remote.run(cmd.remove_images(images), timeout)
+        result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
     line = record.history_line("cleanup", s.name, result.outcome, **{
         "from": old, "to": result.to_color, "removed": result.removes, "reason": result.reason})
-    remote.run(cmd.append_history(s, line), COMMAND_TIMEOUT)
+    remote.run(cmd.append_history(s, line), timeout)
     result.seconds += time.monotonic() - started
     return result
 
 
 def _plan(remote: Remote, s: HostSettings, result: HostResult) -> None:
-    facts = read(remote, s, COMMAND_TIMEOUT)
+    facts = read(remote, s, s.timeouts.command)
     live = find_live(s, facts)
     if live is None:
         if any(facts.services(s, c) for c in ("blue", "green")):

@@ -1,7 +1,8 @@
 """The fab tasks. Their docstrings are the `fab -l` and `fab --help TASK` text.
 
 Errors are caught once here: a one-line message on stderr and an exit code
-(0 all done, 1 a host not done, 2 usage or configuration error: nothing ran on any host)."""
+(0 all done, 1 a host not done, 2 usage or configuration error: nothing ran on any host,
+130 interrupted by Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,24 @@ from invoke.exceptions import Exit
 from fabric import task
 
 from . import cleanup as cleanup_host
-from . import report, settings
-from .bluegreen import Deploy
+from . import inspect, report, settings
+from .bluegreen import Deploy, Rollback
+from .check import CheckResult, preflight
 from .errors import BlueGreenError, UsageError
-from .fleet import run_each
-from .result import DEPLOYED, NOTHING, PLANNED
+from .fleet import Fleet
+from .result import DEPLOYED, DRY_RUN, INTERRUPTED, NOTHING, PLANNED
 
 HOST_HELP = {
     "host": "a host named in the hosts file (repeat for several)",
     "group": "every host of a group of the hosts file (repeat for several)",
     "all": "every host in the hosts file",
     "hosts-file": "the hosts file to read (default: hosts.toml)",
+}
+RUN_HELP = {
+    "dry-run": "print the exact commands, per host, and change nothing",
+    "message": "a note kept with the lock and in the history (e.g. why you deploy)",
+    "batch": "deploy N hosts at a time (default: all at once, at most 10 connections)",
+    "max-fail": "start no new batch once K hosts ended other than deployed",
 }
 TASK = dict(iterable=["host", "group"], auto_shortflags=False, positional=[])
 
@@ -40,9 +48,9 @@ def edge(fn):
     return wrapper
 
 
-def _hosts(hosts_file: str, host, group, all_: bool) -> list[settings.HostSettings]:
+def _hosts(hosts_file: str, host, group, all_: bool, default_all: bool = False) -> list[settings.HostSettings]:
     inventory = settings.load(hosts_file)
-    return inventory.select(list(host or []), list(group or []), all_)
+    return inventory.select(list(host or []), list(group or []), all_ or (default_all and not host and not group))
 
 
 def _fab(task_name: str, hosts: list[settings.HostSettings], hosts_file: str) -> str:
@@ -52,28 +60,66 @@ def _fab(task_name: str, hosts: list[settings.HostSettings], hosts_file: str) ->
     return " ".join(parts)
 
 
-@task(help={**HOST_HELP}, **TASK)
+def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
+    if int(batch) < 0 or int(max_fail) < 0:
+        raise UsageError("--batch and --max-fail take a number of hosts, 0 or more")
+    return Fleet(report.Progress(), c.config, dry_run=dry_run, batch=int(batch), max_fail=int(max_fail))
+
+
+def _finish(fleet: Fleet, results, ok: str) -> None:
+    report.plans(results)
+    if fleet.interrupted.is_set() or any(r.outcome == INTERRUPTED for r in results):
+        raise Exit(code=130)
+    if not all(r.outcome in (ok, DRY_RUN) for r in results):
+        raise Exit(code=1)
+
+
+@task(help={**HOST_HELP, **RUN_HELP}, **TASK)
 @edge
-def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
+def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run=False, message="",
+           batch=0, max_fail=0):
     """Deploy the other colour with zero downtime, keeping the old one.
 
-    On each host, in parallel: find the live colour; run `prepare`; stop the live colour's
-    background services (worker, beat); start the other colour's front services (web,
-    redis); poll its health check; point nginx at it; start its background services; check
-    that they stay up. If a step fails the host is rolled back and the old colour keeps
-    serving. The old colour is never removed here: see `fab cleanup`.
+    On each host, in parallel: take the deploy lock; check the host (fab check); run
+    `prepare`; arm a guard that puts the host back if fab goes silent; stop the live colour's
+    background services (worker, beat); start the other colour's front services (web, redis);
+    poll its health check; run the after_front hooks; point nginx at it; start its background
+    services; check that they stay up. If a step fails (or on Ctrl-C) the host is rolled back
+    and the old colour keeps serving. The old colour is never removed here: see `fab cleanup`.
 
-    Exit code: 0 every host deployed, 1 a host was not, 2 usage or hosts-file error.
+    Exit code: 0 every host deployed, 1 a host was not, 2 usage or hosts-file error, 130 Ctrl-C.
     """
     hosts = _hosts(hosts_file, host, group, all_)
-    progress = report.Progress()
-    results = run_each(hosts, "deploy", lambda r, s, say: Deploy(r, s, say).run(), progress, c.config)
+    fleet = _fleet(c, dry_run, batch, max_fail)
+    results = fleet.run(hosts, "deploy", lambda r, s, say: Deploy(
+        r, s, say, message=message, interrupted=fleet.interrupted).run())
     report.out.print(report.deploy_table(results))
     report.failure_details(results)
-    _offer_cleanup(c, [s for s, r in zip(hosts, results) if r.outcome == DEPLOYED and r.from_color],
-                   {r.host: r for r in results}, hosts_file)
-    if not all(r.outcome == DEPLOYED for r in results):
-        raise Exit(code=1)
+    if not dry_run and not fleet.interrupted.is_set():
+        _offer_cleanup(c, [s for s, r in zip(hosts, results) if r.outcome == DEPLOYED and r.from_color],
+                       {r.host: r for r in results}, hosts_file)
+    _finish(fleet, results, DEPLOYED)
+
+
+@task(help={**HOST_HELP, **RUN_HELP}, **TASK)
+@edge
+def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run=False, message="",
+             batch=0, max_fail=0):
+    """Go back to the colour that was live before, staged and checked.
+
+    Only while that colour's containers are still the ones that served then (a later failed
+    deploy recreated them, or a cleanup removed them: then it refuses and says so). No prepare
+    step; the lock and the guard work as for deploy.
+
+    Exit code: 0 every host rolled back, 1 a host was not, 2 usage or hosts-file error, 130 Ctrl-C.
+    """
+    hosts = _hosts(hosts_file, host, group, all_)
+    fleet = _fleet(c, dry_run, batch, max_fail)
+    results = fleet.run(hosts, "rollback", lambda r, s, say: Rollback(
+        r, s, say, message=message, interrupted=fleet.interrupted).run())
+    report.out.print(report.deploy_table(results, title="fab rollback"))
+    report.failure_details(results)
+    _finish(fleet, results, DEPLOYED)
 
 
 def _offer_cleanup(c, deployed, results, hosts_file: str) -> None:
@@ -83,46 +129,105 @@ def _offer_cleanup(c, deployed, results, hosts_file: str) -> None:
     names = ", ".join(f"{s.name}: {results[s.name].from_color} ({s.app}-{results[s.name].from_color})"
                       for s in deployed)
     if not report.confirm(f"Remove the old colour now? {names}\n(the same as: {command} --yes)"):
-        report.out.print(f"The old colour still runs, for a quick switch back. When you are happy: {command}")
+        report.out.print(f"The old colour still runs, for a quick switch back. When you are happy: {command}",
+                         soft_wrap=True, markup=False)
         return
     _cleanup(c, deployed, yes=True)
 
 
-@task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)"}, **TASK)
+@task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)",
+            "dry-run": "print the exact commands, per host, and change nothing",
+            "prune-images": "also remove the old colour's images that no container uses"}, **TASK)
 @edge
-def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False):
+def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
+            prune_images=False):
     """Remove the old colour, after you have checked the new one.
 
-    Shows what it will remove on each host, asks (the default is no) unless --yes, then runs
-    `docker compose -p <app>-<old colour> down` on that colour only: never -v, never the live
-    colour. A host with nothing left to remove is "nothing to clean".
+    Shows what it will remove on each host (the colour that is not live), asks (the default is
+    no) unless --yes, then runs `docker compose -p <app>-<old colour> down` on that colour only:
+    never -v (volumes stay), never the live colour. A host with nothing left to remove is
+    "nothing to clean".
 
     Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
     (including no terminal to ask at and no --yes).
     """
     hosts = _hosts(hosts_file, host, group, all_)
-    if not _cleanup(c, hosts, yes):
+    if not _cleanup(c, hosts, yes or dry_run, dry_run, prune_images):
         raise Exit(code=1)
 
 
-def _cleanup(c, hosts, yes: bool) -> bool:
-    progress = report.Progress()
-    plans = run_each(hosts, "cleanup", lambda r, s, say: cleanup_host.plan(r, s), progress, c.config)
+def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = False) -> bool:
+    plans = _fleet(c).run(hosts, "cleanup", lambda r, s, say: cleanup_host.plan(r, s))
     todo = [(s, p) for s, p in zip(hosts, plans) if p.outcome == PLANNED]
     if not todo:
         report.out.print(report.cleanup_table(plans))
         return all(p.outcome == NOTHING for p in plans)
     report.out.print(report.cleanup_table(plans, title="fab cleanup: plan"))
-    if not yes:
-        if not report.confirm("Remove these containers? (volumes and the live colour stay)"):
-            if not report.interactive():
-                raise UsageError("cleanup removes containers: add --yes to confirm (there is no terminal to ask at)")
-            report.out.print("Nothing removed.")
-            return False
+    if not yes and not report.confirm("Remove these containers? (volumes and the live colour stay)"):
+        if not report.interactive():
+            raise UsageError("cleanup removes containers: add --yes to confirm (there is no terminal to ask at)")
+        report.out.print("Nothing removed.")
+        return False
     planned = {s.name: p for s, p in todo}
-    done = run_each([s for s, _ in todo], "cleanup",
-                    lambda r, s, say: cleanup_host.remove(r, s, planned[s.name]), progress, c.config)
+    done = _fleet(c, dry_run).run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
+        r, s, planned[s.name], prune_images))
     by_host = {r.host: r for r in done}
     results = [by_host.get(p.host, p) for p in plans]
     report.out.print(report.cleanup_table(results))
+    report.plans(results)
     return all(r.ok for r in results)
+
+
+@task(help=HOST_HELP, **TASK)
+@edge
+def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
+    """Remove a deploy lock that was left behind, and say whose it was."""
+    hosts = _hosts(hosts_file, host, group, all_)
+    rows = _fleet(c).run_plain(hosts, inspect.unlock, lambda host, error: f"unreachable: {error}")
+    report.out.print(report.simple_table("fab unlock", ["host", "lock"], [[s.name, row] for s, row in zip(hosts, rows)]))
+
+
+@task(help={**HOST_HELP, "host": "a host of the hosts file (repeat for several; default: every host)"}, **TASK)
+@edge
+def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
+    """Show each host: live colour, versions, health, lock, last action."""
+    hosts = _hosts(hosts_file, host, group, all_, default_all=True)
+    rows = _fleet(c).run_plain(hosts, inspect.status, lambda host, error: inspect.HostStatus(host, False, error))
+    report.out.print(report.status_table(rows))
+
+
+@task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)"}, **TASK)
+@edge
+def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20):
+    """Show what was done on each host (deploys, rollbacks, cleanups)."""
+    hosts = _hosts(hosts_file, host, group, all_)
+    rows = _fleet(c).run_plain(hosts, lambda r, s: inspect.history(r, s, int(lines)),
+                               lambda host, error: [{"action": "unreachable", "reason": error}])
+    report.out.print(report.history_table(list(zip([s.name for s in hosts], rows))))
+
+
+@task(help={**HOST_HELP, "service": "one service (default: the failed one of the last deploy, else all)",
+            "colour": "blue or green (default: the failed colour of the last deploy, else the live one)",
+            "lines": "how many of the last lines (default 50)"}, **TASK)
+@edge
+def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service="", colour="", lines=50):
+    """Show recent log lines of a colour's services (default: what failed)."""
+    if colour and colour not in ("blue", "green"):
+        raise UsageError(f"--colour {colour!r}: expected blue or green")
+    hosts = _hosts(hosts_file, host, group, all_)
+    rows = _fleet(c).run_plain(hosts, lambda r, s: inspect.logs(r, s, service or None, colour or None, int(lines)),
+                               lambda host, error: (host, error))
+    for title, text in rows:
+        report.out.rule(title)
+        report.out.print(text or "(no log lines)", markup=False, highlight=False)
+
+
+@task(help=HOST_HELP, **TASK)
+@edge
+def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
+    """Check hosts before a deploy: sudo, docker, nginx, ports, disk."""
+    hosts = _hosts(hosts_file, host, group, all_)
+    rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
+    report.out.print(report.check_table(list(zip([s.name for s in hosts], rows))))
+    if any(not row.ok for row in rows):
+        raise Exit(code=1)

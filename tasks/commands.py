@@ -180,10 +180,6 @@ def switch_command(s: HostSettings, color: str) -> str:
     return s.switch.command.format(color=color, port=s.port(color))
 
 
-def sudo_check() -> str:
-    return "sudo -n true"
-
-
 # --- the record and history, under dir -----------------------------------------------------
 
 def write_record(s: HostSettings, text: str) -> str:
@@ -206,7 +202,8 @@ def lock(s: HostSettings, info: str) -> str:
     path = quote(lock_path(s))
     return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; mkdir -p {STATE_DIR} && "
             f"if mkdir {path} 2>/dev/null; then printf '%s\\n' {quote(info)} > {path}/info && echo acquired; "
-            f"else echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; fi")
+            f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; "
+            f"else echo cannot create {path} in $(pwd); exit 5; fi")
 
 
 def unlock(s: HostSettings, token: str) -> str:
@@ -229,3 +226,87 @@ def hook(s: HostSettings, color: str, previous: str | None, command: str) -> str
     base = f"{shlex.join(shlex.split(s.compose))} {shlex.join(['-p', project(s, color), '-f', s.compose_file])}"
     line = command.replace("{compose}", base)
     return in_dir(s, f"export {color_env(s, color)} DEPLOY_PREVIOUS_COLOR={previous or ''} && {line}")
+
+
+def remove_images(image_ids: list[str]) -> str:
+    """Remove images no container uses; docker refuses (without -f) those still in use: kept."""
+    ids = " ".join(quote(i) for i in image_ids)
+    return f"for i in {ids}; do docker image rm \"$i\" >/dev/null 2>&1 && echo \"removed $i\" || echo \"in use $i\"; done"
+
+
+# --- status: the facts plus the lock, the last history lines and both colours' health ---------
+
+def status(s: HostSettings) -> str:
+    d = remote_path(s.dir)
+    lock_dir, hist = f"{d}/{quote(lock_path(s))}", f"{d}/{quote(history_path(s))}"
+    health = "; ".join(
+        f"echo \"{c} $(curl -s -o /dev/null -w '%{{http_code}}' --max-time {s.health.timeout:g} "
+        f"{quote(health_url(s, c))})\"" for c in ("blue", "green"))
+    parts = [
+        facts(s),
+        f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
+        f"cat {lock_dir}/info 2>/dev/null",
+        f"echo {MARK}history; tail -n 1 {hist} 2>/dev/null",
+        f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
+        f"echo {MARK}health; {health}",
+    ]
+    return "; ".join(parts)
+
+
+def history(s: HostSettings, lines: int) -> str:
+    return f"tail -n {int(lines)} {remote_path(s.dir)}/{quote(history_path(s))} 2>/dev/null; true"
+
+
+# --- the pre-flight check: one script, one line per check: "ok|warn|fail NAME DETAIL" --------
+
+def port_check(s: HostSettings, color: str) -> str:
+    """A colour's port is free, or held by that colour's own container (recreated by a deploy)."""
+    port, proj = s.port(color), project(s, color)
+    return (f"users=$(ss -Hltnp 'sport = :{port}' 2>/dev/null); if [ -z \"$users\" ]; then say ok port_{color} "
+            f"'{port} free'; elif docker ps -q --filter label={LABEL_PROJECT}={quote(proj)} --filter publish={port} "
+            f"| grep -q .; then say ok port_{color} '{port} held by {proj} itself'; "
+            f"else say fail port_{color} \"{port} ({color}) is taken by another program: "
+            f"$(echo $users | cut -c1-120)\"; fi")
+
+
+def preflight(s: HostSettings) -> str:
+    color = "blue"  # the compose file is checked as blue; both colours share it
+    d = remote_path(s.dir)
+    base = shlex.join(shlex.split(s.compose))
+    keep = " ".join(quote(project(s, c)) for c in ("blue", "green"))
+    checks = [
+        'say() { echo "$@"; }',
+        "say ok ssh \"$(id -un)@$(hostname)\"",
+        "if sudo -n true 2>/dev/null; then say ok sudo passwordless; "
+        "else say fail sudo \"sudo -n asks for a password: allow the SSH user passwordless sudo (NOPASSWD)\"; fi"
+        if s.switch.mode == "nginx" else "say ok sudo 'not needed (switch.mode is not nginx)'",
+        "v=$(docker version --format '{{.Server.Version}}' 2>&1) && say ok docker \"engine $v\" || "
+        "say fail docker \"$(echo \"$v\" | tail -n 1): is Docker running, and is the SSH user in the docker group?\"",
+        f"v=$({base} version --short 2>&1) && say ok compose \"$v\" || say fail compose \"{base} does not run: $v\"",
+        f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
+        f"-f {quote(s.compose_file)} config -q 2>&1) && say ok compose_file {quote(s.compose_file)} || "
+        f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi",
+    ]
+    if s.switch.mode == "nginx":
+        f = quote(s.switch.upstream_file)
+        checks += [
+            f"[ -f {f} ] && say ok upstream_file {f} || say fail upstream_file \"{s.switch.upstream_file} does not "
+            f"exist: create it with 'upstream {s.switch.upstream_name} {{ server 127.0.0.1:{s.port('blue')}; }}' "
+            "and include it in nginx\"",
+            "out=$(sudo -n nginx -t 2>&1) && say ok nginx 'nginx -t passes' || "
+            "say fail nginx \"$(echo \"$out\" | grep -v '^$' | tail -n 1)\"",
+        ]
+    checks += [port_check(s, c) for c in ("blue", "green")]
+    checks += [
+        f"kb=$(df -Pk {d} 2>/dev/null | awk 'NR==2 {{print $4}}'); [ -n \"$kb\" ] && "
+        "{ [ \"$kb\" -ge 524288 ] && say ok disk \"$((kb / 1024)) MiB free\" || "
+        "say fail disk \"only $((kb / 1024)) MiB free: a second front needs room for its images and logs\"; }",
+        "kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo); if [ \"$kb\" -lt 131072 ]; then "
+        "say fail memory \"only $((kb / 1024)) MiB available: a second front may not fit\"; "
+        "elif [ \"$kb\" -lt 262144 ]; then say warn memory \"$((kb / 1024)) MiB available\"; "
+        "else say ok memory \"$((kb / 1024)) MiB available\"; fi",
+        f"wd=$(cd {d} 2>/dev/null && pwd -P); [ -n \"$wd\" ] && for p in $(docker ps -a --filter "
+        f"label={LABEL_PROJECT}.working_dir=\"$wd\" --format '{{{{.Label \"{LABEL_PROJECT}\"}}}}' | sort -u); do "
+        f"case \" {keep} \" in *\" $p \"*) ;; *) say fail leftover \"$p\";; esac; done; true",
+    ]
+    return "; ".join(checks)

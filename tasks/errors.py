@@ -37,3 +37,14 @@ class StepFailed(BlueGreenError):
 
 class Refused(BlueGreenError):
     """The host is in a state the tool will not touch; nothing was changed."""
+
+
+class Locked(BlueGreenError):
+    """Another run holds the host's deploy lock; nothing was changed."""
+
+
+class Interrupted(StepFailed):
+    """Ctrl-C: the host is put back like after a failed step."""
+
+    def __init__(self, step: str):
+        super().__init__(step, "interrupted (Ctrl-C)")

@@ -31,6 +31,11 @@ class Facts:
     git: str = ""
     compose_file: bool = False
     containers: list[Container] = field(default_factory=list)
+    # read by `fab status` only
+    lock: str = ""  # `held NOW SINCE` + the holder's info, empty when unlocked
+    last: dict | None = None  # the last history line
+    last_guard: dict | None = None  # the last line the guard wrote
+    health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
 
     def services(self, s: HostSettings, color: str) -> dict[str, Container]:
         proj = project(s, color)
@@ -40,13 +45,16 @@ class Facts:
         c = self.services(s, color).get(service)
         return c is not None and c.state == "running"
 
+    def container_ids(self, s: HostSettings, color: str) -> dict[str, str]:
+        return {name: c.id for name, c in sorted(self.services(s, color).items())}
+
     def images(self, s: HostSettings, color: str) -> dict[str, str]:
         return {name: c.image for name, c in sorted(self.services(s, color).items())}
 
 
 def read(remote, s: HostSettings, timeout: float = 120.0) -> Facts:
     """One round trip: run commands.facts() on the host and parse it."""
-    res = remote.run(facts_command(s), timeout)
+    res = remote.read(facts_command(s), timeout)
     if res.exited == 3 or f"{MARK}containers" not in res.stdout:
         raise Refused(f"cannot list containers with docker: {res.why()}: is Docker running, "
                       "and is the SSH user in the docker group?")
@@ -74,7 +82,18 @@ def parse(text: str) -> Facts:
     facts.git = "".join(sections.get("git", [])).strip()
     facts.compose_file = "yes" in sections.get("compose", [])
     facts.containers = [c for c in map(_container, sections.get("containers", [])) if c]
+    facts.lock = "\n".join(sections.get("lock", [])).strip()
+    facts.last = _json_line(sections.get("history", []))
+    facts.last_guard = _json_line(sections.get("guard", []))
+    facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
     return facts
+
+
+def _json_line(lines: list[str]) -> dict | None:
+    try:
+        return json.loads(lines[-1]) if lines and lines[-1].strip() else None
+    except json.JSONDecodeError:
+        return None
 
 
 def _container(line: str) -> Container | None:

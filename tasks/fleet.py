@@ -1,33 +1,100 @@
 """Many hosts at once: one worker thread and one SSH connection per host; every outcome returned.
 
-One host's failure is a row, never an abort of the others."""
+One host's failure is a row, never an abort of the others. Hosts go in batches (--batch N, all at
+once by default, at most MAX_PARALLEL connections open); after a batch with --max-fail K hosts not
+done, no new batch starts and the rest are `skipped`. Ctrl-C sets `interrupted`: each host still in
+its sequence rolls back at its next step, no new host starts, and the run returns normally."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
-from .errors import Unreachable
-from .remote import Remote, SshRemote
+from .errors import Refused, Unreachable
+from .remote import DryRunRemote, Remote, SshRemote
 from .report import Progress
-from .result import UNREACHABLE, HostResult
+from .result import SKIPPED, UNREACHABLE, HostResult
 from .settings import HostSettings
 
-MAX_PARALLEL = 10  # SSH connections open at once
+MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
 
+T = TypeVar("T")
 Job = Callable[[Remote, HostSettings, Callable[[str], None]], HostResult]
 
 
-def run_each(hosts: list[HostSettings], action: str, job: Job, progress: Progress,
-             base_config=None, connect: Callable[..., Remote] | None = None) -> list[HostResult]:
-    """Run job on every host in parallel; results come back in the hosts' order."""
-    connect = connect or (lambda s: SshRemote(s, base_config))
+@dataclass
+class Fleet:
+    progress: Progress
+    base_config: object = None
+    dry_run: bool = False
+    batch: int = 0  # hosts per batch; 0: all (at most MAX_PARALLEL at a time)
+    max_fail: int = 0  # stop starting batches once this many hosts ended not ok; 0: never
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    connect: Callable[[HostSettings], Remote] | None = None
 
-    def one(index_and_host: tuple[int, HostSettings]) -> HostResult:
-        index, s = index_and_host
-        say = progress.for_host(s.name, index)
+    def run(self, hosts: list[HostSettings], action: str, job: Job) -> list[HostResult]:
+        """Run job on every host; results come back in the hosts' order."""
+        size = self.batch or len(hosts)
+        results: dict[str, HostResult] = {}
+        for start in range(0, len(hosts), size):
+            failed = sum(1 for r in results.values() if not r.ok)
+            if self.interrupted.is_set() or (self.max_fail and failed >= self.max_fail):
+                break
+            batch = hosts[start:start + size]
+            results.update(self._run_batch(batch, action, job, offset=start))
+        for s in hosts:
+            if s.name not in results:
+                why = "interrupted before it started" if self.interrupted.is_set() else \
+                    f"not started: {self.max_fail} host(s) already failed (--max-fail)"
+                results[s.name] = HostResult(host=s.name, action=action, outcome=SKIPPED, reason=why)
+        return [results[s.name] for s in hosts]
+
+    def _run_batch(self, hosts: list[HostSettings], action: str, job: Job, offset: int) -> dict[str, HostResult]:
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(hosts)))) as pool:
+            futures = {pool.submit(self._one, s, offset + i, action, job): s for i, s in enumerate(hosts)}
+            self._wait(set(futures))
+            return {futures[f].name: f.result() for f in futures}
+
+    def _wait(self, pending: set[Future]) -> None:
+        """Wait for every host; Ctrl-C only asks them to roll back, and we keep waiting for that."""
+        while pending:
+            try:
+                _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                if not self.interrupted.is_set():
+                    self.progress.note("Ctrl-C: rolling back every host still in its sequence (wait for it)")
+                self.interrupted.set()
+
+    def run_plain(self, hosts: list[HostSettings], fn: Callable[[Remote, HostSettings], T],
+                  failed: Callable[[str, str], T]) -> list[T]:
+        """A look at every host, in parallel: fn's value, or failed(host, one-line error)."""
+        def one(s: HostSettings):
+            try:
+                remote = self.connect(s) if self.connect else SshRemote(s, self.base_config)
+                if hasattr(remote, "open"):
+                    remote.open()
+            except Unreachable as e:
+                return failed(s.name, str(e))
+            try:
+                return fn(remote, s)
+            except (Unreachable, Refused) as e:
+                return failed(s.name, str(e))
+            finally:
+                remote.close()
+
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(hosts)))) as pool:
+            return list(pool.map(one, hosts))
+
+    def _one(self, s: HostSettings, index: int, action: str, job: Job) -> HostResult:
+        say = self.progress.for_host(s.name, index)
+        if self.interrupted.is_set():
+            return HostResult(host=s.name, action=action, outcome=SKIPPED, reason="interrupted before it started")
         try:
-            remote = connect(s)
+            remote = self.connect(s) if self.connect else SshRemote(s, self.base_config)
+            if self.dry_run:
+                remote = DryRunRemote(remote)
             say(f"connecting to {s.ssh}")
             if hasattr(remote, "open"):
                 remote.open()
@@ -35,9 +102,9 @@ def run_each(hosts: list[HostSettings], action: str, job: Job, progress: Progres
             say(f"unreachable: {e}")
             return HostResult(host=s.name, action=action, outcome=UNREACHABLE, step="connect", reason=str(e))
         try:
-            return job(remote, s, say)
+            result = job(remote, s, say)
+            if isinstance(remote, DryRunRemote):
+                result.plan = [f"{'# reads: ' if kind == 'read' else ''}{line}" for kind, line in remote.plan]
+            return result
         finally:
             remote.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(hosts)))) as pool:
-        return list(pool.map(one, enumerate(hosts)))

@@ -36,11 +36,12 @@ def with_live(record: dict | None, app: str, live: str | None, previous: str | N
     return rec
 
 
-def with_color(record: dict, color: str, images: dict[str, str], commit: str) -> dict:
-    """The record once `color` runs a new version."""
+def with_color(record: dict, color: str, images: dict[str, str], commit: str,
+               containers: dict[str, str] | None = None) -> dict:
+    """The record once `color` runs a new version (containers: service -> container ID)."""
     rec = dict(record)
     rec["colors"] = {**rec.get("colors", {}), color: {"images": images, "commit": commit or None,
-                                                      "deployed": now()}}
+                                                      "containers": containers or {}, "deployed": now()}}
     return rec
 
 

@@ -42,14 +42,21 @@ class Result:
 
 class Remote(Protocol):
     name: str
+    dry_run: bool
 
-    def run(self, command: str, timeout: float) -> Result: ...
+    def run(self, command: str, timeout: float) -> Result:
+        """Run a command that may change the host."""
+
+    def read(self, command: str, timeout: float) -> Result:
+        """Run a command that only reads (a dry run runs these for real)."""
 
     def close(self) -> None: ...
 
 
 class SshRemote:
     """Runs commands over one SSH connection, opened once for the whole run."""
+
+    dry_run = False
 
     def __init__(self, s: HostSettings, base_config=None):
         self.name = s.name
@@ -100,6 +107,8 @@ class SshRemote:
             raise
         return Result(command, r.exited, r.stdout, r.stderr)
 
+    read = run
+
     def close(self) -> None:
         self.conn.close()
 
@@ -140,11 +149,41 @@ class RecordingRemote:
     name: str = "test"
     answer: Callable[[str], tuple[int, str] | None] = lambda command: None
     commands: list[str] = field(default_factory=list)
+    dry_run = False
 
     def run(self, command: str, timeout: float) -> Result:
         self.commands.append(command)
         exited, out = self.answer(command) or (0, "")
         return Result(command, exited, out, "")
 
+    read = run
+
     def close(self) -> None:
         pass
+
+
+class DryRunRemote:
+    """--dry-run: reads run for real; everything that would change the host is only recorded.
+
+    The plan is every command in order, exactly as the real run would send it."""
+
+    dry_run = True
+
+    def __init__(self, inner: Remote):
+        self.inner, self.name = inner, inner.name
+        self.plan: list[tuple[str, str]] = []  # ("read" | "run", command)
+
+    def open(self) -> None:
+        if hasattr(self.inner, "open"):
+            self.inner.open()
+
+    def run(self, command: str, timeout: float) -> Result:
+        self.plan.append(("run", command))
+        return Result(command, 0, "", "")
+
+    def read(self, command: str, timeout: float) -> Result:
+        self.plan.append(("read", command))
+        return self.inner.run(command, timeout)
+
+    def close(self) -> None:
+        self.inner.close()

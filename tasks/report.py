@@ -4,6 +4,7 @@ Only renders: tested with Console(record=True)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Callable
@@ -12,15 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .result import CLEANED, DEPLOYED, NOTHING, PLANNED, ROLLED_BACK, HostResult
+from .result import CLEANED, DEPLOYED, DRY_RUN, INTERRUPTED, NOTHING, PLANNED, ROLLED_BACK, SKIPPED, HostResult
 
-OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", PLANNED: "cyan",
-                 ROLLED_BACK: "yellow"}
+OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", PLANNED: "cyan", DRY_RUN: "cyan",
+                 ROLLED_BACK: "yellow", SKIPPED: "dim", INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
-out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=False,
+              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
 
 
 class Progress:
@@ -30,6 +32,9 @@ class Progress:
         self.console = console
         self.started = time.monotonic()
         self.width = 4
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[bold]{escape(message)}[/]")
 
     def for_host(self, host: str, index: int = 0) -> Callable[[str], None]:
         self.width = max(self.width, len(host))
@@ -51,12 +56,12 @@ def _outcome(r: HostResult) -> str:
     return f"[{OUTCOME_STYLE.get(r.outcome, 'red')}]{r.outcome}[/]"
 
 
-def deploy_table(results: list[HostResult]) -> Table:
-    table = Table(title="fab deploy", title_justify="left")
+def deploy_table(results: list[HostResult], title: str = "fab deploy") -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "why"):
         table.add_column(column, no_wrap=column != "why", min_width=16 if column == "live version" else None)
     for r in results:
-        why = "; ".join(filter(None, [r.reason, *r.left]))
+        why = "; ".join(filter(None, [r.reason, *r.left, *(f"warning: {w}" for w in r.warnings)]))
         table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",
                       str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(why))
     return table
@@ -67,8 +72,9 @@ def cleanup_table(results: list[HostResult], title: str = "fab cleanup") -> Tabl
     for column in ("host", "remove", "containers", "keep (live)", "result", "why"):
         table.add_column(column, no_wrap=column in ("host", "remove", "result"))
     for r in results:
+        why = "; ".join(filter(None, [r.reason, *r.warnings]))
         table.add_row(escape(r.host), _color(r.from_color), escape("\n".join(r.removes) or "-"),
-                      f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), escape(r.reason))
+                      f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), escape(why))
     return table
 
 
@@ -97,3 +103,63 @@ def confirm(question: str) -> bool:
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
+
+
+def plans(results: list[HostResult]) -> None:
+    """--dry-run: every command each host would run, in order, as the real run sends it."""
+    for r in results:
+        if r.plan:
+            out.rule(f"{r.host}: the commands a real {r.action} would run (nothing was changed)")
+            for i, line in enumerate(r.plan, 1):
+                out.print(f"{i:3}. {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    return table
+
+
+def status_table(rows) -> Table:
+    table = Table(title="fab status", title_justify="left")
+    for column in ("host", "live", "since", "blue", "green", "health", "lock", "last action", "guard"):
+        table.add_column(column, no_wrap=column in ("host", "live"))
+    for r in rows:
+        if not r.ok:
+            table.add_row(escape(r.host), "[red]?[/]", "", "", "", "", "", escape(r.error), "")
+            continue
+        live = _color(r.live) if r.live else ("[red]none[/]" + (f" ({escape(r.error)})" if r.error else ""))
+        table.add_row(escape(r.host), live, r.since or "-", escape(r.colors.get("blue", "-")),
+                      escape(r.colors.get("green", "-")), escape(r.health or "-"), escape(r.lock or "-"),
+                      escape(r.last or "-"), escape(r.guard or "-"))
+    return table
+
+
+def history_table(hosts: list[tuple[str, list[dict]]]) -> Table:
+    table = Table(title="fab history", title_justify="left")
+    for column in ("host", "time", "action", "user", "from", "to", "result", "step / why", "versions"):
+        table.add_column(column, no_wrap=column in ("host", "action"))
+    for host, lines in hosts:
+        for h in lines:
+            why = ": ".join(filter(None, [h.get("step"), h.get("reason"), h.get("message")]))
+            versions = ", ".join(f"{c} {v}" for c, v in (h.get("versions") or {}).items() if v != "-")
+            table.add_row(escape(host), escape(h.get("time", "")), escape(h.get("action", "")),
+                          escape(h.get("user", "")), _color(h.get("from")), _color(h.get("to")),
+                          escape(h.get("result", "")), escape(why), escape(versions))
+        if not lines:
+            table.add_row(escape(host), "", "(no history)", "", "", "", "", "", "")
+    return table
+
+
+def check_table(hosts) -> Table:
+    table = Table(title="fab check", title_justify="left")
+    for column in ("host", "check", "result", "detail"):
+        table.add_column(column, no_wrap=column != "detail")
+    style = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for host, result in hosts:
+        for level, name, detail in result.items:
+            table.add_row(escape(host), escape(name), f"[{style[level]}]{level}[/]", escape(detail))
+    return table

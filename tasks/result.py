@@ -9,6 +9,10 @@ ROLLED_BACK = "rolled back"  # a step failed and the host was put back: the old 
 FAILED = "failed"  # a step failed and the rollback did not fully succeed: a person must look
 REFUSED = "refused"  # the host's state made the tool stop before changing anything
 UNREACHABLE = "unreachable"  # no SSH connection, or it was lost
+LOCKED = "locked"  # another run holds the host's lock: nothing was changed
+INTERRUPTED = "interrupted"  # Ctrl-C: the host was put back (or left to its guard)
+SKIPPED = "skipped"  # never started: an earlier batch failed too often
+DRY_RUN = "dry run"  # nothing was changed: the plan was printed
 CLEANED = "cleaned"
 NOTHING = "nothing to clean"
 PLANNED = "planned"  # cleanup: what would be removed, before the user said yes
@@ -29,8 +33,10 @@ class HostResult:
     log_tail: str = ""  # the failing service's last log lines
     logs_command: str = ""  # how to read all of them on the host
     left: list[str] = field(default_factory=list)  # what a person must still fix
+    warnings: list[str] = field(default_factory=list)  # worth knowing, not a failure
+    plan: list[str] = field(default_factory=list)  # --dry-run: the commands, in order
     removes: list[str] = field(default_factory=list)  # cleanup: the containers it removes
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED)
+        return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED, DRY_RUN)

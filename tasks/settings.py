@@ -70,6 +70,7 @@ class HostSettings:
     prepare: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     ssh_config: str = ""  # empty: ~/.ssh/config; relative paths are relative to the hosts file
+    guard_deadline: float | None = None  # None: long enough for every step after arming
     ports: tuple[tuple[str, int], ...] = (("blue", 18001), ("green", 18002))
     health: Health = Health()
     switch: Switch = Switch()
@@ -116,7 +117,7 @@ def _known(names) -> str:
 _HOST_KEYS: dict[str, str] = {
     "app": "project", "dir": "path", "compose_file": "path", "compose": "command",
     "front": "names+", "background": "names", "stop_timeout": "seconds", "settle": "seconds",
-    "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str",
+    "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {

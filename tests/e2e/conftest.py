@@ -71,6 +71,21 @@ def fab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return res
 
 
+def rows(stdout: str) -> dict[str, str]:
+    """A table's rows by host name, each cell's wrapped lines joined again."""
+    table: dict[str, list[str]] = {}
+    current = None
+    for line in stdout.splitlines():
+        if line.count("│") < 3:
+            continue
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells[0]:
+            current = table.setdefault(cells[0], cells)
+        elif current is not None:
+            current[:] = [f"{a} {b}".strip() for a, b in zip(current, cells)]
+    return {host: " │ ".join(cells) for host, cells in table.items()}
+
+
 def get(url: str, timeout: float = 2) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from .conftest import fab, hosts_file, serves, set_version, states
+from .conftest import fab, hosts_file, rows, serves, set_version, states
 
 
 def test_cleanup_removes_only_the_old_colour_and_keeps_its_volume(bed, hosts, tmp_path):
@@ -141,9 +141,11 @@ def test_sudo_that_asks_for_a_password_is_reported_and_nothing_stops(bed, hosts,
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed))
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
-    nosudo = hosts_file(tmp_path, bed, hosts='[hosts.h1]\nssh = "nosudo@h1"\ndir = "/home/deploy/app"\n')
+    h1.run("rm -rf /home/nosudo/app && cp -r /home/deploy/app /home/nosudo/app && chown -R nosudo /home/nosudo/app")
+    nosudo = hosts_file(tmp_path, bed, hosts='[hosts.h1]\nssh = "nosudo@h1"\n')
     res = fab("deploy", "--host", "h1", "--hosts-file", str(nosudo))
-    assert res.returncode == 1 and "passwordless sudo" in res.stdout
+    assert res.returncode == 1 and "refused" in res.stdout
+    assert "refused at check: pre-flight: sudo: sudo -n asks for a password" in res.stderr
     assert states(h1, "blue")["worker"] == "running"
 
 
@@ -207,7 +209,7 @@ def test_an_unreachable_host_is_a_row_and_the_others_deploy(bed, hosts, tmp_path
     path = hosts_file(tmp_path, bed, hosts=f'[hosts.h1]\nssh = "h1"\n[hosts.ghost]\nssh = "deploy@127.0.0.1:{closed.port}"\n')
     res = fab("deploy", "--host", "ghost", "--host", "h1", "--hosts-file", str(path))
     assert res.returncode == 1
-    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 5}
-    assert "unreachable" in rows["ghost"] and "connect" in rows["ghost"]
-    assert "deployed" in rows["h1"]
+    table = rows(res.stdout)
+    assert "unreachable" in table["ghost"] and "connect" in table["ghost"]
+    assert "deployed" in table["h1"]
     assert serves(hosts[0]) == "blue 1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .conftest import Traffic, containers, events, fab, hosts_file, serves, set_version, states
+from .conftest import Traffic, containers, events, fab, hosts_file, rows, serves, set_version, states
 
 
 def ts(docker_time: str) -> float:
@@ -133,7 +133,7 @@ def test_two_hosts_one_broken_the_other_deploys(bed, hosts, tmp_path):
     set_version(h2, "2", mode="web-unhealthy")
     res = fab("deploy", "--host", "h1", "--host", "h2", "--hosts-file", path)
     assert res.returncode == 1
-    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 5}
-    assert "deployed" in rows["h1"] and "green" in rows["h1"]
-    assert "rolled back" in rows["h2"] and "health check" in rows["h2"]
+    table = rows(res.stdout)
+    assert "deployed" in table["h1"] and "green" in table["h1"]
+    assert "rolled back" in table["h2"] and "health check" in table["h2"]
     assert serves(h1) == "green 2" and serves(h2) == "blue 1"

@@ -12,11 +12,12 @@ from tasks.remote import RecordingRemote
 
 class FakeHost:
     def __init__(self, running: dict[str, list[str]] | None = None, record: str = "",
-                 upstream_port: int | None = 18001, fail: tuple[str, ...] = ()):
+                 upstream_port: int | None = 18001, fail: tuple[str, ...] = (), checks: str = ""):
         # containers: (colour, service) -> state
         self.containers = {(c, s): "running" for c, services in (running or {}).items() for s in services}
         self.record = record
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
+        self.checks = "ok ssh deploy@fake\nok sudo passwordless\n" + checks  # the pre-flight's answer
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
@@ -25,6 +26,10 @@ class FakeHost:
         return self.remote.commands
 
     def answer(self, command: str):
+        if "app.guard" in command:  # arming or disarming the guard: recorded, nothing else
+            return None
+        if command.startswith("say() {"):
+            return 0, self.checks
         for needle in self.fail:
             if needle in command:
                 self.fail.remove(needle)
@@ -64,4 +69,4 @@ class FakeHost:
 
     def index(self, needle: str) -> int:
         """Position of the first command containing needle (fails the test if absent)."""
-        return next(i for i, c in enumerate(self.commands) if needle in c)
+        return next(i for i, c in enumerate(self.commands) if needle in c and "app.guard" not in c and not c.startswith("say() {"))

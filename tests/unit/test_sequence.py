@@ -60,7 +60,7 @@ def test_blue_to_green_runs_the_steps_in_order():
     ("end=$((", "settle"),
 ])
 def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
-    host = FakeHost(running={"blue": ALL}, fail=(failing,))
+    host = FakeHost(running={"blue": ALL}, fail=(failing,), record='{"live": "blue"}')
     r = deploy(host)
     assert (r.outcome, r.step) == (ROLLED_BACK, step)
     assert host.state("blue") == dict.fromkeys(ALL, "running")  # old background back
@@ -68,7 +68,7 @@ def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
     if step != "start new front":
         assert set(host.state("green").values()) == {"exited"}  # stopped, not removed: logs stay
     assert "127.0.0.1:18001" in host.upstream
-    assert json.loads(host.record or '{"live": "blue"}')["live"] == "blue"
+    assert json.loads(host.record) == {"live": "blue"}  # the record as it was
     # beat never runs twice: the new colour is stopped before the old background starts again
     assert host.index("-p app-green -f compose.yml stop") < host.index("-p app-blue -f compose.yml start worker beat")
 
@@ -91,8 +91,9 @@ def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
     host = FakeHost(running={"blue": ALL, "green": ["web"]}, record='{"live": "blue"}', upstream_port=18002)
     r = deploy(host)
     assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
-    assert len(host.commands) == 2  # only sudo was checked and the facts were read
-    assert host.commands[0] == "sudo -n true"
+    # only the lock was taken and freed, the host checked and the facts read
+    assert len(host.commands) == 4 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
+    assert host.commands[1].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[3]
 
 
 def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
@@ -101,10 +102,12 @@ def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
     assert (r.from_color, r.to_color) == ("green", "blue")
 
 
-def test_sudo_asking_for_a_password_is_reported_before_anything_stops():
-    host = FakeHost(running={"blue": ALL}, fail=("sudo -n true",))
+def test_a_failed_preflight_is_refused_before_anything_stops():
+    host = FakeHost(running={"blue": ALL}, checks="fail sudo sudo -n asks for a password: allow passwordless sudo\n"
+                                                  "warn memory 200 MiB available\n")
     r = deploy(host)
-    assert r.step == "sudo" and "passwordless sudo" in r.reason
+    assert (r.outcome, r.step) == (REFUSED, "check") and "sudo: sudo -n asks" in r.reason
+    assert r.warnings == ["memory: 200 MiB available"]
     assert not any(" stop " in c for c in host.commands)
 
 

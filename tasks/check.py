@@ -1,0 +1,57 @@
+"""The pre-flight: run by every deploy before anything is stopped, and by `fab check` on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import commands as cmd
+from .errors import Refused
+from .facts import find_live, other, read
+from .remote import Remote
+from .settings import HostSettings
+
+
+@dataclass
+class CheckResult:
+    items: list[tuple[str, str, str]] = field(default_factory=list)  # (ok|warn|fail, name, detail)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{name}: {detail}" for level, name, detail in self.items if level == "fail"]
+
+
+def run_checks(remote: Remote, s: HostSettings) -> CheckResult:
+    res = remote.read(cmd.preflight(s), s.timeouts.command)
+    result = CheckResult()
+    for line in res.stdout.splitlines():
+        level, _, rest = line.partition(" ")
+        name, _, detail = rest.partition(" ")
+        if level in ("ok", "warn", "fail"):
+            result.items.append((level, name, _explain(s, name, detail) if level == "fail" else detail))
+    if not any(name == "ssh" for _, name, _ in result.items):
+        result.items.append(("fail", "check", f"the check did not run: {res.why()}"))
+    return result
+
+
+def _explain(s: HostSettings, name: str, detail: str) -> str:
+    if name != "leftover":
+        return detail
+    return (f"the app also runs as the plain compose project {detail!r}, in neither colour: to adopt it, "
+            f"stop it (docker compose -p {detail} stop), copy what its volumes hold into {s.app}-blue's "
+            f"(volume names carry the project name), deploy, then remove it with docker compose -p {detail} down")
+
+
+def preflight(remote: Remote, s: HostSettings) -> CheckResult:
+    """fab check: the checks, then whether the live colour can be told (record and nginx agree)."""
+    result = run_checks(remote, s)
+    if result.ok:
+        try:
+            live = find_live(s, read(remote, s, s.timeouts.command))
+            result.items.append(("ok", "live", f"{live or 'none'}; a deploy goes to {other(live) if live else 'blue'}"))
+        except Refused as e:
+            result.items.append(("fail", "live", str(e)))
+    return result

@@ -1,0 +1,54 @@
+"""The per-app deploy lock on a host (a directory under dir/.fab-bluegreen/, made atomically with mkdir).
+
+It holds who, from where, when, which task and an optional message, plus a token that only the
+run that took it (or its guard) may use to free it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from . import commands as cmd
+from . import record
+from .errors import Locked, Refused
+from .remote import Remote
+from .settings import HostSettings
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = "",
+         timeout: float = 120.0) -> None:
+    """Take the lock or raise Locked naming the holder and the lock's age."""
+    info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": message,
+                        "token": token, "since": int(time.time())})
+    res = remote.run(cmd.lock(s, info), timeout)
+    if res.exited == 4:
+        raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
+    if res.stdout.startswith("held"):
+        raise Locked(f"locked by {holder(res.stdout)}: wait for it to finish, or if it was left behind: "
+                     f"fab unlock --host {s.name}")
+    if not res.ok:
+        raise Refused(f"cannot take the deploy lock: {res.why()}")
+
+
+def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0) -> None:
+    remote.run(cmd.unlock(s, token), timeout)
+
+
+def holder(output: str) -> str:
+    """`held NOW SINCE` + info JSON -> "alice@laptop (deploy, 'fix login') for 42 s"."""
+    first, _, rest = output.partition("\n")
+    parts = first.split()
+    age = ""
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        age = f" for {int(parts[1]) - int(parts[2])} s"
+    try:
+        info = json.loads(rest.strip().splitlines()[0])
+    except (json.JSONDecodeError, IndexError):
+        return f"an unreadable lock{age}"
+    message = f", {info['message']!r}" if info.get("message") else ""
+    return f"{info.get('who', '?')} ({info.get('task', '?')}{message}, since {info.get('when', '?')}){age}"
