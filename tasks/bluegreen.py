@@ -127,6 +127,9 @@ class Deploy:
         self.old_upstream = self.facts.upstream
         self.old_record = dict(self.facts.record or {})
         self.result.from_color, self.result.to_color = self.live, self.new
+        if (self.facts.last or {}).get("action") == "guard":
+            self.say(f"note: the guard put this host back at {self.facts.last.get('time')} "
+                     f"({self.facts.last.get('reason')})")
         self.say(f"live colour: {self.live or 'none'}; {self.task} to {self.new}")
 
     def choose_target(self) -> str:
@@ -142,6 +145,9 @@ class Deploy:
         """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
         self.at("guard")
         deadline = guard.deadline(self.s)
+        if deadline < guard.health_budget(self.s):
+            self.result.warnings.append(f"guard_deadline {deadline:g} s is shorter than the health check "
+                                        f"({guard.health_budget(self.s):g} s): the guard may undo a good deploy")
         self.check(guard.arm(self.s, self.token, self.undo_commands(), deadline), self.timeouts.command,
                    "could not arm the guard")
         self.guard_armed = True
@@ -240,7 +246,7 @@ class Deploy:
         self.result.version = version(self.s, facts, live) if live else "-"
         line = record.history_line(self.task, self.s.name, self.result.outcome, **{
             "from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
-            "message": self.message, "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
+            "service": self.result.failed_service, "message": self.message, "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
         self.best_effort(cmd.append_history(self.s, line), "the history line was not written")
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
@@ -252,6 +258,7 @@ class Deploy:
     def roll_back(self, failure: StepFailed) -> None:
         """Put the host back: nginx to the old colour, the new colour stopped, the old background up."""
         self.result.step, self.result.reason = failure.step, failure.reason
+        self.result.failed_service = failure.service or ""
         self.say(f"FAILED at {failure.step}: {failure.reason}; rolling back")
         self.result.log_tail = self.log_tail(failure.service)
         left = []

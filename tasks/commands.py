@@ -106,6 +106,7 @@ def facts(s: HostSettings) -> str:
         f"echo {MARK}upstream; cat {quote(s.switch.upstream_file)} 2>/dev/null; echo",
         f"echo {MARK}git; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
         f"echo {MARK}compose; test -f {d}/{quote(s.compose_file)} && echo yes",
+        f"echo {MARK}history; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
         f"echo {MARK}containers; {containers()}",
     ]
     return "; ".join(parts)
@@ -246,7 +247,6 @@ def status(s: HostSettings) -> str:
         facts(s),
         f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
         f"cat {lock_dir}/info 2>/dev/null",
-        f"echo {MARK}history; tail -n 1 {hist} 2>/dev/null",
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
     ]

@@ -17,7 +17,8 @@ from typing import Callable, Protocol
 from .errors import Unreachable
 from .settings import HostSettings
 
-KEEPALIVE_SECONDS = 5
+KEEPALIVE_SECONDS = 3
+DEAD_LINK_SECONDS = 12  # unacknowledged data for this long: the link is dead
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class SshRemote:
         except (OSError, EOFError) as e:
             raise Unreachable(f"cannot connect to {target}: {e or type(e).__name__}: is the host up?") from None
         self.conn.transport.set_keepalive(KEEPALIVE_SECONDS)
+        _notice_dead_links(self.conn.transport.sock)
 
     @property
     def known_hosts(self) -> list[str]:
@@ -105,12 +107,26 @@ class SshRemote:
             if type(e).__module__.startswith("paramiko"):
                 raise Unreachable(f"the connection was lost: {e}") from None
             raise
+        if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
+            raise Unreachable("the connection was lost (no answer from the host)")
         return Result(command, r.exited, r.stdout, r.stderr)
 
     read = run
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _notice_dead_links(sock) -> None:
+    """A link that dies silently (no packets, no RST) is noticed within DEAD_LINK_SECONDS: the
+    SSH keepalives leave unacknowledged data, and TCP_USER_TIMEOUT fails the socket then."""
+    if not isinstance(sock, socket.socket):
+        return  # a ProxyCommand or gateway channel: its own transport's timeouts apply
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_SECONDS), ("TCP_KEEPINTVL", KEEPALIVE_SECONDS),
+                        ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", DEAD_LINK_SECONDS * 1000)):
+        if hasattr(socket, name):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def _connection(s: HostSettings, base_config):

@@ -30,6 +30,7 @@ class HostResult:
     tries: int = 0  # health checks made
     seconds: float = 0.0
     version: str = ""  # what is live now
+    failed_service: str = ""  # the service whose logs explain a failure
     log_tail: str = ""  # the failing service's last log lines
     logs_command: str = ""  # how to read all of them on the host
     left: list[str] = field(default_factory=list)  # what a person must still fix

@@ -23,9 +23,12 @@ def test_cleanup_removes_only_the_old_colour_and_keeps_its_volume(bed, hosts, tm
     assert refused.returncode == 2 and "--yes" in refused.stderr
     assert states(h1, "blue")["web"] == "running"
 
-    res = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
+    res = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes", "--prune-images")
     assert res.returncode == 0 and "cleaned" in res.stdout
     assert states(h1, "blue") == {}
+    images = h1.run("docker images --format '{{.Repository}}:{{.Tag}}'").stdout.split()
+    assert "simple-app:blue" not in images  # pruned: no container uses it any more
+    assert "simple-app:green" in images and "fbg/redis:7" in images  # in use: kept
     assert states(h1, "green") == dict.fromkeys(["web", "redis", "worker", "beat"], "running")
     assert "app-blue_data" in h1.run("docker volume ls -q").stdout  # the volume survives
     assert serves(h1) == "green 2"

@@ -179,6 +179,8 @@ def test_status_and_history_follow_deploys_failures_and_cleanup(bed, hosts, tmp_
     fab("deploy", "--host", "h1", "--hosts-file", path)
     row = rows(fab("status", "--host", "h1", "--hosts-file", path).stdout)["h1"]
     assert "green" in row and "rolled back at health check" in row
+    failed = fab("logs", "--host", "h1", "--hosts-file", path)  # by default: what failed last
+    assert failed.returncode == 0 and "app-blue web" in failed.stdout and "blue 3 web start" in failed.stdout
     fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
     status = fab("status", "--hosts-file", path)  # no host named: every host
     assert status.returncode == 0 and set(rows(status.stdout)) >= {"h1", "h2", "h3"}
@@ -187,8 +189,8 @@ def test_status_and_history_follow_deploys_failures_and_cleanup(bed, hosts, tmp_
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in history.stdout.splitlines() if line.count("│") > 5]
     actions = [c[2] for c in cells if c[0] == "h1"]
     assert actions == ["deploy", "deploy", "deploy", "cleanup"]
-    logs = fab("logs", "--host", "h1", "--hosts-file", path)
-    assert logs.returncode == 0 and "web start" in logs.stdout
+    logs = fab("logs", "--host", "h1", "--hosts-file", path, "--colour", "green", "--service", "worker")
+    assert logs.returncode == 0 and "green 2 worker start" in logs.stdout
 
 
 def test_ctrl_c_mid_deploy_puts_both_hosts_back_and_exits_130(bed, hosts, tmp_path):

@@ -1,0 +1,101 @@
+"""The dead-man's switch on real hosts: a cut link and a killed fab leave the host to its guard,
+which puts it back as it was; the next deploy works without `fab unlock`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from .conftest import fab, hosts_file, rows, serves, set_version, states
+from .test_safety import start_fab
+
+ALL = ["web", "redis", "worker", "beat"]
+DEADLINE = 20  # guard_deadline in these tests: seconds from arming
+
+
+def wait_for(what: str, predicate, timeout: float) -> float:
+    """Poll until predicate() is true; return how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def history(h) -> list[dict]:
+    path = h.home / "app" / ".fab-bluegreen" / "app.history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path):
+    # a health check that starts late keeps the deploy busy after the old background stopped
+    path = str(hosts_file(tmp_path, bed, guard_deadline=str(DEADLINE),
+                          health="{ retries = 4, interval = 0.5, start_delay = 8 }"))
+    assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
+    set_version(h, "2")
+    proc = start_fab("deploy", "--host", h.name, "--hosts-file", path)
+    wait_for("blue's worker stopped", lambda: states(h, "blue").get("worker") == "exited", 60)
+    return path, proc
+
+
+def assert_put_back_by_the_guard(bed, h, path) -> None:
+    assert states(h, "blue") == dict.fromkeys(ALL, "running")
+    assert "running" not in states(h, "green").values()
+    assert serves(h) == "blue 1"
+    assert history(h)[-1]["action"] == "guard" and history(h)[-1]["result"] == "rolled back"
+    assert not (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+    row = rows(fab("status", "--host", h.name, "--hosts-file", path).stdout)[h.name]
+    assert "guard" in row and "rolled back" in row
+    res = fab("deploy", "--host", h.name, "--hosts-file", path)  # no fab unlock needed
+    assert res.returncode == 0 and "the guard put this host back" in res.stderr
+    assert serves(h) == "green 2"
+
+
+def test_a_link_cut_mid_deploy_is_noticed_and_the_guard_puts_the_host_back(bed, hosts, tmp_path):
+    h = hosts[0]
+    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
+    veth = f"tbv{h.name[1:]}"
+    subprocess.run(["ip", "link", "set", veth, "down"], check=True)  # packets vanish: no RST
+    cut = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=120)
+        ended = time.monotonic() - cut
+        print(out, err, f"fab ended {ended:.1f} s after the cut")
+        assert ended < 30, "fab did not notice the dead link by itself within 30 s"
+        assert proc.returncode == 1
+        row = rows(out)[h.name]
+        assert "unreachable" in row and "guard" in row
+        wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", DEADLINE + 20)
+    finally:
+        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+    time.sleep(1)
+    assert_put_back_by_the_guard(bed, h, path)
+
+
+def test_fab_killed_mid_deploy_leaves_the_host_to_its_guard(bed, hosts, tmp_path):
+    h = hosts[0]
+    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
+    proc.kill()  # SIGKILL: no rollback, no unlock, nothing from fab any more
+    proc.communicate(timeout=30)
+    assert (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+    took = wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", DEADLINE + 20)
+    print(f"the guard acted {took:.1f} s after the kill")
+    assert_put_back_by_the_guard(bed, h, path)
+
+
+@pytest.mark.parametrize("outcome", ["deployed", "rolled back"])
+def test_a_guard_confirmed_in_time_never_acts(bed, hosts, tmp_path, outcome):
+    h = hosts[0]
+    path = str(hosts_file(tmp_path, bed, guard_deadline="6", health="{ retries = 3, interval = 0.5 }"))
+    assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
+    set_version(h, "2", mode="" if outcome == "deployed" else "web-unhealthy")
+    res = fab("deploy", "--host", h.name, "--hosts-file", path)
+    assert outcome in rows(res.stdout)[h.name]
+    time.sleep(8)  # past the deadline: a guard still armed would have acted by now
+    assert [line["action"] for line in history(h)] == ["deploy", "deploy"]
+    assert serves(h) == ("green 2" if outcome == "deployed" else "blue 1")
+    assert not (h.home / "app" / ".fab-bluegreen" / "app.guard").exists()
