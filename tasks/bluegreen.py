@@ -19,7 +19,7 @@ import time
 from typing import Callable
 
 from . import commands as cmd
-from . import guard, lock, record
+from . import cpu, guard, lock, record
 from .check import run_checks
 from .errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from .facts import Facts, find_live, other, read, version
@@ -61,6 +61,7 @@ class Deploy:
         try:
             self.take_lock()
             try:
+                self.start_sampling()
                 self.check_host()
                 self.find_live_color()
                 self.run_prepare()
@@ -82,6 +83,7 @@ class Deploy:
                 self.record_deploy()
                 self.disarm_guard()
             finally:
+                self.stop_sampling()
                 self.release_lock()
         except Interrupted as stop:  # before anything was stopped: nothing to undo
             self.fail(INTERRUPTED, stop.step, "interrupted (Ctrl-C) before anything was changed")
@@ -218,10 +220,46 @@ class Deploy:
         if not self.s.background:
             return
         self.at("start new background")
+        capped = tuple(x for x in self.s.background if x in self.s.capped)
+        plain = tuple(x for x in self.s.background if x not in capped)
         self.say(f"starting {self.new} {', '.join(self.s.background)}")
         self.new_background_started = True
-        self.check(self.start_command(self.s.background), self.timeouts.command,
-                   f"could not start {self.new}'s background services", service=self.s.background[0])
+        if capped:
+            self.start_capped(capped)
+        if plain:
+            self.check(self.start_command(plain), self.timeouts.command,
+                       f"could not start {self.new}'s background services", service=plain[0])
+
+    def start_capped(self, services: tuple[str, ...]) -> None:
+        """Start services under the warm-up cap, so their start-up burst cannot starve the host."""
+        host_cpus = self.s.warmup.cpus
+        if host_cpus is None:
+            res = self.remote.read(cpu.host_cpus(), self.timeouts.command)
+            host_cpus = float(res.stdout.strip() or 1) if res.ok else 1.0
+        cap = cpu.default_cap(self.s, host_cpus)
+        res = self.check(self.capped_start_command(services, cap), self.timeouts.command,
+                         f"could not start {self.new}'s background services", service=services[0])
+        if res.stdout.strip().startswith("nocap"):
+            why = res.stdout.strip()[6:] or "docker cannot set CPU limits"
+            self.result.cap = f"no cap ({why if len(why) < 120 else why[:117] + '...'})"
+            self.say(f"started without the warm-up cap: {self.result.cap}")
+        else:
+            self.result.cap = f"{cap:g} CPU for {self.s.warmup.seconds:g} s"
+            self.say(f"{', '.join(services)} capped at {cap:g} CPU together for {self.s.warmup.seconds:g} s")
+
+    def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
+        return cpu.start_capped(self.s, self.new, services, cap, self.s.warmup.seconds)
+
+    def start_sampling(self) -> None:
+        self.remote.run(cpu.start_sampler(self.s), self.timeouts.command)
+
+    def stop_sampling(self) -> None:
+        try:
+            res = self.remote.run(cpu.stop_sampler(self.s), self.timeouts.command)
+        except Unreachable:
+            return
+        load = cpu.parse_samples(res.stdout)
+        self.result.host_load = load.describe() if load else ""
 
     def wait_until_settled(self) -> None:
         if not self.s.background:
@@ -262,6 +300,8 @@ class Deploy:
         self.say(f"FAILED at {failure.step}: {failure.reason}; rolling back")
         self.result.log_tail = self.log_tail(failure.service)
         left = []
+        if self.new_background_started:
+            self.best_effort(cpu.cancel_lift(self.s, self.new), "a pending lift of the warm-up cap was not removed")
         if self.switched:
             left += self.switch_back()
         if self.new_started:
@@ -305,7 +345,7 @@ class Deploy:
         elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
             undo += [cmd.write_root_file(self.s.switch.upstream_file, self.old_upstream), cmd.nginx_test(),
                      cmd.reload(self.s)]
-        undo.append(cmd.stop(self.s, self.new))
+        undo += [cpu.cancel_lift(self.s, self.new), cmd.stop(self.s, self.new)]
         if self.live and self.s.background:
             undo.append(cmd.start(self.s, self.live, self.s.background))
         undo.append(cmd.write_record(self.s, record.dump(self.old_record)))
@@ -389,6 +429,11 @@ class Rollback(Deploy):
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there
+
+    def start_capped(self, services: tuple[str, ...]) -> None:
+        # the containers already warmed up once, when they were deployed: no cap
+        self.check(self.start_command(services), self.timeouts.command,
+                   f"could not start {self.new}'s background services", service=services[0])
 
     def start_command(self, services: tuple[str, ...]) -> str:
         return cmd.start(self.s, self.new, services)

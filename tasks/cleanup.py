@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from . import commands as cmd
-from . import lock, record
+from . import cpu, lock, record
 from .errors import Locked, Refused, Unreachable
 from .facts import find_live, other, read, version
 from .remote import Remote
@@ -61,6 +61,7 @@ def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: 
     old, timeout = result.from_color, s.timeouts.command
     facts = read(remote, s, timeout)
     images = sorted(set(facts.images(s, old).values()))
+    remote.run(cpu.cancel_lift(s, old), timeout)
     res = remote.run(cmd.down(s, old), s.stop_timeout + timeout)
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"

@@ -249,6 +249,7 @@ def status(s: HostSettings) -> str:
         f"cat {lock_dir}/info 2>/dev/null",
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
+        f"echo {MARK}lift; for c in blue green; do [ -f {d}/{STATE_DIR}/{quote(s.app)}.$c.lift ] && echo $c; done; true",
     ]
     return "; ".join(parts)
 

@@ -36,6 +36,7 @@ class Facts:
     last: dict | None = None  # the last history line
     last_guard: dict | None = None  # the last line the guard wrote
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
+    capped: list[str] = field(default_factory=list)  # colours whose warm-up cap is not lifted yet
 
     def services(self, s: HostSettings, color: str) -> dict[str, Container]:
         proj = project(s, color)
@@ -85,6 +86,7 @@ def parse(text: str) -> Facts:
     facts.lock = "\n".join(sections.get("lock", [])).strip()
     facts.last = _json_line(sections.get("history", []))
     facts.last_guard = _json_line(sections.get("guard", []))
+    facts.capped = [line.strip() for line in sections.get("lift", []) if line.strip()]
     facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
     return facts
 

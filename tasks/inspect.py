@@ -48,7 +48,8 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
             for name, c in sorted(services.items()):
                 by_state.setdefault(c.state, []).append(name)
             states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
-            row.colors[color] = f"{version(s, facts, color)}: {states}"
+            cap = " (warm-up cap on)" if color in facts.capped else ""
+            row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
     if row.live:
         code = facts.health.get(row.live, "000")
         row.health = f"{code} {'ok' if code[:1] in '23' else 'FAILING'}"

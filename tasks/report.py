@@ -58,12 +58,16 @@ def _outcome(r: HostResult) -> str:
 
 def deploy_table(results: list[HostResult], title: str = "fab deploy") -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "why"):
-        table.add_column(column, no_wrap=column != "why", min_width=16 if column == "live version" else None)
+    for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "host CPU and memory",
+                   "why"):
+        table.add_column(column, no_wrap=column not in ("why", "host CPU and memory"),
+                         min_width=16 if column == "live version" else None)
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.left, *(f"warning: {w}" for w in r.warnings)]))
+        load = "; ".join(filter(None, [r.host_load, f"warm-up cap: {r.cap}" if r.cap else ""]))
         table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",
-                      str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(why))
+                      str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(load or "-"),
+                      escape(why))
     return table
 
 

@@ -36,6 +36,8 @@ class HostResult:
     left: list[str] = field(default_factory=list)  # what a person must still fix
     warnings: list[str] = field(default_factory=list)  # worth knowing, not a failure
     plan: list[str] = field(default_factory=list)  # --dry-run: the commands, in order
+    cap: str = ""  # the warm-up cap of the new background, or why there was none
+    host_load: str = ""  # what the host went through: peak CPU, longest 100 % stretch, lowest memory
     removes: list[str] = field(default_factory=list)  # cleanup: the containers it removes
 
     @property

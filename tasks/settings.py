@@ -56,6 +56,13 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Warmup:
+    cpus: float | None = None  # CPUs the capped services share while warming; None: half the host's
+    seconds: float = 30.0  # how long the cap holds before it is lifted
+    services: tuple[str, ...] | None = None  # None: the background services
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str
@@ -76,6 +83,14 @@ class HostSettings:
     switch: Switch = Switch()
     timeouts: Timeouts = Timeouts()
     hooks: Hooks = Hooks()
+    warmup: Warmup = Warmup()
+
+    @property
+    def capped(self) -> tuple[str, ...]:
+        """The services the warm-up cap applies to (none when it is off)."""
+        if self.warmup.cpus == 0:
+            return ()
+        return self.background if self.warmup.services is None else self.warmup.services
 
     @property
     def web(self) -> str:
@@ -119,6 +134,7 @@ _HOST_KEYS: dict[str, str] = {
     "front": "names+", "background": "names", "stop_timeout": "seconds", "settle": "seconds",
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
+    "warmup": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {"blue": "port", "green": "port"}),
@@ -128,6 +144,7 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
                         "reload": "str", "verify_url": "url", "command": "str"}),
     "timeouts": (Timeouts, {"command": "seconds+", "prepare": "seconds+", "hook": "seconds+"}),
     "hooks": (Hooks, {"after_front": "strings", "after_switch": "strings", "on_failure": "strings"}),
+    "warmup": (Warmup, {"cpus": "cpus", "seconds": "seconds", "services": "names"}),
 }
 
 
@@ -207,6 +224,9 @@ class _Parser:
     def cross_checks(self, s: HostSettings, where: str) -> None:
         if s.port("blue") == s.port("green"):
             self.fail(f"{where}.ports", f"blue and green both use port {s.port('blue')}: give each colour its own")
+        unknown = set(s.capped) - set(s.front) - set(s.background)
+        if unknown:
+            self.fail(f"{where}.warmup.services", f"{sorted(unknown)} are neither front nor background services")
         both = set(s.front) & set(s.background)
         if both:
             self.fail(f"{where}.background", f"{sorted(both)} also listed in front: a service is one or the other")
@@ -262,7 +282,7 @@ class _Parser:
             if kind == "names+" and not v:
                 self.fail(at, "needs at least one service (the first is the web service)")
             return tuple(v)
-        if kind in ("seconds", "seconds+", "count", "port"):
+        if kind in ("seconds", "seconds+", "count", "port", "cpus"):
             return self.number(at, kind, v)
         return v
 
@@ -277,6 +297,10 @@ class _Parser:
             if not low <= v <= high:
                 self.fail(at, f"{v} is out of range {low}..{high}")
             return v
+        if kind == "cpus":
+            if not 0 <= v <= 1024:
+                self.fail(at, f"{v!r}: expected a number of CPUs, 0 (no cap) or more")
+            return float(v)
         if v < 0 or (kind == "seconds+" and v == 0) or v > 86400:
             self.fail(at, f"{v!r}: expected seconds {'above' if kind == 'seconds+' else 'from'} 0 up to 86400")
         return float(v)

@@ -41,7 +41,7 @@ def test_blue_to_green_runs_the_steps_in_order():
         "sudo -n sh -c",
         "sudo -n nginx -t",
         "sudo nginx -s reload",
-        "-p app-green -f compose.yml up -d --force-recreate --no-deps worker beat",
+        "-p app-green -f compose.yml up --no-start --force-recreate --no-deps worker beat",
     )]
     assert order == sorted(order)
     assert host.state("blue") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
@@ -56,7 +56,7 @@ def test_blue_to_green_runs_the_steps_in_order():
     ("up -d --force-recreate --no-deps web redis", "start new front"),
     ("i=0; while", "health check"),
     ("sudo -n nginx -t", "switch"),
-    ("up -d --force-recreate --no-deps worker beat", "start new background"),
+    ("up --no-start --force-recreate --no-deps worker beat", "start new background"),
     ("end=$((", "settle"),
 ])
 def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
@@ -77,7 +77,7 @@ def test_prepare_failure_changes_nothing():
     host = FakeHost(running={"blue": ALL}, fail=("git pull",))
     r = deploy(host)
     assert r.outcome == ROLLED_BACK and r.step == "prepare" and "nothing was changed" in r.reason
-    assert not any(" stop " in c or " up " in c for c in host.commands)
+    assert not any("compose.yml stop" in c or "compose.yml up" in c for c in host.commands)
 
 
 def test_failed_rollback_is_failed_and_says_what_is_left():
@@ -91,9 +91,10 @@ def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
     host = FakeHost(running={"blue": ALL, "green": ["web"]}, record='{"live": "blue"}', upstream_port=18002)
     r = deploy(host)
     assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
-    # only the lock was taken and freed, the host checked and the facts read
-    assert len(host.commands) == 4 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
-    assert host.commands[1].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[3]
+    # only: the lock taken, sampling started, the host checked, the facts read, sampling stopped, unlock
+    assert len(host.commands) == 6 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
+    assert host.commands[2].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[5]
+    assert not any("compose.yml" in c for c in host.commands[:2] + host.commands[4:])
 
 
 def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
@@ -108,7 +109,7 @@ def test_a_failed_preflight_is_refused_before_anything_stops():
     r = deploy(host)
     assert (r.outcome, r.step) == (REFUSED, "check") and "sudo: sudo -n asks" in r.reason
     assert r.warnings == ["memory: 200 MiB available"]
-    assert not any(" stop " in c for c in host.commands)
+    assert not any("compose.yml stop" in c for c in host.commands)
 
 
 def test_cleanup_plans_then_removes_only_the_old_colour():

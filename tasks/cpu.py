@@ -1,0 +1,182 @@
+"""CPU on a small host: the warm-up cap of the new background, and the host's own CPU and memory
+sampled while a deploy runs. Command builders (pure, like commands.py) and the parser of samples.
+
+The cap: the new colour's capped services are created without starting, capped with
+`docker update`, then started; a process on the host (setsid, no SSH needed) lifts the cap after
+`warmup.seconds`, back to exactly what the compose file set (read from the containers before
+capping). Forms that work on engine 20.10 (see the test bed recipe): a container with no CPU
+limit is capped with --cpu-period/--cpu-quota and lifted with --cpu-quota -1; one whose compose
+file set `cpus:` (NanoCpus) refuses quota updates, so it is capped and restored with --cpus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from shlex import quote
+
+from .commands import LABEL_PROJECT, LABEL_SERVICE, STATE_DIR, compose, in_dir, project
+from .settings import HostSettings
+
+PERIOD = 100_000  # CFS period, microseconds
+SAMPLE_SECONDS = 0.25
+SAMPLER_MAX_SECONDS = 3600  # the sampler ends by itself even if nobody stops it
+
+# Finds the cgroup that limits this session's CPU (walking up to the first with a quota) and
+# sets CPUS (the host's effective CPUs) and USAGE (how to read its CPU time in ns).
+_CGROUP = r"""
+n=$(nproc 2>/dev/null || echo 1); CPUS=$n; USAGE=stat
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  p=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
+  while :; do
+    d=/sys/fs/cgroup$p
+    if [ -r "$d/cpu.max" ]; then read q per < "$d/cpu.max"
+      if [ "$q" != max ]; then CPUS=$(awk -v q="$q" -v p="$per" -v n="$n" 'BEGIN {c = q / p; if (c > n) c = n; print c}'); USAGE="v2 $d/cpu.stat"; break; fi
+    fi
+    [ -z "$p" ] || [ "$p" = / ] && break; p=$(dirname "$p")
+  done
+else
+  p=$(awk -F: '{k = split($2, a, ","); for (i = 1; i <= k; i++) if (a[i] == "cpu") print $3}' /proc/self/cgroup)
+  while [ -n "$p" ]; do
+    d=/sys/fs/cgroup/cpu$p; q=$(cat "$d/cpu.cfs_quota_us" 2>/dev/null || echo -1)
+    if [ "$q" -gt 0 ] 2>/dev/null; then per=$(cat "$d/cpu.cfs_period_us")
+      CPUS=$(awk -v q="$q" -v p="$per" -v n="$n" 'BEGIN {c = q / p; if (c > n) c = n; print c}')
+      [ -r "/sys/fs/cgroup/cpuacct$p/cpuacct.usage" ] && USAGE="v1 /sys/fs/cgroup/cpuacct$p/cpuacct.usage"; break
+    fi
+    [ "$p" = / ] && break; p=$(dirname "$p")
+  done
+fi
+"""
+
+# One line per sample: "<uptime seconds> <cpu ns used so far> <MemAvailable kB>", builtins only.
+_SAMPLER = r"""
+echo "# cpus $CPUS source ${USAGE%% *}"
+i=0
+while [ "$i" -lt @STEPS@ ]; do
+  i=$((i + 1)); read up _ < /proc/uptime
+  case "$USAGE" in
+    v1*) read ns < "${USAGE#v1 }";;
+    v2*) while read k v; do [ "$k" = usage_usec ] && { ns=$((v * 1000)); break; }; done < "${USAGE#v2 }";;
+    *) read _ a b c idle iow irq sirq steal _ < /proc/stat; ns=$(( (a + b + c + irq + sirq + steal) * 10000000 ));;
+  esac
+  while read k v _; do [ "$k" = MemAvailable: ] && break; done < /proc/meminfo
+  echo "$up $ns $v"
+  sleep @INTERVAL@
+done
+"""
+
+
+def _file(s: HostSettings, what: str) -> str:
+    return f"{STATE_DIR}/{s.app}.{what}"
+
+
+def host_cpus() -> str:
+    """Print the host's effective CPUs (its cgroup quota when it has one, else nproc)."""
+    return _CGROUP + 'echo "$CPUS"'
+
+
+def start_sampler(s: HostSettings) -> str:
+    """Start sampling CPU and memory on the host, detached; stop_sampler() collects the samples."""
+    steps = int(SAMPLER_MAX_SECONDS / SAMPLE_SECONDS)
+    script = _CGROUP + _SAMPLER.replace("@STEPS@", str(steps)).replace("@INTERVAL@", f"{SAMPLE_SECONDS:g}")
+    out, pid = quote(_file(s, "samples")), quote(_file(s, "samples.pid"))
+    return in_dir(s, f"mkdir -p {STATE_DIR} && {{ setsid nohup sh -c {quote(script)} > {out} 2>/dev/null "
+                     f"< /dev/null & echo $! > {pid}; }}")
+
+
+def stop_sampler(s: HostSettings) -> str:
+    out, pid = quote(_file(s, "samples")), quote(_file(s, "samples.pid"))
+    return in_dir(s, f"[ -f {pid} ] && kill -- -$(cat {pid}) 2>/dev/null; cat {out} 2>/dev/null; rm -f {out} {pid}; true")
+
+
+def lift_file(s: HostSettings, color: str) -> str:
+    return _file(s, f"{color}.lift")
+
+
+def cancel_lift(s: HostSettings, color: str) -> str:
+    """Remove a pending lift of the colour's cap (its containers are going away or being replaced)."""
+    f = quote(lift_file(s, color))
+    return in_dir(s, f"if [ -f {f} ]; then kill -- -$(cat {f}) 2>/dev/null; rm -f {f}; fi; true")
+
+
+def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> str:
+    """Create services without starting them, cap their CPU (cpus shared between them), start them,
+    and leave a detached process that restores each container's own limits after `seconds`.
+    Prints `capped` or `nocap <why>` (then they start uncapped)."""
+    share = cpus / len(services)
+    quota = max(1000, int(share * PERIOD))
+    proj, f = project(s, color), quote(lift_file(s, color))
+    cap = (
+        'set -- $(docker inspect -f "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}" "$id")\n'
+        'if [ "$1" -gt 0 ]; then\n'
+        f'  out=$(docker update --cpus {share:.3f} "$id" 2>&1) || {{ why=$out; break; }}\n'
+        '  restore="$restore docker update --cpus $(awk -v n="$1" \'BEGIN {print n / 1e9}\') $id >/dev/null;"\n'
+        'else\n'
+        f'  out=$(docker update --cpu-period {PERIOD} --cpu-quota {quota} "$id" 2>&1) || {{ why=$out; break; }}\n'
+        '  q=$2; [ "$q" -gt 0 ] || q=-1; per=$3; [ "$per" -gt 0 ] || per=' + str(PERIOD) + '\n'
+        '  restore="$restore docker update --cpu-period $per --cpu-quota $q $id >/dev/null;"\n'
+        'fi\n'
+    )
+    loop = (f"restore=''; why=''\nfor svc in {' '.join(quote(x) for x in services)}; do\n"
+            f"  id=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(proj)} --filter label={LABEL_SERVICE}=\"$svc\")\n"
+            f'  [ -n "$id" ] || {{ why="no container for $svc"; break; }}\n' + cap + "done\n")
+    start = compose(s, color, "start", *services)
+    finish = (
+        f'if [ -n "$why" ]; then sh -c "$restore" >/dev/null 2>&1; restore=""; fi\n'
+        # an update can pass and the start still fail (a quota above the host's own): go uncapped
+        f'if ! out=$({start} 2>&1); then\n'
+        f'  [ -n "$restore" ] || {{ echo "$out"; exit 1; }}\n'
+        f'  sh -c "$restore" >/dev/null 2>&1; restore=""; why="the capped start failed: $(echo "$out" | tail -n 1)"\n'
+        f'  {start} || exit 1\n'
+        f'fi\n'
+        f'if [ -n "$restore" ]; then\n'
+        f'  setsid nohup sh -c "sleep {seconds:g}; $restore rm -f {f}" >/dev/null 2>&1 < /dev/null &\n'
+        f'  echo $! > {f}; echo capped\n'
+        f'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
+    )
+    create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *services)
+    return f"{cancel_lift(s, color)}; {create} || exit 1\n{loop}{finish}"
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    cpus: float  # the host's effective CPUs
+    peak: float  # highest CPU use, in CPUs
+    longest_full: float  # longest stretch at (nearly) 100 % of the host's CPUs, seconds
+    min_available_mb: float  # lowest MemAvailable
+    samples: int
+
+    def describe(self) -> str:
+        return (f"peak {self.peak:.2f}/{self.cpus:g} CPU, {self.longest_full:.1f} s at 100 %, "
+                f"min {self.min_available_mb:.0f} MiB free")
+
+
+def parse_samples(text: str) -> Telemetry | None:
+    """Samples -> peak CPU, the longest stretch at 100 %, the lowest available memory."""
+    cpus, rows = 1.0, []
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("# cpus") and len(parts) >= 3:
+            cpus = float(parts[2])
+        elif len(parts) == 3 and not line.startswith("#"):
+            try:
+                rows.append((float(parts[0]), int(parts[1]), int(parts[2])))
+            except ValueError:
+                continue
+    if len(rows) < 2:
+        return None
+    peak, run, longest = 0.0, 0.0, 0.0
+    for (t0, n0, _), (t1, n1, _) in zip(rows, rows[1:]):
+        if t1 <= t0:
+            continue
+        used = (n1 - n0) / 1e9 / (t1 - t0)
+        peak = max(peak, used)
+        run = run + (t1 - t0) if used >= 0.95 * cpus else 0.0
+        longest = max(longest, run)
+    low = min(m for _, _, m in rows) / 1024
+    return Telemetry(cpus, min(peak, cpus * 1.05), longest, low, len(rows))
+
+
+def default_cap(s: HostSettings, host_cpus: float) -> float:
+    """warmup.cpus, or half of the host's CPUs."""
+    return s.warmup.cpus if s.warmup.cpus is not None else max(0.1, math.floor(host_cpus * 10 / 2) / 10)
