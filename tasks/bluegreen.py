@@ -23,6 +23,7 @@ from . import cpu, guard, lock, record
 from .check import run_checks
 from .errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from .facts import Facts, find_live, other, read, version
+from .facts import from_result as facts_from
 from .remote import Remote, Result
 from .result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
                      HostResult)
@@ -55,13 +56,17 @@ class Deploy:
         self.new_started = False
         self.new_background_started = False
         self.switched = False
+        # writes that ride along with the next command (one SSH round trip instead of two)
+        self.pending: list[str] = []
+        self.disarming = False  # a disarm is queued
+        self.closing: list[tuple[str, str]] = []  # (command, what failed) sent by finish()
+        self.host_cpus = 1.0
 
     def run(self) -> HostResult:
         started = time.monotonic()
         try:
             self.take_lock()
             try:
-                self.start_sampling()
                 self.check_host()
                 self.find_live_color()
                 self.run_prepare()
@@ -81,10 +86,8 @@ class Deploy:
                     self.disarm_guard()
                     self.roll_back(failure)
                 self.record_deploy()
-                self.disarm_guard()
             finally:
-                self.stop_sampling()
-                self.release_lock()
+                self.finish()
         except Interrupted as stop:  # before anything was stopped: nothing to undo
             self.fail(INTERRUPTED, stop.step, "interrupted (Ctrl-C) before anything was changed")
         except StepFailed as failure:
@@ -105,22 +108,26 @@ class Deploy:
     # --- the steps, in order ---------------------------------------------------------------
 
     def take_lock(self) -> None:
+        """The lock first; the host's CPU and memory are sampled from then on (same round trip)."""
         self.at("lock")
-        lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command)
+        lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
+                  and_then=cpu.start_sampler(self.s))
 
     def check_host(self) -> None:
-        """The pre-flight of `fab check`: sudo, docker, compose file, nginx, ports, disk, memory."""
+        """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
+        and the facts the sequence decides on, in one round trip."""
         self.at("check")
-        checked = run_checks(self.remote, self.s)
+        checked, res = run_checks(self.remote, self.s, then=cmd.facts(self.s))
+        self.host_cpus = float(checked.info.get("cpus") or 1)
         for level, name, detail in checked.items:
             if level == "warn":
                 self.result.warnings.append(f"{name}: {detail}")
         if not checked.ok:
             raise Refused("pre-flight: " + "; ".join(checked.problems) + " (fab check shows every check)")
+        self.facts = facts_from(res)
 
     def find_live_color(self) -> None:
         self.at("live colour")
-        self.facts = self.read_facts()
         if not self.facts.compose_file:
             raise Refused(f"{self.s.dir}/{self.s.compose_file} not found: put the app there, or set dir / "
                           "compose_file in the hosts file")
@@ -147,11 +154,10 @@ class Deploy:
         """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
         self.at("guard")
         deadline = guard.deadline(self.s)
-        if deadline < guard.health_budget(self.s):
+        if self.s.guard_deadline is not None and deadline < guard.health_budget(self.s):
             self.result.warnings.append(f"guard_deadline {deadline:g} s is shorter than the health check "
                                         f"({guard.health_budget(self.s):g} s): the guard may undo a good deploy")
-        self.check(guard.arm(self.s, self.token, self.undo_commands(), deadline), self.timeouts.command,
-                   "could not arm the guard")
+        self.pending.append(guard.arm(self.s, self.token, self.undo_commands(), deadline))  # sent with the stop
         self.guard_armed = True
         self.say(f"guard armed: puts the host back unless confirmed within {deadline:g} s")
 
@@ -179,7 +185,7 @@ class Deploy:
         self.at("health check")
         h = self.s.health
         budget = h.start_delay + h.retries * (h.timeout + h.interval) + self.timeouts.command
-        res = self.remote.run(cmd.wait_healthy(self.s, self.new), budget)
+        res = self.send(cmd.wait_healthy(self.s, self.new), budget)
         tries = [line.split() for line in res.stdout.splitlines() if line.startswith("try ")]
         self.result.tries = len(tries)
         if not res.ok:
@@ -193,7 +199,7 @@ class Deploy:
         for line in getattr(self.s.hooks, name):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.remote.run(cmd.hook(self.s, self.new, self.live, line), self.timeouts.hook)
+            res = self.send(cmd.hook(self.s, self.new, self.live, line), self.timeouts.hook)
             for out in (res.stdout + res.stderr).strip().splitlines()[-20:]:
                 self.say(f"  {out}")
             if not res.ok and warn_only:
@@ -209,12 +215,16 @@ class Deploy:
         self.say(f"switching {mode} to {self.new} (port {self.s.port(self.new)})")
         self.switched = True  # from here on, the rollback switches back
         if mode == "command":
-            self.check(cmd.switch_command(self.s, self.new), self.timeouts.command, "the switch command failed")
+            switch = cmd.switch_command(self.s, self.new)
         else:
-            self.point_nginx_at(self.new, cmd.upstream_text(self.s, self.s.port(self.new)))
-        self.write_record(record.with_live(self.facts.record, self.s.app, self.new, self.live))
-        self.check(cmd.verify(self.s), self.timeouts.command,
-                   f"{cmd.verify_url(self.s)} did not answer 2xx/3xx after the switch", service=self.s.web)
+            switch = cmd.switch_nginx(self.s, cmd.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
+        rec = record.with_live(self.facts.record, self.s.app, self.new, self.live)
+        # switch, record the new live colour as soon as the reload succeeded, verify: one round trip
+        self.check(f"{switch} && {{ {cmd.write_record(self.s, record.dump(rec))} || {{ echo could not write the "
+                   f"record; exit 6; }}; }} && {{ {cmd.verify(self.s)} || {{ echo {cmd.verify_url(self.s)} did not "
+                   "answer 2xx/3xx after the switch; exit 7; }; }", self.timeouts.command * 3,
+                   "the switch failed", service=self.s.web)
+        self.facts.record = rec
 
     def start_new_background(self) -> None:
         if not self.s.background:
@@ -232,11 +242,7 @@ class Deploy:
 
     def start_capped(self, services: tuple[str, ...]) -> None:
         """Start services under the warm-up cap, so their start-up burst cannot starve the host."""
-        host_cpus = self.s.warmup.cpus
-        if host_cpus is None:
-            res = self.remote.read(cpu.host_cpus(), self.timeouts.command)
-            host_cpus = float(res.stdout.strip() or 1) if res.ok else 1.0
-        cap = cpu.default_cap(self.s, host_cpus)
+        cap = cpu.default_cap(self.s, self.host_cpus)
         res = self.check(self.capped_start_command(services, cap), self.timeouts.command,
                          f"could not start {self.new}'s background services", service=services[0])
         if res.stdout.strip().startswith("nocap"):
@@ -250,24 +256,14 @@ class Deploy:
     def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
         return cpu.start_capped(self.s, self.new, services, cap, self.s.warmup.seconds)
 
-    def start_sampling(self) -> None:
-        self.remote.run(cpu.start_sampler(self.s), self.timeouts.command)
 
-    def stop_sampling(self) -> None:
-        try:
-            res = self.remote.run(cpu.stop_sampler(self.s), self.timeouts.command)
-        except Unreachable:
-            return
-        load = cpu.parse_samples(res.stdout)
-        self.result.host_load = load.describe() if load else ""
 
     def wait_until_settled(self) -> None:
         if not self.s.background:
             return
         self.at("settle")
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
-        res = self.remote.run(cmd.wait_settled(self.s, self.new, self.s.background),
-                              self.s.settle + self.timeouts.command)
+        res = self.send(cmd.wait_settled(self.s, self.new, self.s.background), self.s.settle + self.timeouts.command)
         if not res.ok:
             what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
             raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
@@ -279,13 +275,13 @@ class Deploy:
         rec = facts.record
         if self.result.outcome == DEPLOYED:
             rec = self.recorded_colors(rec or {}, facts)
-            self.best_effort(cmd.write_record(self.s, record.dump(rec)), "the record was not updated")
+            self.closing.append((cmd.write_record(self.s, record.dump(rec)), "the record was not updated"))
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
         line = record.history_line(self.task, self.s.name, self.result.outcome, **{
             "from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
             "service": self.result.failed_service, "message": self.message, "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
-        self.best_effort(cmd.append_history(self.s, line), "the history line was not written")
+        self.closing.append((cmd.append_history(self.s, line), "the history line was not written"))
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
         return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
@@ -305,11 +301,11 @@ class Deploy:
         if self.switched:
             left += self.switch_back()
         if self.new_started:
-            res = self.remote.run(cmd.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
+            res = self.send(cmd.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.new} could not be stopped ({res.why()})")
         if self.old_background_stopped and not (left and self.new_background_started):
-            res = self.remote.run(cmd.start(self.s, self.live, self.s.background), self.timeouts.command)
+            res = self.send(cmd.start(self.s, self.live, self.s.background), self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
         elif self.old_background_stopped:
@@ -331,7 +327,8 @@ class Deploy:
             if self.s.switch.mode == "command" and self.live:
                 self.check(cmd.switch_command(self.s, self.live), self.timeouts.command, "the switch command failed")
             elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
-                self.point_nginx_at(self.live or "the old upstream", self.old_upstream)
+                self.check(cmd.switch_nginx(self.s, self.old_upstream, None), self.timeouts.command * 3,
+                           f"could not point nginx back at {self.live or 'the old upstream'}")
             self.write_record(self.old_record)
             return []
         except StepFailed as e:
@@ -361,24 +358,27 @@ class Deploy:
     # --- helpers -----------------------------------------------------------------------------
 
     def disarm_guard(self) -> None:
-        if self.guard_armed:
-            self.best_effort(guard.disarm(self.s, self.token), "the guard was not disarmed")
-            self.guard_armed = False
+        """Sent with the next command (the rollback's first, or finish()); armed until it is sent."""
+        if self.guard_armed and not self.disarming:
+            self.pending.append(f"{{ {guard.disarm(self.s, self.token)}; }}")
+            self.disarming = True
 
-    def release_lock(self) -> None:
+    def finish(self) -> None:
+        """One round trip at the end: the record and history, disarm, unlock, the host's samples."""
+        self.disarm_guard()
+        parts = [*self.pending, *(f"{{ {c}; }} || echo '{cmd.MARK}failed {what}'" for c, what in self.closing),
+                 lock.release_command(self.s, self.token), cpu.stop_sampler(self.s)]
+        self.pending, self.closing = [], []
         try:
-            lock.release(self.remote, self.s, self.token, self.timeouts.command)
+            res = self.remote.run("; ".join(parts), self.timeouts.command)
         except Unreachable:
-            pass  # the guard frees it, or fab unlock does
-
-    def point_nginx_at(self, what: str, text: str) -> None:
-        """Write the upstream file atomically, check the whole config, then reload."""
-        self.check(cmd.write_root_file(self.s.switch.upstream_file, text), self.timeouts.command,
-                   f"could not write {self.s.switch.upstream_file}")
-        res = self.remote.run(cmd.nginx_test(), self.timeouts.command)
-        if not res.ok:
-            raise StepFailed(self.step, f"`nginx -t` rejects the config pointing at {what}: {res.why()}")
-        self.check(cmd.reload(self.s), self.timeouts.command, "the nginx reload failed")
+            return  # the guard frees the lock, or fab unlock does
+        self.guard_armed = self.disarming = False
+        for line in res.stdout.splitlines():
+            if line.startswith(f"{cmd.MARK}failed "):
+                self.result.left.append(line.split(" ", 1)[1])
+        load = cpu.parse_samples(res.stdout)
+        self.result.host_load = load.describe() if load else ""
 
     def write_record(self, rec: dict) -> None:
         self.check(cmd.write_record(self.s, record.dump(rec)), self.timeouts.command, "could not write the record")
@@ -387,14 +387,26 @@ class Deploy:
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
+    def send(self, command: str, timeout: float) -> Result:
+        """Run a command, with the writes waiting to ride along in front of it (the guard's
+        arming must succeed first; a disarm is best effort)."""
+        line = command
+        for queued in reversed(self.pending):
+            line = f"{queued} && {line}" if queued.startswith(guard.ARM_MARK) else f"{queued}; {line}"
+        self.pending = []
+        res = self.remote.run(line, timeout)
+        if self.disarming:  # it reached the host
+            self.guard_armed = self.disarming = False
+        return res
+
     def check(self, command: str, timeout: float, what: str, service: str | None = None) -> Result:
-        res = self.remote.run(command, timeout)
+        res = self.send(command, timeout)
         if not res.ok:
             raise StepFailed(self.step, f"{what}: {res.why()}", service=service)
         return res
 
     def best_effort(self, command: str, what: str) -> None:
-        res = self.remote.run(command, self.timeouts.command)
+        res = self.send(command, self.timeouts.command)
         if not res.ok:
             self.result.left.append(f"{what} ({res.why()})")
 

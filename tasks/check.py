@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from . import commands as cmd
 from .errors import Refused
 from .facts import find_live, other, read
-from .remote import Remote
+from .remote import Remote, Result
 from .settings import HostSettings
 
 
 @dataclass
 class CheckResult:
     items: list[tuple[str, str, str]] = field(default_factory=list)  # (ok|warn|fail, name, detail)
+    info: dict[str, str] = field(default_factory=dict)  # facts found on the way, e.g. cpus
 
     @property
     def ok(self) -> bool:
@@ -24,13 +25,22 @@ class CheckResult:
         return [f"{name}: {detail}" for level, name, detail in self.items if level == "fail"]
 
 
-def run_checks(remote: Remote, s: HostSettings) -> CheckResult:
-    res = remote.read(cmd.preflight(s), s.timeouts.command)
+def run_checks(remote: Remote, s: HostSettings, then: str = "") -> tuple[CheckResult, Result]:
+    """Run the checks (and `then`, a read such as the facts, in the same round trip)."""
+    res = remote.read(f"{cmd.preflight(s)}; {then}" if then else cmd.preflight(s), s.timeouts.command)
+    return parse_checks(s, res), res
+
+
+def parse_checks(s: HostSettings, res: Result) -> CheckResult:
     result = CheckResult()
     for line in res.stdout.splitlines():
+        if line.startswith(cmd.MARK):
+            break  # what `then` printed
         level, _, rest = line.partition(" ")
         name, _, detail = rest.partition(" ")
-        if level in ("ok", "warn", "fail"):
+        if level == "info":
+            result.info[name] = detail
+        elif level in ("ok", "warn", "fail"):
             result.items.append((level, name, _explain(s, name, detail) if level == "fail" else detail))
     if not any(name == "ssh" for _, name, _ in result.items):
         result.items.append(("fail", "check", f"the check did not run: {res.why()}"))
@@ -47,7 +57,7 @@ def _explain(s: HostSettings, name: str, detail: str) -> str:
 
 def preflight(remote: Remote, s: HostSettings) -> CheckResult:
     """fab check: the checks, then whether the live colour can be told (record and nginx agree)."""
-    result = run_checks(remote, s)
+    result, _ = run_checks(remote, s)
     if result.ok:
         try:
             live = find_live(s, read(remote, s, s.timeouts.command))

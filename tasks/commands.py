@@ -159,6 +159,17 @@ def write_root_file(path: str, content: str) -> str:
     return f"sudo -n sh -c {quote(_ATOMIC_WRITE)} sh {quote(path)} {quote(content)}"
 
 
+def switch_nginx(s: HostSettings, text: str, previous: str | None) -> str:
+    """Point nginx at an upstream in one round trip: write the file atomically, `nginx -t` (on
+    failure put the previous file back), reload. Prints why on failure."""
+    f = quote(s.switch.upstream_file)
+    back = write_root_file(s.switch.upstream_file, previous) if previous is not None else f"sudo -n rm -f {f}"
+    return (f"{write_root_file(s.switch.upstream_file, text)} || {{ echo could not write {f}; exit 2; }}; "
+            f"if ! out=$({nginx_test()} 2>&1); then {back}; "
+            f"echo \"nginx -t rejects it: $(echo \"$out\" | grep -v '^$' | tail -n 1)\"; exit 3; fi; "
+            f"{reload(s)} || {{ echo the nginx reload failed; exit 4; }}")
+
+
 def nginx_test() -> str:
     return "sudo -n nginx -t"
 
@@ -203,7 +214,7 @@ def lock(s: HostSettings, info: str) -> str:
     path = quote(lock_path(s))
     return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; mkdir -p {STATE_DIR} && "
             f"if mkdir {path} 2>/dev/null; then printf '%s\\n' {quote(info)} > {path}/info && echo acquired; "
-            f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; "
+            f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; exit 3; "
             f"else echo cannot create {path} in $(pwd); exit 5; fi")
 
 
@@ -275,8 +286,12 @@ def preflight(s: HostSettings) -> str:
     d = remote_path(s.dir)
     base = shlex.join(shlex.split(s.compose))
     keep = " ".join(quote(project(s, c)) for c in ("blue", "green"))
+    from .cpu import CGROUP  # the host's effective CPUs, for the warm-up cap
+
     checks = [
         'say() { echo "$@"; }',
+        CGROUP.strip(),
+        'say info cpus "$CPUS"',
         "say ok ssh \"$(id -un)@$(hostname)\"",
         "if sudo -n true 2>/dev/null; then say ok sudo passwordless; "
         "else say fail sudo \"sudo -n asks for a password: allow the SSH user passwordless sudo (NOPASSWD)\"; fi"

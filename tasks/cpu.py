@@ -24,7 +24,7 @@ SAMPLER_MAX_SECONDS = 3600  # the sampler ends by itself even if nobody stops it
 
 # Finds the cgroup that limits this session's CPU (walking up to the first with a quota) and
 # sets CPUS (the host's effective CPUs) and USAGE (how to read its CPU time in ns).
-_CGROUP = r"""
+CGROUP = r"""
 n=$(nproc 2>/dev/null || echo 1); CPUS=$n; USAGE=stat
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   p=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
@@ -72,13 +72,13 @@ def _file(s: HostSettings, what: str) -> str:
 
 def host_cpus() -> str:
     """Print the host's effective CPUs (its cgroup quota when it has one, else nproc)."""
-    return _CGROUP + 'echo "$CPUS"'
+    return CGROUP + 'echo "$CPUS"'
 
 
 def start_sampler(s: HostSettings) -> str:
     """Start sampling CPU and memory on the host, detached; stop_sampler() collects the samples."""
     steps = int(SAMPLER_MAX_SECONDS / SAMPLE_SECONDS)
-    script = _CGROUP + _SAMPLER.replace("@STEPS@", str(steps)).replace("@INTERVAL@", f"{SAMPLE_SECONDS:g}")
+    script = CGROUP + _SAMPLER.replace("@STEPS@", str(steps)).replace("@INTERVAL@", f"{SAMPLE_SECONDS:g}")
     out, pid = quote(_file(s, "samples")), quote(_file(s, "samples.pid"))
     return in_dir(s, f"mkdir -p {STATE_DIR} && {{ setsid nohup sh -c {quote(script)} > {out} 2>/dev/null "
                      f"< /dev/null & echo $! > {pid}; }}")

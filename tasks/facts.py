@@ -55,8 +55,11 @@ class Facts:
 
 def read(remote, s: HostSettings, timeout: float = 120.0) -> Facts:
     """One round trip: run commands.facts() on the host and parse it."""
-    res = remote.read(facts_command(s), timeout)
-    if res.exited == 3 or f"{MARK}containers" not in res.stdout:
+    return from_result(remote.read(facts_command(s), timeout))
+
+
+def from_result(res) -> Facts:
+    if f"{MARK}containers" not in res.stdout:
         raise Refused(f"cannot list containers with docker: {res.why()}: is Docker running, "
                       "and is the SSH user in the docker group?")
     return parse(res.stdout)

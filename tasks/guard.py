@@ -12,6 +12,7 @@ from . import record
 from .settings import HostSettings
 
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
+ARM_MARK = ": arm-guard;"  # starts the arming command, so that what follows it runs only if it worked
 
 
 def path(s: HostSettings) -> str:
@@ -42,7 +43,7 @@ def arm(s: HostSettings, token: str, undo: list[str], seconds: float) -> str:
     script = (f"sleep {seconds:g}; cd {cmd.remote_path(s.dir)} || exit 1; "
               f"grep -qF {quote(token)} {g} 2>/dev/null || exit 0; {act}")
     log = quote(f"{cmd.STATE_DIR}/{s.app}.guard.log")
-    return cmd.in_dir(s, f"mkdir -p {cmd.STATE_DIR} && echo {quote(token)} > {g} && "
+    return ARM_MARK + " " + cmd.in_dir(s, f"mkdir -p {cmd.STATE_DIR} && echo {quote(token)} > {g} && "
                          f"{{ setsid nohup sh -c {quote(script)} > {log} 2>&1 < /dev/null & echo $! >> {g}; }}")
 
 

@@ -21,11 +21,13 @@ def new_token() -> str:
 
 
 def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = "",
-         timeout: float = 120.0) -> None:
-    """Take the lock or raise Locked naming the holder and the lock's age."""
+         timeout: float = 120.0, and_then: str = "") -> None:
+    """Take the lock (then run and_then, in the same round trip) or raise Locked naming the holder
+    and the lock's age."""
     info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": message,
                         "token": token, "since": int(time.time())})
-    res = remote.run(cmd.lock(s, info), timeout)
+    command = cmd.lock(s, info)
+    res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
     if res.exited == 4:
         raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
     if res.stdout.startswith("held"):
@@ -36,7 +38,11 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
 
 
 def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0) -> None:
-    remote.run(cmd.unlock(s, token), timeout)
+    remote.run(release_command(s, token), timeout)
+
+
+def release_command(s: HostSettings, token: str) -> str:
+    return cmd.unlock(s, token)
 
 
 def holder(output: str) -> str:

@@ -35,10 +35,10 @@ def bed() -> Bed:
 
 @pytest.fixture
 def hosts(bed: Bed) -> list[Host]:
-    """Every bed host reset to a clean state, the example app copied to ~/app."""
-    for h in bed.hosts:
+    """The bed's first N_HOSTS hosts reset to a clean state, the example app copied to ~/app."""
+    for h in bed.hosts[:N_HOSTS]:
         reset(h)
-    return bed.hosts
+    return bed.hosts[:N_HOSTS]
 
 
 def reset(h: Host) -> None:
@@ -54,7 +54,7 @@ def reset(h: Host) -> None:
 def hosts_file(tmp_path: Path, bed: Bed, hosts: str = "", **defaults: str) -> Path:
     """A hosts file for the bed, quick to run (small settle and stop_timeout). Keyword arguments
     replace keys of [defaults], written as TOML values: hosts_file(..., settle="4")."""
-    hosts = hosts or "".join(f'[hosts.{h.name}]\nssh = "{h.name}"\n' for h in bed.hosts)
+    hosts = hosts or "".join(f'[hosts.{h.name}]\nssh = "{h.name}"\n' for h in bed.hosts[:N_HOSTS])
     values = {"ssh_config": f'"{bed.ssh_config}"', "prepare": '["docker compose build -q"]',
               "stop_timeout": "10", "settle": "2", "health": "{ retries = 15, interval = 0.5, timeout = 2 }",
               **defaults}

@@ -236,6 +236,9 @@ def _pip_install(site: Path, packages: tuple[str, ...]) -> str:
         return f"{PYTHON} -m pip"
     # Fallback: this process's pip, told the image's interpreter; wheels only, so no build runs
     # on the wrong python. Scripts in site/bin then get this python's shebang: fix them below.
+    # pip evaluates environment markers against the RUNNING python even with --python-version
+    # (checked: redis' `python_full_version < "3.11.3"` dependency async-timeout is skipped under
+    # a 3.11.7 pip, with --python-version 3.11 or 3.11.2): PACKAGES names async-timeout itself.
     _run([sys.executable, "-m", "pip", *common, "--python-version", "3.11",
           "--implementation", "cp", "--abi", "cp311", "--platform", "manylinux2014_x86_64",
           "--only-binary=:all:"], env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))

@@ -1,5 +1,8 @@
 """A small simulated host for unit tests of the sequence: it answers the commands of
-tasks/commands.py by updating a dict of containers, and fails the steps a test asks it to."""
+tasks/commands.py by updating a dict of containers, and fails the steps a test asks it to.
+
+Commands may carry others along (the guard's arming rides with the stop, the disarm with the
+next command): those parts are recognised and taken out before the rest is simulated."""
 
 from __future__ import annotations
 
@@ -9,6 +12,12 @@ import shlex
 from tasks.commands import MARK
 from tasks.remote import RecordingRemote
 
+ARM = re.compile(r": arm-guard;.*?echo \$! >> \.fab-bluegreen/app\.guard; \}", re.S)
+DISARM = re.compile(r"\{ cd \"\$HOME\"/app && if grep -qF \S+ \.fab-bluegreen/app\.guard.*?fi; true; \}", re.S)
+COMPOSE = re.compile(r"-p app-(blue|green) -f compose\.yml (\w+)([^;&|\n]*)")
+RECORD = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \.fab-bluegreen/app\.json\.tmp")
+UPSTREAM = "sh /etc/nginx/conf.d/app_upstream.conf "
+
 
 class FakeHost:
     def __init__(self, running: dict[str, list[str]] | None = None, record: str = "",
@@ -17,8 +26,9 @@ class FakeHost:
         self.containers = {(c, s): "running" for c, services in (running or {}).items() for s in services}
         self.record = record
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
-        self.checks = "ok ssh deploy@fake\nok sudo passwordless\n" + checks  # the pre-flight's answer
+        self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
+        self.guard_armed = False
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -26,38 +36,33 @@ class FakeHost:
         return self.remote.commands
 
     def answer(self, command: str):
-        if "app.guard" in command:  # arming or disarming the guard: recorded, nothing else
-            return None
-        if command.startswith("say() {"):
-            return 0, self.checks
-        if ".samples" in command:  # the CPU and memory sampler: nothing to simulate
-            return None
-        if command.lstrip().startswith("n=$(nproc"):
-            return 0, "1\n"
-        for needle in self.fail:
-            if needle in command:
-                self.fail.remove(needle)
-                return 1, f"simulated failure of {needle}"
+        if command.startswith("say() {"):  # the pre-flight, with the facts
+            return 0, self.checks + (self.facts() if f"echo {MARK}record" in command else "")
         if command.startswith(f"echo {MARK}record"):
             return 0, self.facts()
-        m = re.search(r"-p app-(blue|green) -f compose.yml up --no-start --force-recreate --no-deps ([\w ]+?) \|\|", command)
-        if m and not any(needle in command for needle in self.fail):
-            for service in m.group(2).split():
-                self.containers[(m.group(1), service)] = "running"
-            return 0, "capped\n"
-        m = re.search(r"-p app-(blue|green) -f compose.yml (\w+) (.*)$", command)
-        if m:
-            self.compose(m.group(1), m.group(2), shlex.split(m.group(3)))
-        if "sudo -n sh -c" in command:
-            self.upstream = shlex.split(command)[-1]
-        if "mv -f .fab-bluegreen/app.json.tmp" in command:
-            self.record = shlex.split(command.split("printf '%s\\n' ", 1)[1])[0]
-        if command.startswith("i=0; while"):
+        if ARM.search(command):
+            self.guard_armed = True
+        if DISARM.search(command):
+            self.guard_armed = False
+        rest = DISARM.sub("", ARM.sub("", command))
+        for needle in self.fail:
+            if needle in rest:
+                self.fail.remove(needle)
+                return 1, f"simulated failure of {needle}"
+        out = ""
+        for m in COMPOSE.finditer(rest):
+            out = self.compose(m.group(1), m.group(2), m.group(3).split()) or out
+        if UPSTREAM in rest:
+            self.upstream = shlex.split(rest.split(UPSTREAM, 1)[1])[0]
+        records = RECORD.findall(rest)
+        if records:
+            self.record = shlex.split(records[-1])[0]
+        if rest.startswith("i=0; while"):
             return 0, "try 1 200\n"
-        return None
+        return 0, out
 
-    def compose(self, color: str, verb: str, args: list[str]) -> None:
-        services = [a for a in args if not a.startswith("-") and not a.isdigit()]
+    def compose(self, color: str, verb: str, args: list[str]) -> str:
+        services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
         if not services:
             services = [s for (c, s) in self.containers if c == color]
         for s in services:
@@ -67,6 +72,7 @@ class FakeHost:
                 self.containers[(color, s)] = "exited"
             elif verb == "down":
                 self.containers.pop((color, s), None)
+        return "capped\n" if verb == "up" and "--no-start" in args else ""
 
     def facts(self) -> str:
         lines = [f"app-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} 0" for (c, s), state in self.containers.items()]
@@ -77,5 +83,6 @@ class FakeHost:
         return {s: state for (c, s), state in self.containers.items() if c == color}
 
     def index(self, needle: str) -> int:
-        """Position of the first command containing needle (fails the test if absent)."""
-        return next(i for i, c in enumerate(self.commands) if needle in c and "app.guard" not in c and not c.startswith("say() {"))
+        """Position of the first command containing needle outside the guard's own commands."""
+        return next(i for i, c in enumerate(self.commands)
+                    if needle in DISARM.sub("", ARM.sub("", c)) and not c.startswith("say() {"))

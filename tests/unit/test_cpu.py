@@ -12,7 +12,7 @@ def test_host_cpus_prints_a_positive_number():
 
 
 def test_the_sampler_reads_cpu_time_and_memory_with_shell_builtins():
-    script = cpu._CGROUP + cpu._SAMPLER.replace("@STEPS@", "5").replace("@INTERVAL@", "0.1")
+    script = cpu.CGROUP + cpu._SAMPLER.replace("@STEPS@", "5").replace("@INTERVAL@", "0.1")
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, timeout=10).stdout
     lines = out.splitlines()
     assert lines[0].startswith("# cpus ") and len(lines) == 6

@@ -91,10 +91,10 @@ def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
     host = FakeHost(running={"blue": ALL, "green": ["web"]}, record='{"live": "blue"}', upstream_port=18002)
     r = deploy(host)
     assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
-    # only: the lock taken, sampling started, the host checked, the facts read, sampling stopped, unlock
-    assert len(host.commands) == 6 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
-    assert host.commands[2].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[5]
-    assert not any("compose.yml" in c for c in host.commands[:2] + host.commands[4:])
+    # three round trips: lock (and start sampling); pre-flight and facts; unlock (and the samples)
+    assert len(host.commands) == 3 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
+    assert host.commands[1].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[2]
+    assert not any("compose.yml" in c for c in (host.commands[0], host.commands[2]))
 
 
 def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
@@ -121,3 +121,13 @@ def test_cleanup_plans_then_removes_only_the_old_colour():
     assert done.outcome == CLEANED
     assert host.state("blue") == {} and host.state("green") == dict.fromkeys(ALL, "running")
     assert cleanup.plan(host.remote, S).outcome == NOTHING
+
+
+def test_a_deploy_takes_few_round_trips():
+    """Writes ride along with the next command: lock+sampling, check+facts, prepare, arm+stop, up,
+    health, switch+record+verify, capped start, settle, facts, record+history+disarm+unlock."""
+    host = FakeHost(running={"blue": ALL})
+    assert deploy(host).outcome == DEPLOYED
+    assert len(host.commands) == 11
+    assert host.guard_armed is False  # armed with the stop, disarmed at the end
+    assert ": arm-guard;" in host.commands[3] and "stop -t 30 worker beat" in host.commands[3]
