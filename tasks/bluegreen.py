@@ -61,6 +61,7 @@ class Deploy:
         self.disarming = False  # a disarm is queued
         self.closing: list[tuple[str, str]] = []  # (command, what failed) sent by finish()
         self.host_cpus = 1.0
+        self.final_facts: Facts | None = None  # read with the settle check
 
     def run(self) -> HostResult:
         started = time.monotonic()
@@ -263,14 +264,18 @@ class Deploy:
             return
         self.at("settle")
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
-        res = self.send(cmd.wait_settled(self.s, self.new, self.s.background), self.s.settle + self.timeouts.command)
+        # the facts for the record ride along (one round trip fewer at the end)
+        res = self.send(f"{{ {cmd.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
+                        f"{cmd.facts(self.s)}; exit $rc", self.s.settle + self.timeouts.command)
+        if res.ok and f"{cmd.MARK}containers" in res.stdout:
+            self.final_facts = facts_from(res)
         if not res.ok:
             what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
             raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
 
     def record_deploy(self) -> None:
-        """Write what each colour runs now and one history line; report the live version."""
-        facts = self.read_facts()
+        """Write what each colour runs now and one history line (sent by finish()); report the live version."""
+        facts = self.final_facts if self.result.outcome == DEPLOYED and self.final_facts else self.read_facts()
         live = self.new if self.result.outcome == DEPLOYED else self.live
         rec = facts.record
         if self.result.outcome == DEPLOYED:

@@ -102,40 +102,46 @@ def cancel_lift(s: HostSettings, color: str) -> str:
 def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> str:
     """Create services without starting them, cap their CPU (cpus shared between them), start them,
     and leave a detached process that restores each container's own limits after `seconds`.
-    Prints `capped` or `nocap <why>` (then they start uncapped)."""
+    Prints `capped` or `nocap <why>` (then they start uncapped). Few docker calls: on a starved
+    1-CPU host each one costs a tenth of a second or more."""
     share = cpus / len(services)
     quota = max(1000, int(share * PERIOD))
     proj, f = project(s, color), quote(lift_file(s, color))
-    cap = (
-        'set -- $(docker inspect -f "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}" "$id")\n'
-        'if [ "$1" -gt 0 ]; then\n'
-        f'  out=$(docker update --cpus {share:.3f} "$id" 2>&1) || {{ why=$out; break; }}\n'
-        '  restore="$restore docker update --cpus $(awk -v n="$1" \'BEGIN {print n / 1e9}\') $id >/dev/null;"\n'
-        'else\n'
-        f'  out=$(docker update --cpu-period {PERIOD} --cpu-quota {quota} "$id" 2>&1) || {{ why=$out; break; }}\n'
-        '  q=$2; [ "$q" -gt 0 ] || q=-1; per=$3; [ "$per" -gt 0 ] || per=' + str(PERIOD) + '\n'
-        '  restore="$restore docker update --cpu-period $per --cpu-quota $q $id >/dev/null;"\n'
-        'fi\n'
+    fmt = (f'{{{{index .Config.Labels "{LABEL_SERVICE}"}}}} {{{{.Id}}}} {{{{.HostConfig.NanoCpus}}}} '
+           "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}")
+    want = " ".join(services)
+    pick = (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(proj)})\n"
+            f"rows=$(docker inspect -f {quote(fmt)} $ids | awk -v want={quote(want)} "
+            "'BEGIN {n = split(want, w, \" \"); for (i = 1; i <= n; i++) ok[w[i]] = 1} ok[$1]')\n"
+            f'[ $(echo "$rows" | grep -c .) -eq {len(services)} ] || {{ echo "$rows"; echo no container for every service; exit 1; }}\n')
+    plan = (  # which containers take which form of cap, and how each is put back
+        "all=''; by_quota=''; by_cpus=''; restore=''; why=''\n"
+        "while read -r svc id nano q per; do\n"
+        '  all="$all $id"\n'
+        '  if [ "$nano" -gt 0 ]; then by_cpus="$by_cpus $id"\n'
+        '    restore="$restore docker update --cpus $(awk -v n="$nano" \'BEGIN {print n / 1e9}\') $id >/dev/null;"\n'
+        '  else by_quota="$by_quota $id"; [ "$q" -gt 0 ] || q=-1; [ "$per" -gt 0 ] || per=' + str(PERIOD) + "\n"
+        '    restore="$restore docker update --cpu-period $per --cpu-quota $q $id >/dev/null;"\n'
+        "  fi\n"
+        'done <<EOF\n$rows\nEOF\n'
+        f'[ -z "$by_quota" ] || out=$(docker update --cpu-period {PERIOD} --cpu-quota {quota} $by_quota 2>&1) || why=$out\n'
+        f'[ -n "$why" ] || [ -z "$by_cpus" ] || out=$(docker update --cpus {share:.3f} $by_cpus 2>&1) || why=$out\n'
     )
-    loop = (f"restore=''; why=''\nfor svc in {' '.join(quote(x) for x in services)}; do\n"
-            f"  id=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(proj)} --filter label={LABEL_SERVICE}=\"$svc\")\n"
-            f'  [ -n "$id" ] || {{ why="no container for $svc"; break; }}\n' + cap + "done\n")
-    start = compose(s, color, "start", *services)
     finish = (
-        f'if [ -n "$why" ]; then sh -c "$restore" >/dev/null 2>&1; restore=""; fi\n'
+        'if [ -n "$why" ]; then sh -c "$restore" >/dev/null 2>&1; restore=""; fi\n'
         # an update can pass and the start still fail (a quota above the host's own): go uncapped
-        f'if ! out=$({start} 2>&1); then\n'
-        f'  [ -n "$restore" ] || {{ echo "$out"; exit 1; }}\n'
-        f'  sh -c "$restore" >/dev/null 2>&1; restore=""; why="the capped start failed: $(echo "$out" | tail -n 1)"\n'
-        f'  {start} || exit 1\n'
-        f'fi\n'
-        f'if [ -n "$restore" ]; then\n'
+        "if ! out=$(docker start $all 2>&1); then\n"
+        '  [ -n "$restore" ] || { echo "$out"; exit 1; }\n'
+        '  sh -c "$restore" >/dev/null 2>&1; restore=""; why="the capped start failed: $(echo "$out" | tail -n 1)"\n'
+        "  docker start $all >/dev/null || exit 1\n"
+        "fi\n"
+        'if [ -n "$restore" ]; then\n'
         f'  setsid nohup sh -c "sleep {seconds:g}; $restore rm -f {f}" >/dev/null 2>&1 < /dev/null &\n'
-        f'  echo $! > {f}; echo capped\n'
-        f'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
+        f"  echo $! > {f}; echo capped\n"
+        'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
     )
     create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *services)
-    return f"{cancel_lift(s, color)}; {create} || exit 1\n{loop}{finish}"
+    return f"{cancel_lift(s, color)}; {create} || exit 1\n{pick}{plan}{finish}"
 
 
 @dataclass(frozen=True)

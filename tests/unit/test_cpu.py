@@ -43,7 +43,7 @@ def test_default_cap_is_half_the_host_and_an_explicit_value_wins():
 def test_capped_start_creates_caps_then_starts_and_leaves_a_lift():
     line = cpu.start_capped(HostSettings(name="a", ssh="a"), "green", ("worker", "beat"), 0.5, 30)
     create = line.index("up --no-start --force-recreate --no-deps worker beat")
-    cap = line.index("docker update --cpu-period 100000 --cpu-quota 25000")
-    start = line.index("compose.yml start worker beat")
+    cap = line.index("docker update --cpu-period 100000 --cpu-quota 25000 $by_quota")
+    start = line.index("docker start $all")
     lift = line.index("setsid nohup sh -c \"sleep 30; $restore")
     assert create < cap < start < lift

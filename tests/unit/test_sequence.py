@@ -125,9 +125,9 @@ def test_cleanup_plans_then_removes_only_the_old_colour():
 
 def test_a_deploy_takes_few_round_trips():
     """Writes ride along with the next command: lock+sampling, check+facts, prepare, arm+stop, up,
-    health, switch+record+verify, capped start, settle, facts, record+history+disarm+unlock."""
+    health, switch+record+verify, capped start, settle+facts, record+history+disarm+unlock."""
     host = FakeHost(running={"blue": ALL})
     assert deploy(host).outcome == DEPLOYED
-    assert len(host.commands) == 11
+    assert len(host.commands) == 10
     assert host.guard_armed is False  # armed with the stop, disarmed at the end
     assert ": arm-guard;" in host.commands[3] and "stop -t 30 worker beat" in host.commands[3]
