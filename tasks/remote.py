@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -97,6 +98,7 @@ class SshRemote:
     def run(self, command: str, timeout: float) -> Result:
         from invoke.exceptions import CommandTimedOut
 
+        started = time.monotonic()
         try:
             r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
         except CommandTimedOut:
@@ -109,6 +111,9 @@ class SshRemote:
             raise
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
             raise Unreachable("the connection was lost (no answer from the host)")
+        if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
+            # the runner's timer stopped it, but the timeout was not reported as such: say so
+            return Result(command, 124, r.stdout, f"timed out after {timeout:g} s")
         return Result(command, r.exited, r.stdout, r.stderr)
 
     read = run
