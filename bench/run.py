@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import statistics
 import subprocess
@@ -223,7 +224,7 @@ def commands_per_deploy(bed: Bed, work: Path) -> int:
     h = bed.hosts[0]
     code, _, out = fab("deploy", "--host", h.name, "--dry-run", "--hosts-file",
                        str(hosts_file(work / "d.toml", bed, [h], 0, "{ seconds = 10 }")))
-    return sum(1 for line in out.splitlines() if line[:5].strip().rstrip(".").isdigit())
+    return sum(1 for line in out.splitlines() if re.match(r"^ {0,2}\d+\. ", line))  # "  7. <command>"
 
 
 def fab_list_seconds() -> float:
