@@ -329,24 +329,28 @@ class Deploy:
 
     def switch_back(self) -> list[str]:
         try:
-            if self.s.switch.mode == "command" and self.live:
-                self.check(cmd.switch_command(self.s, self.live), self.timeouts.command, "the switch command failed")
-            elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
-                self.check(cmd.switch_nginx(self.s, self.old_upstream, None), self.timeouts.command * 3,
-                           f"could not point nginx back at {self.live or 'the old upstream'}")
+            back = self.switch_back_command()
+            if back:
+                self.check(back, self.timeouts.command * 3,
+                           f"could not switch back to {self.live or 'the old upstream'}")
             self.write_record(self.old_record)
             return []
         except StepFailed as e:
             return [f"traffic may still go to {self.new}: {e.reason}"]
 
+    def switch_back_command(self) -> str:
+        """Traffic back to where it went before this run (the file as it was; if nginx rejected
+        that, the new one stays in place rather than none at all)."""
+        if self.s.switch.mode == "command" and self.live:
+            return cmd.switch_command(self.s, self.live)
+        if self.s.switch.mode == "nginx" and self.old_upstream is not None:
+            new = cmd.upstream_text(self.s, self.s.port(self.new))
+            return cmd.switch_nginx(self.s, self.old_upstream, new)
+        return ""
+
     def undo_commands(self) -> list[str]:
         """What the guard runs if the tool goes silent: the same undo as roll_back(), as commands."""
-        undo = []
-        if self.s.switch.mode == "command" and self.live:
-            undo.append(cmd.switch_command(self.s, self.live))
-        elif self.s.switch.mode == "nginx" and self.old_upstream is not None:
-            undo += [cmd.write_root_file(self.s.switch.upstream_file, self.old_upstream), cmd.nginx_test(),
-                     cmd.reload(self.s)]
+        undo = [back] if (back := self.switch_back_command()) else []
         undo += [cpu.cancel_lift(self.s, self.new), cmd.stop(self.s, self.new)]
         if self.live and self.s.background:
             undo.append(cmd.start(self.s, self.live, self.s.background))

@@ -11,7 +11,7 @@ import time
 from . import commands as cmd
 from . import cpu, lock, record
 from .errors import Locked, Refused, Unreachable
-from .facts import find_live, other, read, version
+from .facts import Facts, find_live, other, read, version
 from .remote import Remote
 from .result import CLEANED, FAILED, LOCKED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
 from .settings import HostSettings
@@ -19,16 +19,22 @@ from .settings import HostSettings
 
 def plan(remote: Remote, s: HostSettings) -> HostResult:
     """What cleanup would remove on this host (outcome PLANNED), or why not."""
+    return _planned(remote, s)[0]
+
+
+def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]:
+    """The plan, and the facts it was made from (None when they could not be read)."""
     started = time.monotonic()
-    result = HostResult(host=s.name, action="cleanup")
+    result, facts = HostResult(host=s.name, action="cleanup"), None
     try:
-        _plan(remote, s, result)
+        facts = read(remote, s, s.timeouts.command)
+        _plan(s, facts, result)
     except Refused as e:
         result.outcome, result.reason = REFUSED, str(e)
     except Unreachable as e:
         result.outcome, result.reason = UNREACHABLE, str(e)
     result.seconds = time.monotonic() - started
-    return result
+    return result, facts
 
 
 def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool = False) -> HostResult:
@@ -50,7 +56,7 @@ def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: b
 
 
 def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool) -> HostResult:
-    result = plan(remote, s)
+    result, facts = _planned(remote, s)
     if result.outcome != PLANNED:
         return result
     if result.from_color != planned.from_color:
@@ -59,7 +65,6 @@ def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: 
         return result
     started = time.monotonic()
     old, timeout = result.from_color, s.timeouts.command
-    facts = read(remote, s, timeout)
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
     res = remote.run(cmd.down(s, old), s.stop_timeout + timeout)
@@ -78,8 +83,7 @@ def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: 
     return result
 
 
-def _plan(remote: Remote, s: HostSettings, result: HostResult) -> None:
-    facts = read(remote, s, s.timeouts.command)
+def _plan(s: HostSettings, facts: Facts, result: HostResult) -> None:
     live = find_live(s, facts)
     if live is None:
         if any(facts.services(s, c) for c in ("blue", "green")):
