@@ -4,5 +4,5 @@ from invoke import Collection
 
 from . import cli
 
-ns = Collection(cli.deploy, cli.rollback, cli.cleanup, cli.check, cli.status, cli.history, cli.logs,
+ns = Collection(cli.deploy, cli.rollback, cli.cleanup, cli.drain, cli.check, cli.status, cli.history, cli.logs,
                 cli.unlock)

@@ -1,9 +1,10 @@
 """The blue-green sequence on one host. Read Deploy.run() top to bottom: it is the whole deploy.
 
     lock -> check the host -> find the live colour -> prepare -> arm the guard
-    -> stop the live colour's background -> start the new front -> health check
-    -> after_front hooks -> switch nginx -> after_switch hooks -> start the new background
-    -> settle -> record -> disarm the guard -> unlock
+    -> start the shared services (if not running) -> stop the live colour's background
+    -> start the new front -> health check -> after_front hooks -> switch nginx
+    -> after_switch hooks -> start the new background -> settle
+    -> count the tasks left in the old colour's broker -> record -> disarm the guard -> unlock
     any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
     restart the old background), keeping the failed colour's containers for their logs.
 
@@ -19,10 +20,10 @@ import time
 from typing import Callable
 
 from . import commands as cmd
-from . import cpu, guard, lock, record
+from . import broker, cpu, guard, lock, record
 from .check import run_checks
 from .errors import Interrupted, Locked, Refused, StepFailed, Unreachable
-from .facts import Facts, find_live, other, read, version
+from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
 from .remote import Remote, Result
 from .result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
@@ -73,6 +74,7 @@ class Deploy:
                 self.run_prepare()
                 self.arm_guard()
                 try:
+                    self.start_shared()
                     self.stop_old_background()
                     self.start_new_front()
                     self.wait_until_healthy()
@@ -81,6 +83,7 @@ class Deploy:
                     self.run_hooks("after_switch", warn_only=True)
                     self.start_new_background()
                     self.wait_until_settled()
+                    self.count_old_queue()
                     self.result.outcome = DEPLOYED
                     self.say(f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves")
                 except StepFailed as failure:
@@ -162,14 +165,27 @@ class Deploy:
         self.guard_armed = True
         self.say(f"guard armed: puts the host back unless confirmed within {deadline:g} s")
 
+    def start_shared(self) -> None:
+        """Services of neither colour (a broker both use): started when they do not run; never
+        stopped, recreated or removed by the tool."""
+        if not self.s.shared:
+            return
+        self.at("start shared")
+        self.say(f"shared {', '.join(self.s.shared)} ({cmd.project(self.s, cmd.SHARED)}): starting if not running")
+        self.check(cmd.up_shared(self.s), self.timeouts.command, "could not start the shared services")
+
     def stop_old_background(self) -> None:
+        """Gracefully: each service gets stop_timeout seconds (Celery's warm shutdown finishes
+        the tasks it runs); one killed at the end of it is a warning."""
         if not self.live or not self.s.background:
             return
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
         self.old_background_stopped = True  # even a half-done stop is undone by a start
-        self.check(cmd.stop(self.s, self.live, self.s.background), self.s.stop_timeout + self.timeouts.command,
-                   f"could not stop {self.live}'s background services")
+        res = self.check(cmd.stop_reporting(self.s, self.live, self.s.background),
+                         self.s.stop_timeout + self.timeouts.command, f"could not stop {self.live}'s background services")
+        was_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
+        self.result.warnings += killed(self.s, self.live, was_running, res.stdout)
 
     def start_new_front(self) -> None:
         self.at("start new front")
@@ -264,14 +280,39 @@ class Deploy:
             return
         self.at("settle")
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
-        # the facts for the record ride along (one round trip fewer at the end)
+        # the facts for the record, and the old colour's queues, ride along (fewer round trips)
+        reads = cmd.facts(self.s)
+        if self.counts_old_queue():
+            reads += f"; echo {cmd.MARK}queued; {cmd.count_queued(self.s, self.live)}"
         res = self.send(f"{{ {cmd.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
-                        f"{cmd.facts(self.s)}; exit $rc", self.s.settle + self.timeouts.command)
+                        f"{reads}; exit $rc", self.s.settle + self.timeouts.command)
         if res.ok and f"{cmd.MARK}containers" in res.stdout:
             self.final_facts = facts_from(res)
         if not res.ok:
             what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
             raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
+
+    def count_old_queue(self) -> None:
+        """With a broker per colour: tasks the old web queued after the old worker stopped wait in
+        the old broker. Said in the table; cleanup refuses until `fab drain` has run them."""
+        if not self.counts_old_queue():
+            return
+        self.step = "count old queue"  # not at(): a Ctrl-C now must not undo a finished deploy
+        counted = self.final_facts.queued if self.final_facts else None  # read with the settle check
+        queued = broker.parse(self.s, self.live, counted) if counted is not None else \
+            broker.count(self.remote, self.s, self.live, self.timeouts.command)
+        if queued.problem:
+            self.result.warnings.append(queued.problem)
+            return
+        self.result.warnings += broker.warnings(self.s, self.live, queued)
+        if queued.waiting:
+            self.result.warnings.append(
+                f"{queued.waiting} message(s) wait in {self.live}'s {self.s.broker_service} ({queued.describe()}): run "
+                f"them with fab drain --host {self.s.name}; fab cleanup refuses until then")
+            self.say(f"{queued.waiting} message(s) wait in {self.live}'s {self.s.broker_service}: {queued.describe()}")
+
+    def counts_old_queue(self) -> bool:
+        return bool(self.live) and broker.counted(self.s) and not self.remote.dry_run
 
     def record_deploy(self) -> None:
         """Write what each colour runs now and one history line (sent by finish()); report the live version."""

@@ -28,7 +28,18 @@ class CheckResult:
 def run_checks(remote: Remote, s: HostSettings, then: str = "") -> tuple[CheckResult, Result]:
     """Run the checks (and `then`, a read such as the facts, in the same round trip)."""
     res = remote.read(f"{cmd.preflight(s)}; {then}" if then else cmd.preflight(s), s.timeouts.command)
-    return parse_checks(s, res), res
+    checked = parse_checks(s, res)
+    checked.items += settings_warnings(s)
+    return checked, res
+
+
+def settings_warnings(s: HostSettings) -> list[tuple[str, str, str]]:
+    """What the hosts file allows but is most likely a mistake."""
+    both = [x for x in s.shared if x in s.front or x in s.background]
+    if not both:
+        return []
+    return [("warn", "shared", f"{', '.join(both)} listed in shared and also in front or background: it runs "
+             f"once in {cmd.project(s, cmd.SHARED)} and again in each colour (remove it from one of the lists)")]
 
 
 def parse_checks(s: HostSettings, res: Result) -> CheckResult:

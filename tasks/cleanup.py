@@ -1,7 +1,9 @@
 """Cleanup on one host: remove the colour that is not live, after a person said yes.
 
 plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
-old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour).
+old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
+never the shared services, which are a project of their own). With a broker per colour, both
+refuse while tasks wait in the old colour's broker: `fab drain` runs them first.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 
 from . import commands as cmd
-from . import cpu, lock, record
+from . import broker, cpu, lock, record
 from .errors import Locked, Refused, Unreachable
 from .facts import Facts, find_live, other, read, version
 from .remote import Remote
@@ -29,6 +31,11 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]
     try:
         facts = read(remote, s, s.timeouts.command)
         _plan(s, facts, result)
+        if result.outcome == PLANNED and broker.counted(s):
+            queued = broker.count(remote, s, result.from_color, s.timeouts.command)
+            if why := broker.refusal(s, result.from_color, queued):
+                raise Refused(why)
+            result.warnings += broker.warnings(s, result.from_color, queued)
     except Refused as e:
         result.outcome, result.reason = REFUSED, str(e)
     except Unreachable as e:

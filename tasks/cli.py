@@ -13,6 +13,7 @@ from invoke.exceptions import Exit
 from fabric import task
 
 from . import cleanup as cleanup_host
+from . import drain as drain_host
 from . import inspect, report, settings
 from .bluegreen import Deploy, Rollback
 from .check import CheckResult, preflight
@@ -145,8 +146,9 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
 
     Shows what it will remove on each host (the colour that is not live), asks (the default is
     no) unless --yes, then runs `docker compose -p <app>-<old colour> down` on that colour only:
-    never -v (volumes stay), never the live colour. A host with nothing left to remove is
-    "nothing to clean".
+    never -v (volumes stay), never the live colour, never the shared services. A host with
+    nothing left to remove is "nothing to clean". With a broker per colour it refuses while
+    tasks wait in the old colour's broker, naming the queues: run `fab drain` first.
 
     Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
     (including no terminal to ask at and no --yes).
@@ -176,6 +178,28 @@ def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = Fa
     report.out.print(report.cleanup_table(results))
     report.plans(results)
     return all(r.ok for r in results)
+
+
+@task(help={**HOST_HELP, "message": RUN_HELP["message"]}, **TASK)
+@edge
+def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message=""):
+    """Run the tasks left in the old colour's broker, so that cleanup may remove it.
+
+    With a broker per colour (redis in `front`), tasks queued in the old colour's redis after
+    its workers stopped wait there, and `fab cleanup` refuses to remove them. drain starts the
+    old colour's worker services only (never beat; [broker] workers names them), waits until
+    its queues ([broker] queues) are empty (up to [broker] drain_timeout), stops the workers
+    again, gracefully, and writes a `drain` line in the history. The old workers run beside
+    the new ones meanwhile.
+
+    Exit code: 0 drained or nothing waited, 1 a host not drained, 2 usage or hosts-file error.
+    """
+    hosts = _hosts(hosts_file, host, group, all_)
+    fleet = _fleet(c)
+    results = fleet.run(hosts, "drain", lambda r, s, say: drain_host.drain(r, s, say, message))
+    report.out.print(report.drain_table(results))
+    if not all(r.ok for r in results):
+        raise Exit(code=1)
 
 
 @task(help=HOST_HELP, **TASK)

@@ -29,7 +29,11 @@ def remote_path(path: str) -> str:
     return quote(path)
 
 
+SHARED = "shared"  # the pseudo-colour of the services that belong to neither colour
+
+
 def project(s: HostSettings, color: str) -> str:
+    """<app>-blue, <app>-green, or <app>-shared for the shared services."""
     return f"{s.app}-{color}"
 
 
@@ -43,10 +47,12 @@ def color_env(s: HostSettings, color: str) -> str:
 
 
 def compose(s: HostSettings, color: str, *args: str) -> str:
-    """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment."""
+    """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment
+    (none for the shared project)."""
     base = shlex.join(shlex.split(s.compose))
     argv = ["-p", project(s, color), "-f", s.compose_file, *args]
-    return in_dir(s, f"{color_env(s, color)} {base} {shlex.join(argv)}")
+    env = "" if color == SHARED else f"{color_env(s, color)} "
+    return in_dir(s, f"{env}{base} {shlex.join(argv)}")
 
 
 # --- compose verbs -----------------------------------------------------------------------
@@ -64,6 +70,21 @@ def up(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
 def start(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
     """Start stopped containers as they were: the fast way back in a rollback."""
     return compose(s, color, "start", *services)
+
+
+def up_shared(s: HostSettings) -> str:
+    """Start the shared services if they are not running; never recreate them (that would stop
+    the broker both colours use): a changed shared service is the user's own `up`."""
+    return compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared)
+
+
+def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """stop(), then one `service exit_code` line per stopped container (137: killed at the end of
+    its grace period, not stopped gracefully), after a `MARK`exits line."""
+    fmt = f'{{{{index .Config.Labels "{LABEL_SERVICE}"}}}} {{{{.State.ExitCode}}}}'
+    return (f"{stop(s, color, services)}; rc=$?; echo {MARK}exits; "
+            f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(project(s, color))}); "
+            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids; exit $rc')
 
 
 def down(s: HostSettings, color: str) -> str:
@@ -138,6 +159,34 @@ def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
              "END{for (x in seen) if (!seen[x]) {print x\" has no container\"; bad=1}; exit bad}'")
     end = f"end=$(( $(date +%s) + {math.ceil(s.settle)} ))"
     return f"{end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done"
+
+
+# --- a colour's own broker: the tasks waiting in it ------------------------------------------
+
+UNACKED = "unacked"  # kombu's redis transport: delivered to a worker, not acknowledged yet
+
+
+def count_queued(s: HostSettings, color: str) -> str:
+    """`redis-cli` inside the colour's broker container: one `queue count` line per queue, and
+    `unacked count`; `no-broker` when the colour has no broker container, `broker-down STATE` when
+    it does not run."""
+    find = (f"docker ps -a --filter label={LABEL_PROJECT}={quote(project(s, color))} "
+            f"--filter label={LABEL_SERVICE}={quote(s.broker_service or '')} --format '{{{{.ID}}}} {{{{.State}}}}'")
+    counts = "; ".join([f"echo {quote(q)} $(docker exec \"$cid\" redis-cli LLEN {quote(q)})" for q in s.broker.queues]
+                       + [f"echo {UNACKED} $(docker exec \"$cid\" redis-cli HLEN {UNACKED})"])
+    return (f"x=$({find} | head -n 1); cid=${{x%% *}}; st=${{x#* }}; if [ -z \"$x\" ]; then echo no-broker; "
+            f"elif [ \"$st\" != running ]; then echo broker-down $st; else {counts}; fi")
+
+
+def wait_drained(s: HostSettings, color: str, timeout: float, stale_unacked: int = 0) -> str:
+    """Poll the colour's broker every second until its queues are empty and no worker holds a
+    message it reserved ahead (unacked, beyond the `stale_unacked` a killed worker left before the
+    drain), twice in a row; or give up after timeout (exit 1). Prints `left N` while waiting."""
+    total = (f"n=$({count_queued(s, color)} | awk -v stale={int(stale_unacked)} '$2 !~ /^[0-9]+$/ {{bad=1}} "
+             f"$1 == \"{UNACKED}\" {{$2 -= stale}} $2 > 0 {{n += $2}} END {{if (bad) exit 3; print n + 0}}') || exit 3")
+    return (f"end=$(( $(date +%s) + {math.ceil(timeout)} )); empty=0; while :; do {total}; "
+            f"if [ $n -eq 0 ]; then empty=$((empty + 1)); [ $empty -ge 2 ] && exit 0; else empty=0; "
+            f"echo left $n; fi; [ $(date +%s) -ge $end ] && exit 1; sleep 1; done")
 
 
 # --- the switch --------------------------------------------------------------------------
@@ -285,7 +334,7 @@ def preflight(s: HostSettings) -> str:
     color = "blue"  # the compose file is checked as blue; both colours share it
     d = remote_path(s.dir)
     base = shlex.join(shlex.split(s.compose))
-    keep = " ".join(quote(project(s, c)) for c in ("blue", "green"))
+    keep = " ".join(quote(project(s, c)) for c in ("blue", "green", SHARED))
     from .cpu import CGROUP  # the host's effective CPUs, for the warm-up cap
 
     checks = [

@@ -37,6 +37,7 @@ class Facts:
     last_guard: dict | None = None  # the last line the guard wrote
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
     capped: list[str] = field(default_factory=list)  # colours whose warm-up cap is not lifted yet
+    queued: str | None = None  # commands.count_queued()'s output, when it rode along
 
     def services(self, s: HostSettings, color: str) -> dict[str, Container]:
         proj = project(s, color)
@@ -90,6 +91,7 @@ def parse(text: str) -> Facts:
     facts.last = _json_line(sections.get("history", []))
     facts.last_guard = _json_line(sections.get("guard", []))
     facts.capped = [line.strip() for line in sections.get("lift", []) if line.strip()]
+    facts.queued = "\n".join(sections["queued"]) if "queued" in sections else None
     facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
     return facts
 
@@ -107,6 +109,14 @@ def _container(line: str) -> Container | None:
         return None
     proj, service, state, restarts, image, cid, code = parts
     return Container(proj, service, state, int(restarts), image, cid, int(code))
+
+
+def killed(s: HostSettings, color: str, services: tuple[str, ...], stdout: str) -> list[str]:
+    """Warnings for the services that stop_reporting() shows killed (exit code 137) after their grace."""
+    lines = stdout.split(f"{MARK}exits", 1)[-1].splitlines() if f"{MARK}exits" in stdout else []
+    dead = sorted({p[0] for p in (line.split() for line in lines) if len(p) == 2 and p[0] in services and p[1] == "137"})
+    return [f"{color}'s {name} was killed after stop_timeout ({s.stop_timeout:g} s) instead of stopping by itself: "
+            "tasks it was running may be lost (raise stop_timeout above the longest task)" for name in dead]
 
 
 def upstream_port(text: str | None) -> int | None:

@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .result import CLEANED, DEPLOYED, DRY_RUN, INTERRUPTED, NOTHING, PLANNED, ROLLED_BACK, SKIPPED, HostResult
+from .result import (CLEANED, DEPLOYED, DRAINED, DRY_RUN, INTERRUPTED, NOTHING, NOTHING_TO_DRAIN, PLANNED,
+                     ROLLED_BACK, SKIPPED, HostResult)
 
-OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", PLANNED: "cyan", DRY_RUN: "cyan",
+OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", DRAINED: "green", NOTHING_TO_DRAIN: "green",
+                 PLANNED: "cyan", DRY_RUN: "cyan",
                  ROLLED_BACK: "yellow", SKIPPED: "dim", INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
@@ -79,6 +81,17 @@ def cleanup_table(results: list[HostResult], title: str = "fab cleanup") -> Tabl
         why = "; ".join(filter(None, [r.reason, *r.warnings]))
         table.add_row(escape(r.host), _color(r.from_color), escape("\n".join(r.removes) or "-"),
                       f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), escape(why))
+    return table
+
+
+def drain_table(results: list[HostResult]) -> Table:
+    table = Table(title="fab drain", title_justify="left")
+    for column in ("host", "drained", "waited", "live", "result", "seconds", "why"):
+        table.add_column(column, no_wrap=column not in ("waited", "why"))
+    for r in results:
+        why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
+        table.add_row(escape(r.host), _color(r.from_color), escape(r.queued or "-"), _color(r.to_color), _outcome(r),
+                      f"{r.seconds:.1f}", escape(why))
     return table
 
 

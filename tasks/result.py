@@ -16,6 +16,8 @@ DRY_RUN = "dry run"  # nothing was changed: the plan was printed
 CLEANED = "cleaned"
 NOTHING = "nothing to clean"
 PLANNED = "planned"  # cleanup: what would be removed, before the user said yes
+DRAINED = "drained"  # drain: the old colour's queues were emptied by its workers
+NOTHING_TO_DRAIN = "nothing to drain"
 
 
 @dataclass
@@ -39,7 +41,8 @@ class HostResult:
     cap: str = ""  # the warm-up cap of the new background, or why there was none
     host_load: str = ""  # what the host went through: peak CPU, longest 100 % stretch, lowest memory
     removes: list[str] = field(default_factory=list)  # cleanup: the containers it removes
+    queued: str = ""  # drain: the messages that waited, e.g. "celery: 3"
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED, DRY_RUN)
+        return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED, DRY_RUN, DRAINED, NOTHING_TO_DRAIN)

@@ -63,6 +63,15 @@ class Warmup:
 
 
 @dataclass(frozen=True)
+class Broker:
+    """A broker per colour (redis in front): where the old colour's waiting tasks are counted."""
+    service: str | None = None  # None: the first front service named like redis; "": none
+    queues: tuple[str, ...] = ("celery",)
+    workers: tuple[str, ...] | None = None  # what `fab drain` starts; None: background but beat
+    drain_timeout: float = 600.0  # how long `fab drain` waits for the queues to empty
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str
@@ -72,6 +81,7 @@ class HostSettings:
     compose: str = "docker compose"
     front: tuple[str, ...] = ("web", "redis")
     background: tuple[str, ...] = ("worker", "beat")
+    shared: tuple[str, ...] = ()  # services of neither colour: project <app>-shared, never stopped
     stop_timeout: float = 30.0
     settle: float = 5.0
     prepare: tuple[str, ...] = ()
@@ -84,6 +94,21 @@ class HostSettings:
     timeouts: Timeouts = Timeouts()
     hooks: Hooks = Hooks()
     warmup: Warmup = Warmup()
+    broker: Broker = Broker()
+
+    @property
+    def broker_service(self) -> str | None:
+        """The colour's own redis, whose queues are counted before its colour goes; None: none."""
+        if self.broker.service is not None:
+            return self.broker.service or None
+        return next((x for x in self.front if "redis" in x.lower() and x not in self.shared), None)
+
+    @property
+    def drain_workers(self) -> tuple[str, ...]:
+        """The background services `fab drain` starts: never beat (it would send tasks again)."""
+        if self.broker.workers is not None:
+            return self.broker.workers
+        return tuple(x for x in self.background if "beat" not in x.lower())
 
     @property
     def capped(self) -> tuple[str, ...]:
@@ -131,10 +156,10 @@ def _known(names) -> str:
 
 _HOST_KEYS: dict[str, str] = {
     "app": "project", "dir": "path", "compose_file": "path", "compose": "command",
-    "front": "names+", "background": "names", "stop_timeout": "seconds", "settle": "seconds",
+    "front": "names+", "background": "names", "shared": "names", "stop_timeout": "seconds", "settle": "seconds",
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
-    "warmup": "table",
+    "warmup": "table", "broker": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {"blue": "port", "green": "port"}),
@@ -145,6 +170,7 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "timeouts": (Timeouts, {"command": "seconds+", "prepare": "seconds+", "hook": "seconds+"}),
     "hooks": (Hooks, {"after_front": "strings", "after_switch": "strings", "on_failure": "strings"}),
     "warmup": (Warmup, {"cpus": "cpus", "seconds": "seconds", "services": "names"}),
+    "broker": (Broker, {"service": "service", "queues": "names", "workers": "names", "drain_timeout": "seconds+"}),
 }
 
 
@@ -230,6 +256,12 @@ class _Parser:
         both = set(s.front) & set(s.background)
         if both:
             self.fail(f"{where}.background", f"{sorted(both)} also listed in front: a service is one or the other")
+        if s.broker.service and s.broker.service not in s.front:
+            self.fail(f"{where}.broker.service", f"{s.broker.service!r} is not a front service: the broker of a "
+                      f"colour is one of its front services {list(s.front)} (a shared broker needs no counting)")
+        if set(s.drain_workers) - set(s.background):
+            self.fail(f"{where}.broker.workers", f"{sorted(set(s.drain_workers) - set(s.background))} are not "
+                      "background services")
         if s.switch.mode == "command" and not s.switch.command:
             self.fail(f"{where}.switch.command", 'mode "command" needs a command, e.g. "my-switch {color} {port}"')
         try:
@@ -252,14 +284,15 @@ class _Parser:
             self.fail(at, f"{what} {name!r} may hold only letters, digits, '_', '.' and '-'")
 
     def value(self, at: str, kind: str, v: Any) -> Any:  # noqa: C901 - one branch per kind
-        if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project"):
+        if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
+                    "service"):
             if not isinstance(v, str):
                 self.fail(at, f"expected a string, got {v!r}")
             if "\0" in v or "\n" in v:
                 self.fail(at, "must be one line")
         if kind == "project" and not PROJECT.match(v):
             self.fail(at, f"{v!r}: use lowercase letters, digits, '_' and '-' (docker compose project names)")
-        if kind == "name":
+        if kind == "name" or (kind == "service" and v):
             self.check_name(v, at, "name")
         if kind in ("path", "command") and not v.strip():
             self.fail(at, "must not be empty")

@@ -152,11 +152,17 @@ class Traffic:
 
     def _run(self) -> None:
         deadline = time.monotonic() + 600  # bounded: a runaway loop stops by itself
+        n = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
+            n += 1
             t = time.time()
-            status, body = get(self.url, timeout=5)
+            status, body = get(self.request_url(n), timeout=5)
             self.results.append((t, status, body))
             self._stop.wait(max(0.0, self.period - (time.time() - t)))
+
+    def request_url(self, n: int) -> str:
+        """The URL of the n-th request (the same each time here)."""
+        return self.url
 
     def __exit__(self, *exc) -> None:
         self._stop.set()

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
             st = bed.state()
             if (not args.fresh and st.get("hosts") == args.hosts and st.get("cpus") == args.cpus
                     and bed.is_up(args.hosts)):
+                bed.ensure_images()
                 print(f"bed: already up with {args.hosts} host(s) in {bed.state_dir}; nothing to do"
                       " (use --fresh to rebuild)")
             else:

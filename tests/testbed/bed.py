@@ -27,6 +27,7 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from . import pyimage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = "tb-br0"
@@ -392,7 +393,19 @@ class Bed:
             _write_tar(bb, _busybox_entries())
         if not rd.exists():
             _write_tar(rd, _busybox_entries() + _redis_entries())
-        return {IMAGE_BUSYBOX: bb, IMAGE_REDIS: rd}
+        # Debian's python3.11 with Celery under /opt/site (examples/celery-app); cached, ~10 s to build
+        py = pyimage.build_tar(self.cache_dir / "python.tar")
+        return {IMAGE_BUSYBOX: bb, IMAGE_REDIS: rd, pyimage.IMAGE_PYTHON: py}
+
+    def ensure_images(self) -> None:
+        """Import the base images a reused bed lacks (one built by an older version of this file)."""
+        names = (IMAGE_BUSYBOX, IMAGE_REDIS, pyimage.IMAGE_PYTHON)
+        lacking = [h for h in self.hosts
+                   if h.run(f"docker image inspect {' '.join(names)}", check=False).returncode != 0]
+        if lacking:
+            images = self._ensure_image_tars()
+            with ThreadPoolExecutor(max_workers=min(8, len(lacking))) as pool:
+                list(pool.map(lambda h: self._import_images(h, images), lacking))
 
     def _import_images(self, h: Host, images: dict[str, Path]) -> None:
         # The tars go through the host's own /srv: the cache folder may sit under a path that is
@@ -405,7 +418,9 @@ class Bed:
         h.run(f"docker import --change 'CMD [\"sh\"]' {bb} {IMAGE_BUSYBOX}"
               f" >/dev/null && docker import --change 'WORKDIR /data' --change 'EXPOSE 6379'"
               f" --change 'CMD [\"redis-server\",\"--save\",\"\",\"--appendonly\",\"no\","
-              f"\"--protected-mode\",\"no\"]' {rd} {IMAGE_REDIS} >/dev/null")
+              f"\"--protected-mode\",\"no\"]' {rd} {IMAGE_REDIS} >/dev/null"
+              f" && {pyimage.import_command('/srv/fbg-images/' + images[pyimage.IMAGE_PYTHON].name)} >/dev/null",
+              timeout=300)
         shutil.rmtree(inbox)
 
     # -- one host -----------------------------------------------------------------------------
@@ -811,6 +826,7 @@ def ensure_up(n: int = 1, cpus: float | None = None, state_dir: Path | str | Non
     if bed.is_up(n):
         if bed.cpus != cpus:
             bed.set_cpus(cpus)
+        bed.ensure_images()
         return bed
     bed.up(n, cpus)
     return bed

@@ -21,7 +21,8 @@ UPSTREAM = "sh /etc/nginx/conf.d/app_upstream.conf "
 
 class FakeHost:
     def __init__(self, running: dict[str, list[str]] | None = None, record: str = "",
-                 upstream_port: int | None = 18001, fail: tuple[str, ...] = (), checks: str = ""):
+                 upstream_port: int | None = 18001, fail: tuple[str, ...] = (), checks: str = "",
+                 queued: dict[str, int] | None = None, exit_codes: dict[str, int] | None = None):
         # containers: (colour, service) -> state
         self.containers = {(c, s): "running" for c, services in (running or {}).items() for s in services}
         self.record = record
@@ -29,6 +30,10 @@ class FakeHost:
         self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
         self.guard_armed = False
+        self.queued = {"celery": 0, "unacked": 0, **(queued or {})}  # the old colour's broker
+        self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
+        self.queued_in = "blue"  # the colour whose broker holds self.queued
+        self.workers_run_queue = True  # that colour's worker, started, empties its queues
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -61,7 +66,20 @@ class FakeHost:
             return 0, "try 1 200\n"
         if f"echo {MARK}record" in rest:  # the facts, riding along with another command
             out += self.facts()
+        if "redis-cli LLEN" in rest:  # commands.count_queued(), alone or riding along
+            out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
+        if f"echo {MARK}exits" in rest:  # commands.stop_reporting()
+            out += f"{MARK}exits\n" + "".join(f"{s} {self.exit_codes.get(s, 0)}\n" for (c, s), state
+                                                in self.containers.items() if state == "exited")
         return 0, out
+
+    def counts(self) -> str:
+        state = self.containers.get((self.queued_in, "redis"))
+        if state is None:
+            return "no-broker\n"
+        if state != "running":
+            return f"broker-down {state}\n"
+        return "".join(f"{q} {n}\n" for q, n in self.queued.items())
 
     def compose(self, color: str, verb: str, args: list[str]) -> str:
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
@@ -70,6 +88,8 @@ class FakeHost:
         for s in services:
             if verb in ("up", "start"):
                 self.containers[(color, s)] = "running"
+                if s == "worker" and color == self.queued_in and self.workers_run_queue:
+                    self.queued = dict.fromkeys(self.queued, 0)
             elif verb == "stop" and (color, s) in self.containers:
                 self.containers[(color, s)] = "exited"
             elif verb == "down":

@@ -7,7 +7,7 @@ import pytest
 
 from tasks import commands as cmd
 from tasks.facts import parse, upstream_port
-from tasks.settings import HostSettings, Switch
+from tasks.settings import Broker, HostSettings, Switch
 
 S = HostSettings(name="pi5", ssh="pi5")
 
@@ -138,3 +138,51 @@ def test_facts_parse_captured_output():
     assert f.services(S, "blue")["worker"].exit_code == 137
     assert f.running(S, "blue", "web") and not f.running(S, "blue", "worker")
     assert f.services(S, "green") == {}
+
+
+def test_shared_services_are_their_own_project_started_never_recreated():
+    s = HostSettings(name="h", ssh="h", app="shop", front=("web",), shared=("broker",))
+    line = cmd.up_shared(s)
+    assert line == 'cd "$HOME"/app && docker compose -p shop-shared -f compose.yml up -d --no-recreate --no-deps broker'
+    assert "DEPLOY_COLOR" not in line
+
+
+def test_queue_counts_run_redis_cli_in_the_colour_broker_container_quoted():
+    s = HostSettings(name="h", ssh="h", front=("web", "redis"), broker=Broker(queues=("celery", "mail.high")))
+    line = cmd.count_queued(s, "blue")
+    assert "--filter label=com.docker.compose.project=app-blue --filter label=com.docker.compose.service=redis" in line
+    assert 'echo celery $(docker exec "$cid" redis-cli LLEN celery)' in line
+    assert 'echo mail.high $(docker exec "$cid" redis-cli LLEN mail.high)' in line
+    assert 'redis-cli HLEN unacked' in line
+    out = subprocess.run(["sh", "-n", "-c", cmd.wait_drained(s, "blue", 30)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr  # the whole loop is valid sh
+
+
+@pytest.mark.parametrize("counts, stale, rc, printed", [
+    ("celery 0\nunacked 0\n", 0, 0, ""),
+    ("celery 0\nunacked 2\n", 2, 0, ""),  # left by a killed worker before the drain: not waited for
+    ("celery 0\nunacked 1\n", 0, 1, "left 1"),  # a worker holds one it reserved ahead
+    ("celery 4\nunacked 0\n", 0, 1, "left 4"),
+    ("broker-down exited\n", 0, 3, ""),
+])
+def test_wait_drained_sums_what_waits_with_a_real_shell(tmp_path, counts, stale, rc, printed):
+    s = HostSettings(name="h", ssh="h")
+    fake = tmp_path / "docker"  # answers `docker ps` with a running container, `docker exec` from counts
+    fake.write_text("#!/bin/sh\ncase $1 in ps) echo c1 running;; exec) awk -v q=\"$5\" '$1 == q {print $2}' "
+                    f"{tmp_path}/counts;; esac\n")
+    fake.chmod(0o755)
+    if counts.startswith("broker-down"):
+        fake.write_text("#!/bin/sh\necho c1 exited\n")
+    (tmp_path / "counts").write_text(counts)
+    line = cmd.wait_drained(s, "blue", 1, stale_unacked=stale)
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert out.returncode == rc, out.stderr
+    assert (out.stdout.splitlines() or [""])[0] == printed
+
+
+def test_stop_reporting_prints_exit_codes_after_the_stop_and_keeps_its_status():
+    s = HostSettings(name="h", ssh="h", stop_timeout=12.5)
+    line = cmd.stop_reporting(s, "blue", ("worker", "beat"))
+    assert line.startswith(cmd.stop(s, "blue", ("worker", "beat")) + "; rc=$?; echo @@fbg:exits;")
+    assert "stop -t 13 worker beat" in line and line.endswith("exit $rc")

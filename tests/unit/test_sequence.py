@@ -2,12 +2,15 @@
 The same behaviours are shown on real hosts in tests/e2e."""
 
 import json
+import re
 
 import pytest
 
 from tasks import cleanup
 from tasks.bluegreen import Deploy
-from tasks.result import CLEANED, DEPLOYED, FAILED, NOTHING, PLANNED, REFUSED, ROLLED_BACK
+from tasks.drain import drain
+from tasks.result import (CLEANED, DEPLOYED, DRAINED, FAILED, NOTHING, NOTHING_TO_DRAIN, PLANNED, REFUSED,
+                          ROLLED_BACK)
 from tasks.settings import HostSettings
 
 from .fakehost import FakeHost
@@ -131,3 +134,92 @@ def test_a_deploy_takes_few_round_trips():
     assert len(host.commands) == 10
     assert host.guard_armed is False  # armed with the stop, disarmed at the end
     assert ": arm-guard;" in host.commands[3] and "stop -t 30 worker beat" in host.commands[3]
+
+
+def test_shared_services_start_before_anything_stops_and_are_never_stopped():
+    s = HostSettings(name="pi5", ssh="pi5", settle=0, front=("web",), shared=("broker",))
+    host = FakeHost(running={"blue": ["web", "worker", "beat"]})
+    r = deploy(host, s)
+    assert r.outcome == DEPLOYED
+    up_shared = host.index("-p app-shared -f compose.yml up -d --no-recreate --no-deps broker")
+    assert up_shared < host.index("-p app-blue -f compose.yml stop") < host.index("-p app-green -f compose.yml up")
+    assert not any(re.search(r"-p app-shared -f compose.yml (stop|down|rm|kill|restart)", c) for c in host.commands)
+    # no broker per colour: nothing is counted
+    assert not any("redis-cli" in c for c in host.commands)
+
+
+def test_a_worker_killed_at_the_end_of_its_grace_is_a_warning():
+    host = FakeHost(running={"blue": ALL}, exit_codes={"worker": 137, "beat": 0})
+    r = deploy(host)
+    assert r.outcome == DEPLOYED
+    assert [w for w in r.warnings if "killed" in w] == [
+        "blue's worker was killed after stop_timeout (30 s) instead of stopping by itself: tasks it was running "
+        "may be lost (raise stop_timeout above the longest task)"]
+
+
+def test_tasks_left_in_the_old_broker_are_counted_after_the_switch():
+    host = FakeHost(running={"blue": ALL}, queued={"celery": 3, "unacked": 1})
+    r = deploy(host)
+    assert r.outcome == DEPLOYED
+    assert any("3 message(s) wait in blue's redis (celery: 3)" in w and "fab drain --host pi5" in w
+               for w in r.warnings)
+    assert any("holds 1 unacknowledged message(s) (unacked): held by a worker that was killed" in w for w in r.warnings)
+    count = host.index("redis-cli LLEN celery")
+    assert count > host.index("sudo nginx -s reload")  # after the switch, riding with the settle check
+    assert len(host.commands) == 10
+
+
+def test_cleanup_refuses_while_tasks_wait_and_drain_runs_them_with_workers_only():
+    host = FakeHost(running={"blue": ["web", "redis"], "green": ALL}, upstream_port=18002, queued={"celery": 2})
+    host.containers[("blue", "worker")] = host.containers[("blue", "beat")] = "exited"
+    plan = cleanup.plan(host.remote, S)
+    assert plan.outcome == REFUSED and "2 message(s) wait in blue's redis (celery: 2)" in plan.reason
+    assert "fab drain --host pi5" in plan.reason
+    assert not any(" down " in c for c in host.commands)
+
+    r = drain(host.remote, S)
+    assert (r.outcome, r.from_color, r.to_color, r.queued) == (DRAINED, "blue", "green", "celery: 2")
+    start = host.index("-p app-blue -f compose.yml start worker")
+    assert not any("start worker beat" in c or " beat" in c.split("compose.yml", 1)[-1].split(";")[0]
+                   for c in host.commands[start:start + 1])
+    assert host.index("-p app-blue -f compose.yml stop -t 30 worker") > start
+    assert host.state("blue")["worker"] == "exited" and host.state("blue")["beat"] == "exited"
+    assert any("app.history.jsonl" in c and '"action":"drain"' in c for c in host.commands)
+    assert cleanup.plan(host.remote, S).outcome == PLANNED
+    assert drain(host.remote, S).outcome == NOTHING_TO_DRAIN
+
+
+def test_a_drain_that_does_not_empty_the_queue_fails_and_says_what_next():
+    host = FakeHost(running={"blue": ["web", "redis"], "green": ALL}, upstream_port=18002, queued={"celery": 5})
+    host.containers[("blue", "worker")] = host.containers[("blue", "beat")] = "exited"
+    host.workers_run_queue = False
+    host.fail.append("empty=0; while")  # the wait gives up (drain_timeout)
+    r = drain(host.remote, S)
+    assert r.outcome == FAILED and "5 still wait (celery: 5) after 600 s (drain_timeout)" in r.reason
+    assert "fab logs --host pi5 --colour blue --service worker" in r.reason
+    assert host.state("blue")["worker"] == "exited"  # stopped again all the same
+    assert cleanup.plan(host.remote, S).outcome == REFUSED
+
+
+def test_a_shared_service_also_in_front_is_a_check_warning():
+    from tasks.check import preflight
+    s = HostSettings(name="pi5", ssh="pi5", shared=("redis",))  # front is still web, redis
+    host = FakeHost(running={"blue": ALL})
+    checked = preflight(host.remote, s)
+    assert ("warn", "shared", "redis listed in shared and also in front or background: it runs once in "
+            "app-shared and again in each colour (remove it from one of the lists)") in checked.items
+    assert checked.ok  # a warning, not a failure
+    assert any(w.startswith("shared: redis listed in shared") for w in deploy(FakeHost(running={"blue": ALL}), s).warnings)
+
+
+def test_cleanup_of_a_colour_whose_broker_is_stopped_proceeds_with_a_warning():
+    """The colour of a failed deploy: its rollback stopped it, redis included. Nothing can be
+    counted; a redis that saves to its volume keeps its messages there (volumes stay)."""
+    host = FakeHost(running={"green": ALL, "blue": ALL}, upstream_port=18002, queued={"celery": 7})
+    for service in ALL:
+        host.containers[("blue", service)] = "exited"
+    plan = cleanup.plan(host.remote, S)
+    assert plan.outcome == PLANNED and plan.from_color == "blue"
+    assert plan.warnings == ["blue's redis is exited: its queues were not counted (a redis that saves to its "
+                             "volume keeps them there; volumes stay)"]
+    assert drain(host.remote, S).outcome == REFUSED  # nothing to drain with: it says to start redis first

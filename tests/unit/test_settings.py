@@ -76,6 +76,12 @@ BAD = [
      "hosts.a.switch.command: only {color} and {port}"),
     ('[hosts.a]\nssh = "a"\n[defaults]\nprepare = "git pull"\n', "defaults.prepare: expected a list of strings"),
     ('[hosts]\na = 3\n', "hosts.a: expected a table"),
+    ('[hosts.a]\nssh = "a"\nshared = "redis"\n', "hosts.a.shared: expected a list of strings"),
+    ('[hosts.a]\nssh = "a"\nbroker = { service = "worker" }\n', "hosts.a.broker.service: 'worker' is not a front"),
+    ('[hosts.a]\nssh = "a"\nbroker = { queues = ["a b"] }\n', "hosts.a.broker.queues: name 'a b' may hold only"),
+    ('[hosts.a]\nssh = "a"\nbroker = { workers = ["web"] }\n', "hosts.a.broker.workers: ['web'] are not background"),
+    ('[defaults]\nbroker = { drain_timeout = 0 }\n[hosts.a]\nssh = "a"\n', "defaults.broker.drain_timeout: 0"),
+    ('[hosts.a]\nssh = "a"\nbroker = { queue = ["celery"] }\n', "hosts.a.broker.queue: unknown key"),
     ('[hosts.a\nssh = "a"\n', "not valid TOML"),
 ]
 
@@ -114,3 +120,31 @@ def test_selection_errors_are_usage_errors_listing_known_names(tmp_path, hosts, 
     with pytest.raises(UsageError) as e:
         inv.select(hosts, groups, False)
     assert message in str(e.value) and e.value.exit_code == 2
+
+
+def test_broker_defaults_follow_front_and_shared(tmp_path):
+    inv = settings.load(write(tmp_path, """
+[hosts.per_colour]
+ssh = "a"
+[hosts.shared]
+ssh = "b"
+front = ["web"]
+shared = ["redis"]
+[hosts.named]
+ssh = "c"
+front = ["web", "cache", "queue-redis"]
+background = ["worker", "celery-beat", "flower"]
+broker = { queues = ["celery", "emails"], workers = ["worker"] }
+[hosts.off]
+ssh = "d"
+broker = { service = "" }
+"""))
+    per_colour, shared, named, off = (inv.hosts[n] for n in ("per_colour", "shared", "named", "off"))
+    assert (per_colour.broker_service, per_colour.broker.queues, per_colour.drain_workers) == ("redis", ("celery",), ("worker",))
+    assert (shared.shared, shared.broker_service) == (("redis",), None)  # a shared broker: nothing to count
+    assert named.broker_service == "queue-redis" and named.broker.queues == ("celery", "emails")
+    assert named.drain_workers == ("worker",)
+    assert off.broker_service is None
+    # beat never drains, whatever it is called, unless workers names it
+    assert settings.HostSettings(name="x", ssh="x", background=("worker", "celery-beat", "flower")).drain_workers == \
+        ("worker", "flower")
