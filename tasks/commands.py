@@ -172,8 +172,9 @@ def count_queued(s: HostSettings, color: str) -> str:
     it does not run."""
     find = (f"docker ps -a --filter label={LABEL_PROJECT}={quote(project(s, color))} "
             f"--filter label={LABEL_SERVICE}={quote(s.broker_service or '')} --format '{{{{.ID}}}} {{{{.State}}}}'")
-    counts = "; ".join([f"echo {quote(q)} $(docker exec \"$cid\" redis-cli LLEN {quote(q)})" for q in s.broker.queues]
-                       + [f"echo {UNACKED} $(docker exec \"$cid\" redis-cli HLEN {UNACKED})"])
+    cli = f'docker exec "$cid" redis-cli -n {int(s.broker.db)}'
+    counts = "; ".join([f"echo {quote(q)} $({cli} LLEN {quote(q)})" for q in s.broker.queues]
+                       + [f"echo {UNACKED} $({cli} HLEN {UNACKED})"])
     return (f"x=$({find} | head -n 1); cid=${{x%% *}}; st=${{x#* }}; if [ -z \"$x\" ]; then echo no-broker; "
             f"elif [ \"$st\" != running ]; then echo broker-down $st; else {counts}; fi")
 

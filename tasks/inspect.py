@@ -27,6 +27,7 @@ class HostStatus:
     lock: str = ""
     guard: str = ""
     last: str = ""
+    shared: str = ""  # the shared services and their states, e.g. "broker running"
 
 
 def status(remote: Remote, s: HostSettings) -> HostStatus:
@@ -50,6 +51,9 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
             states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
             cap = " (warm-up cap on)" if color in facts.capped else ""
             row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
+    if s.shared:
+        present = facts.services(s, cmd.SHARED)
+        row.shared = ", ".join(f"{name} {present[name].state if name in present else 'missing'}" for name in s.shared)
     if row.live:
         code = facts.health.get(row.live, "000")
         row.health = f"{code} {'ok' if code[:1] in '23' else 'FAILING'}"

@@ -142,16 +142,20 @@ def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Table
 
 def status_table(rows) -> Table:
     table = Table(title="fab status", title_justify="left")
-    for column in ("host", "live", "since", "blue", "green", "health", "lock", "last action", "guard"):
+    shared = any(r.shared for r in rows)  # the column only where there are shared services
+    columns = ["host", "live", "since", "blue", "green", *(["shared"] if shared else []), "health", "lock",
+               "last action", "guard"]
+    for column in columns:
         table.add_column(column, no_wrap=column in ("host", "live"))
     for r in rows:
         if not r.ok:
-            table.add_row(escape(r.host), "[red]?[/]", "", "", "", "", "", escape(r.error), "")
+            cells = [escape(r.host), "[red]?[/]"] + [""] * (len(columns) - 4) + [escape(r.error), ""]
+            table.add_row(*cells)
             continue
         live = _color(r.live) if r.live else ("[red]none[/]" + (f" ({escape(r.error)})" if r.error else ""))
         table.add_row(escape(r.host), live, r.since or "-", escape(r.colors.get("blue", "-")),
-                      escape(r.colors.get("green", "-")), escape(r.health or "-"), escape(r.lock or "-"),
-                      escape(r.last or "-"), escape(r.guard or "-"))
+                      escape(r.colors.get("green", "-")), *([escape(r.shared or "-")] if shared else []),
+                      escape(r.health or "-"), escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))
     return table
 
 

@@ -67,6 +67,7 @@ class Broker:
     """A broker per colour (redis in front): where the old colour's waiting tasks are counted."""
     service: str | None = None  # None: the first front service named like redis; "": none
     queues: tuple[str, ...] = ("celery",)
+    db: int = 0  # the redis database number of the broker URL (redis://redis:6379/<db>)
     workers: tuple[str, ...] | None = None  # what `fab drain` starts; None: background but beat
     drain_timeout: float = 600.0  # how long `fab drain` waits for the queues to empty
 
@@ -170,7 +171,8 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "timeouts": (Timeouts, {"command": "seconds+", "prepare": "seconds+", "hook": "seconds+"}),
     "hooks": (Hooks, {"after_front": "strings", "after_switch": "strings", "on_failure": "strings"}),
     "warmup": (Warmup, {"cpus": "cpus", "seconds": "seconds", "services": "names"}),
-    "broker": (Broker, {"service": "service", "queues": "names", "workers": "names", "drain_timeout": "seconds+"}),
+    "broker": (Broker, {"service": "service", "queues": "names", "db": "db", "workers": "names",
+                        "drain_timeout": "seconds+"}),
 }
 
 
@@ -315,18 +317,18 @@ class _Parser:
             if kind == "names+" and not v:
                 self.fail(at, "needs at least one service (the first is the web service)")
             return tuple(v)
-        if kind in ("seconds", "seconds+", "count", "port", "cpus"):
+        if kind in ("seconds", "seconds+", "count", "port", "cpus", "db"):
             return self.number(at, kind, v)
         return v
 
     def number(self, at: str, kind: str, v: Any) -> float | int:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(at, f"expected a number, got {v!r}")
-        if kind in ("count", "port"):
+        if kind in ("count", "port", "db"):
             if v != int(v):
                 self.fail(at, f"expected a whole number, got {v!r}")
             v = int(v)
-            low, high = (1, 1000) if kind == "count" else (1, 65535)
+            low, high = {"count": (1, 1000), "port": (1, 65535), "db": (0, 1000)}[kind]
             if not low <= v <= high:
                 self.fail(at, f"{v} is out of range {low}..{high}")
             return v

@@ -34,9 +34,9 @@ def h1(hosts) -> Host:
     return h
 
 
-def celery_hosts(tmp_path: Path, bed: Bed, shared: bool, **more: str) -> str:
+def celery_hosts(tmp_path: Path, bed: Bed, shared_broker: bool, **more: str) -> str:
     """h1 only; stop_timeout leaves Celery's warm shutdown the time of the tests' longest task."""
-    layout = {"front": '["web"]', "shared": '["broker"]'} if shared else {"front": '["web", "redis"]'}
+    layout = {"front": '["web"]', "shared": '["broker"]'} if shared_broker else {"front": '["web", "redis"]'}
     values = {**layout, "stop_timeout": "20", "settle": "3",
               "health": "{ retries = 40, interval = 0.5, timeout = 2 }", **more}
     return str(hosts_file(tmp_path, bed, hosts='[hosts.h1]\nssh = "h1"\n', **values))
@@ -121,7 +121,7 @@ def assert_one_beat_at_a_time(h: Host) -> None:
 
 def test_shared_broker_every_request_task_runs_once_through_deploy_and_cleanup(bed, h1, tmp_path):
     use_shared_broker(h1)
-    path = celery_hosts(tmp_path, bed, shared=True)
+    path = celery_hosts(tmp_path, bed, shared_broker=True)
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     broker = container_id(h1, "app-shared-broker-1")
     assert broker.endswith(" running")
@@ -143,11 +143,13 @@ def test_shared_broker_every_request_task_runs_once_through_deploy_and_cleanup(b
     assert ran_on["green"] > 0
     # the shared broker was never stopped, recreated or removed
     assert container_id(h1, "app-shared-broker-1") == broker
+    status = rows(fab("status", "--host", "h1", "--hosts-file", path).stdout)["h1"]
+    assert re.search(r"│\s*broker running\s*│", status)
     assert_one_beat_at_a_time(h1)
 
 
 def test_broker_per_colour_cleanup_refuses_until_drain_and_every_task_runs_once(bed, h1, tmp_path):
-    path = celery_hosts(tmp_path, bed, shared=False)
+    path = celery_hosts(tmp_path, bed, shared_broker=False)
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     late = [f"late-{i}" for i in range(5)]
     with Enqueue(h1, "p") as stream:
@@ -191,7 +193,7 @@ def test_broker_per_colour_cleanup_refuses_until_drain_and_every_task_runs_once(
 
 def test_a_running_task_completes_across_the_stop_and_a_killed_worker_is_a_warning(bed, h1, tmp_path):
     use_shared_broker(h1)
-    path = celery_hosts(tmp_path, bed, shared=True)
+    path = celery_hosts(tmp_path, bed, shared_broker=True)
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     assert get(f"http://{h1.ip}/enqueue?id=long-1&seconds=6")[0] == 200
     wait_for(lambda: any(p[0] == "long-1" for p in log(h1, "started.log")), 20, "long-1 to start")
@@ -205,10 +207,17 @@ def test_a_running_task_completes_across_the_stop_and_a_killed_worker_is_a_warni
     assert exit_code == "0"  # Celery's warm shutdown, not a kill
 
     # a task longer than the grace period: the worker is killed, and the table says so
-    short = celery_hosts(tmp_path, bed, shared=True, stop_timeout="2")
+    short = celery_hosts(tmp_path, bed, shared_broker=True, stop_timeout="2")
     assert get(f"http://{h1.ip}/enqueue?id=long-2&seconds=15")[0] == 200
     wait_for(lambda: any(p[0] == "long-2" for p in log(h1, "started.log")), 20, "long-2 to start")
     res = fab("deploy", "--host", "h1", "--hosts-file", short)
     assert res.returncode == 0
     assert "green's worker was killed after stop_timeout (2 s)" in rows(res.stdout)["h1"]
     assert h1.run("docker inspect -f '{{.State.ExitCode}}' app-green-worker-1").stdout.strip() == "137"
+
+
+def test_check_warns_when_a_shared_service_is_also_a_colour_service(bed, h1, tmp_path):
+    path = celery_hosts(tmp_path, bed, shared_broker=False, shared='["redis"]')  # redis stays in front as well
+    res = fab("check", "--host", "h1", "--hosts-file", path)
+    assert res.returncode == 0  # a warning, not a failure
+    assert re.search(r"h1\s*│\s*shared\s*│\s*warn\s*│\s*redis listed in shared and also in front or background", res.stdout)

@@ -82,6 +82,7 @@ BAD = [
     ('[hosts.a]\nssh = "a"\nbroker = { workers = ["web"] }\n', "hosts.a.broker.workers: ['web'] are not background"),
     ('[defaults]\nbroker = { drain_timeout = 0 }\n[hosts.a]\nssh = "a"\n', "defaults.broker.drain_timeout: 0"),
     ('[hosts.a]\nssh = "a"\nbroker = { queue = ["celery"] }\n', "hosts.a.broker.queue: unknown key"),
+    ('[hosts.a]\nssh = "a"\nbroker = { db = -1 }\n', "hosts.a.broker.db: -1 is out of range 0..1000"),
     ('[hosts.a\nssh = "a"\n', "not valid TOML"),
 ]
 
