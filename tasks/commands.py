@@ -48,11 +48,11 @@ def color_env(s: HostSettings, color: str) -> str:
 
 def compose(s: HostSettings, color: str, *args: str) -> str:
     """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment
-    (none for the shared project)."""
+    (DEPLOY_COLOR=shared and no port for the shared project: the same every deploy)."""
     base = shlex.join(shlex.split(s.compose))
     argv = ["-p", project(s, color), "-f", s.compose_file, *args]
-    env = "" if color == SHARED else f"{color_env(s, color)} "
-    return in_dir(s, f"{env}{base} {shlex.join(argv)}")
+    env = f"DEPLOY_COLOR={SHARED}" if color == SHARED else color_env(s, color)
+    return in_dir(s, f"{env} {base} {shlex.join(argv)}")
 
 
 # --- compose verbs -----------------------------------------------------------------------

@@ -143,8 +143,9 @@ def test_facts_parse_captured_output():
 def test_shared_services_are_their_own_project_started_never_recreated():
     s = HostSettings(name="h", ssh="h", app="shop", front=("web",), shared=("broker",))
     line = cmd.up_shared(s)
-    assert line == 'cd "$HOME"/app && docker compose -p shop-shared -f compose.yml up -d --no-recreate --no-deps broker'
-    assert "DEPLOY_COLOR" not in line
+    assert line == ('cd "$HOME"/app && DEPLOY_COLOR=shared docker compose -p shop-shared -f compose.yml '
+                    'up -d --no-recreate --no-deps broker')
+    assert "DEPLOY_PORT" not in line
 
 
 def test_queue_counts_run_redis_cli_in_the_colour_broker_container_quoted():
