@@ -167,14 +167,15 @@ UNACKED = "unacked"  # kombu's redis transport: delivered to a worker, not ackno
 
 
 def count_queued(s: HostSettings, color: str) -> str:
-    """`redis-cli` inside the colour's broker container: one `queue count` line per queue, and
-    `unacked count`; `no-broker` when the colour has no broker container, `broker-down STATE` when
-    it does not run."""
+    """`redis-cli` inside the colour's broker container (one `docker exec` for all the counts: each
+    exec costs a starved host CPU): one `queue count` line per queue, and `unacked count`;
+    `no-broker` when the colour has no broker container, `broker-down STATE` when it does not run."""
     find = (f"docker ps -a --filter label={LABEL_PROJECT}={quote(project(s, color))} "
             f"--filter label={LABEL_SERVICE}={quote(s.broker_service or '')} --format '{{{{.ID}}}} {{{{.State}}}}'")
-    cli = f'docker exec "$cid" redis-cli -n {int(s.broker.db)}'
-    counts = "; ".join([f"echo {quote(q)} $({cli} LLEN {quote(q)})" for q in s.broker.queues]
-                       + [f"echo {UNACKED} $({cli} HLEN {UNACKED})"])
+    names = [*s.broker.queues, UNACKED]
+    asks = " ".join(quote(f"LLEN {q}") for q in s.broker.queues) + f" 'HLEN {UNACKED}'"
+    counts = (f"printf '%s\\n' {asks} | docker exec -i \"$cid\" redis-cli -n {int(s.broker.db)} 2>&1 | "
+              f"awk -v names={quote(' '.join(names))} 'BEGIN {{split(names, n, \" \")}} {{print n[NR], $0}}'")
     return (f"x=$({find} | head -n 1); cid=${{x%% *}}; st=${{x#* }}; if [ -z \"$x\" ]; then echo no-broker; "
             f"elif [ \"$st\" != running ]; then echo broker-down $st; else {counts}; fi")
 

@@ -66,7 +66,7 @@ class FakeHost:
             return 0, "try 1 200\n"
         if f"echo {MARK}record" in rest:  # the facts, riding along with another command
             out += self.facts()
-        if re.search(r"redis-cli -n \d+ LLEN", rest):  # commands.count_queued(), alone or riding along
+        if re.search(r"docker exec -i \"\$cid\" redis-cli -n \d+", rest):  # commands.count_queued()
             out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
         if f"echo {MARK}exits" in rest:  # commands.stop_reporting()
             out += f"{MARK}exits\n" + "".join(f"{s} {self.exit_codes.get(s, 0)}\n" for (c, s), state

@@ -152,11 +152,11 @@ def test_queue_counts_run_redis_cli_in_the_colour_broker_container_quoted():
     s = HostSettings(name="h", ssh="h", front=("web", "redis"), broker=Broker(queues=("celery", "mail.high")))
     line = cmd.count_queued(s, "blue")
     assert "--filter label=com.docker.compose.project=app-blue --filter label=com.docker.compose.service=redis" in line
-    assert 'echo celery $(docker exec "$cid" redis-cli -n 0 LLEN celery)' in line
-    assert 'echo mail.high $(docker exec "$cid" redis-cli -n 0 LLEN mail.high)' in line
-    assert 'redis-cli -n 0 HLEN unacked' in line
+    assert ("printf '%s\\n' 'LLEN celery' 'LLEN mail.high' 'HLEN unacked' | docker exec -i \"$cid\" "
+            "redis-cli -n 0") in line  # one exec for every count
+    assert "names='celery mail.high unacked'" in line
     other_db = HostSettings(name="h", ssh="h", broker=Broker(db=2))
-    assert 'redis-cli -n 2 LLEN celery' in cmd.count_queued(other_db, "green")
+    assert 'redis-cli -n 2 2>&1' in cmd.count_queued(other_db, "green")
     out = subprocess.run(["sh", "-n", "-c", cmd.wait_drained(s, "blue", 30)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr  # the whole loop is valid sh
 
@@ -171,8 +171,8 @@ def test_queue_counts_run_redis_cli_in_the_colour_broker_container_quoted():
 def test_wait_drained_sums_what_waits_with_a_real_shell(tmp_path, counts, stale, rc, printed):
     s = HostSettings(name="h", ssh="h")
     fake = tmp_path / "docker"  # answers `docker ps` with a running container, `docker exec` from counts
-    fake.write_text("#!/bin/sh\ncase $1 in ps) echo c1 running;; exec) awk -v q=\"$7\" '$1 == q {print $2}' "
-                    f"{tmp_path}/counts;; esac\n")
+    fake.write_text("#!/bin/sh\ncase $1 in ps) echo c1 running;; exec) while read -r verb key; do "
+                    f"awk -v q=\"$key\" '$1 == q {{print $2}}' {tmp_path}/counts; done;; esac\n")
     fake.chmod(0o755)
     if counts.startswith("broker-down"):
         fake.write_text("#!/bin/sh\necho c1 exited\n")
