@@ -223,7 +223,7 @@ def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
 @task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)"}, **TASK)
 @edge
 def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20):
-    """Show what was done on each host (deploys, rollbacks, cleanups)."""
+    """Show what was done on each host (deploys, rollbacks, cleanups, drains)."""
     hosts = _hosts(hosts_file, host, group, all_)
     rows = _fleet(c).run_plain(hosts, lambda r, s: inspect.history(r, s, int(lines)),
                                lambda host, error: [{"action": "unreachable", "reason": error}])
