@@ -282,7 +282,7 @@ class Deploy:
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
         # the facts for the record, and the old colour's queues, ride along (fewer round trips)
         reads = cmd.facts(self.s)
-        if self.counts_old_queue():
+        if self.will_count_old_queue():
             reads += f"; echo {cmd.MARK}queued; {cmd.count_queued(self.s, self.live)}"
         res = self.send(f"{{ {cmd.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
                         f"{reads}; exit $rc", self.s.settle + self.timeouts.command)
@@ -295,7 +295,7 @@ class Deploy:
     def count_old_queue(self) -> None:
         """With a broker per colour: tasks the old web queued after the old worker stopped wait in
         the old broker. Said in the table; cleanup refuses until `fab drain` has run them."""
-        if not self.counts_old_queue():
+        if not self.will_count_old_queue():
             return
         self.step = "count old queue"  # not at(): a Ctrl-C now must not undo a finished deploy
         counted = self.final_facts.queued if self.final_facts else None  # read with the settle check
@@ -305,13 +305,11 @@ class Deploy:
             self.result.warnings.append(queued.problem)
             return
         self.result.warnings += broker.warnings(self.s, self.live, queued)
-        if queued.waiting:
-            self.result.warnings.append(
-                f"{queued.waiting} message(s) wait in {self.live}'s {self.s.broker_service} ({queued.describe()}): run "
-                f"them with fab drain --host {self.s.name}; fab cleanup refuses until then")
-            self.say(f"{queued.waiting} message(s) wait in {self.live}'s {self.s.broker_service}: {queued.describe()}")
+        if waiting := broker.waiting(self.s, self.live, queued):
+            self.result.warnings.append(f"{waiting}; fab cleanup refuses until then")
+            self.say(waiting)
 
-    def counts_old_queue(self) -> bool:
+    def will_count_old_queue(self) -> bool:
         return bool(self.live) and broker.counted(self.s) and not self.remote.dry_run
 
     def record_deploy(self) -> None:

@@ -75,16 +75,20 @@ def warnings(s: HostSettings, color: str, queued: Queued) -> list[str]:
         # messages in its volume (never removed), one that does not lost them when it stopped
         found.append(f"{color}'s {s.broker_service} is {queued.down}: its queues were not counted (a redis that "
                      "saves to its volume keeps them there; volumes stay)")
-    if queued.unacked:
-        found.append(unacked_warning(s, color, queued))
+    if queued.unacked:  # the colour's workers are stopped: a killed one held these
+        found.append(f"{color}'s {s.broker_service} holds {queued.unacked} unacknowledged message(s) "
+                     f"({cmd.UNACKED}): held by a worker that was killed; kombu delivers them again only after "
+                     f"its visibility timeout (1 h by default), and removing {color} loses them")
     return found
 
 
-def unacked_warning(s: HostSettings, color: str, queued: Queued) -> str:
-    """With the colour's workers stopped, unacknowledged messages are ones a killed worker held."""
-    return (f"{color}'s {s.broker_service} holds {queued.unacked} unacknowledged message(s) ({cmd.UNACKED}): "
-            "held by a worker that was killed; kombu delivers them again only after its visibility timeout "
-            f"(1 h by default), and removing {color} loses them")
+def waiting(s: HostSettings, color: str, queued: Queued) -> str:
+    """The messages that wait and what to do, e.g. "3 message(s) wait in blue's redis (celery: 3):
+    run them with fab drain --host pi5"; empty when none wait."""
+    if not queued.waiting:
+        return ""
+    return (f"{queued.waiting} message(s) wait in {color}'s {s.broker_service} ({queued.describe()}): "
+            f"run them with fab drain --host {s.name}")
 
 
 def refusal(s: HostSettings, color: str, queued: Queued) -> str:
@@ -92,6 +96,5 @@ def refusal(s: HostSettings, color: str, queued: Queued) -> str:
     if queued.problem:
         return queued.problem
     if queued.waiting:
-        return (f"{queued.waiting} message(s) wait in {color}'s {s.broker_service} ({queued.describe()}): "
-                f"removing {color} would lose them; run them first with: fab drain --host {s.name}")
+        return f"{waiting(s, color, queued)} first: removing {color} would lose them"
     return ""

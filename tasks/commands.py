@@ -79,12 +79,9 @@ def up_shared(s: HostSettings) -> str:
 
 
 def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
-    """stop(), then one `service exit_code` line per stopped container (137: killed at the end of
-    its grace period, not stopped gracefully), after a `MARK`exits line."""
-    fmt = f'{{{{index .Config.Labels "{LABEL_SERVICE}"}}}} {{{{.State.ExitCode}}}}'
-    return (f"{stop(s, color, services)}; rc=$?; echo {MARK}exits; "
-            f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(project(s, color))}); "
-            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids; exit $rc')
+    """stop(), then every container's state and exit code (the facts' `containers` section: 137 is
+    a service killed at the end of its grace period), keeping the stop's exit status."""
+    return f"{stop(s, color, services)}; rc=$?; echo {MARK}containers; {containers()}; exit $rc"
 
 
 def down(s: HostSettings, color: str) -> str:
@@ -135,6 +132,11 @@ def facts(s: HostSettings) -> str:
 
 # --- health and settle -------------------------------------------------------------------
 
+def http_code(url: str, timeout: float) -> str:
+    """curl printing only the HTTP status code of url (000: no answer within timeout seconds)."""
+    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout:g} {quote(url)}"
+
+
 def health_url(s: HostSettings, color: str) -> str:
     return f"http://127.0.0.1:{s.port(color)}{s.health.path}"
 
@@ -142,7 +144,7 @@ def health_url(s: HostSettings, color: str) -> str:
 def wait_healthy(s: HostSettings, color: str) -> str:
     """Poll until 2xx/3xx or retries run out; prints `try N CODE` per try (000: no answer)."""
     h = s.health
-    curl = f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {h.timeout:g} {quote(health_url(s, color))}"
+    curl = http_code(health_url(s, color), h.timeout)
     loop = (f"i=0; while :; do i=$((i+1)); code=$({curl}); echo \"try $i $code\"; "
             f"case $code in 2??|3??) exit 0;; esac; [ $i -ge {h.retries} ] && exit 1; sleep {h.interval:g}; done")
     return f"sleep {h.start_delay:g}; {loop}" if h.start_delay else loop
@@ -234,8 +236,7 @@ def verify_url(s: HostSettings) -> str:
 
 
 def verify(s: HostSettings) -> str:
-    url = quote(verify_url(s))
-    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {s.health.timeout:g} {url} | grep -q '^[23]'"
+    return f"{http_code(verify_url(s), s.health.timeout)} | grep -q '^[23]'"
 
 
 def switch_command(s: HostSettings, color: str) -> str:
@@ -303,8 +304,7 @@ def status(s: HostSettings) -> str:
     d = remote_path(s.dir)
     lock_dir, hist = f"{d}/{quote(lock_path(s))}", f"{d}/{quote(history_path(s))}"
     health = "; ".join(
-        f"echo \"{c} $(curl -s -o /dev/null -w '%{{http_code}}' --max-time {s.health.timeout:g} "
-        f"{quote(health_url(s, c))})\"" for c in ("blue", "green"))
+        f"echo \"{c} $({http_code(health_url(s, c), s.health.timeout)})\"" for c in ("blue", "green"))
     parts = [
         facts(s),
         f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "

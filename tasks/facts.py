@@ -113,10 +113,10 @@ def _container(line: str) -> Container | None:
 
 def killed(s: HostSettings, color: str, services: tuple[str, ...], stdout: str) -> list[str]:
     """Warnings for the services that stop_reporting() shows killed (exit code 137) after their grace."""
-    lines = stdout.split(f"{MARK}exits", 1)[-1].splitlines() if f"{MARK}exits" in stdout else []
-    dead = sorted({p[0] for p in (line.split() for line in lines) if len(p) == 2 and p[0] in services and p[1] == "137"})
+    stopped = parse(stdout).services(s, color)
     return [f"{color}'s {name} was killed after stop_timeout ({s.stop_timeout:g} s) instead of stopping by itself: "
-            "tasks it was running may be lost (raise stop_timeout above the longest task)" for name in dead]
+            "tasks it was running may be lost (raise stop_timeout above the longest task)"
+            for name in services if name in stopped and stopped[name].exit_code == 137]
 
 
 def upstream_port(text: str | None) -> int | None:

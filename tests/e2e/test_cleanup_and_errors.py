@@ -39,6 +39,25 @@ def test_cleanup_removes_only_the_old_colour_and_keeps_its_volume(bed, hosts, tm
     assert again.returncode == 0 and "nothing to clean" in again.stdout
 
 
+def test_a_drain_whose_queue_does_not_empty_fails_after_drain_timeout_and_cleanup_still_refuses(bed, hosts, tmp_path):
+    """The simple example's worker never reads redis: messages pushed into blue's queue stay."""
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed, broker="{ drain_timeout = 2 }"))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    set_version(h1, "2")
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    h1.run("docker exec app-blue-redis-1 redis-cli LPUSH celery m1 m2")
+    drained = fab("drain", "--host", "h1", "--hosts-file", path)
+    assert drained.returncode == 1
+    assert "2 still wait (celery: 2) after 2 s (drain_timeout)" in rows(drained.stdout)["h1"]
+    assert states(h1, "blue") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
+    history = (h1.home / "app" / ".fab-bluegreen" / "app.history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["action"] == "drain" and json.loads(history[-1])["result"] == "failed"
+    refused = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
+    assert refused.returncode == 1 and "celery: 2" in refused.stdout
+    assert states(h1, "blue")["web"] == "running"  # nothing removed
+
+
 def test_deploy_without_a_terminal_keeps_the_old_colour_and_prints_the_cleanup_command(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed))

@@ -181,7 +181,9 @@ def test_status_and_history_follow_deploys_failures_and_cleanup(bed, hosts, tmp_
     assert "green" in row and "rolled back at health check" in row
     failed = fab("logs", "--host", "h1", "--hosts-file", path)  # by default: what failed last
     assert failed.returncode == 0 and "app-blue web" in failed.stdout and "blue 3 web start" in failed.stdout
-    fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
+    cleaned = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
+    # the failed colour's redis was stopped by its rollback: not counted, said, and no refusal
+    assert cleaned.returncode == 0 and "blue's redis is exited: its queues were not counted" in cleaned.stdout
     status = fab("status", "--hosts-file", path)  # no host named: every host
     assert status.returncode == 0 and set(rows(status.stdout)) == {"h1", "h2", "h3"}
     assert "cleanup green->" not in rows(status.stdout)["h1"] and "cleanup blue->green cleaned" in rows(status.stdout)["h1"]

@@ -68,9 +68,8 @@ class FakeHost:
             out += self.facts()
         if re.search(r"docker exec -i \"\$cid\" redis-cli -n \d+", rest):  # commands.count_queued()
             out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
-        if f"echo {MARK}exits" in rest:  # commands.stop_reporting()
-            out += f"{MARK}exits\n" + "".join(f"{s} {self.exit_codes.get(s, 0)}\n" for (c, s), state
-                                                in self.containers.items() if state == "exited")
+        if f"echo {MARK}containers" in rest and f"echo {MARK}record" not in rest:  # commands.stop_reporting()
+            out += f"{MARK}containers\n" + self.container_lines()
         return 0, out
 
     def counts(self) -> str:
@@ -97,9 +96,14 @@ class FakeHost:
         return "capped\n" if verb == "up" and "--no-start" in args else ""
 
     def facts(self) -> str:
-        lines = [f"app-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} 0" for (c, s), state in self.containers.items()]
         return (f"{MARK}record\n{self.record}\n{MARK}upstream\n{self.upstream}\n{MARK}git\n\n"
-                f"{MARK}compose\nyes\n{MARK}containers\n" + "\n".join(lines) + "\n")
+                f"{MARK}compose\nyes\n{MARK}containers\n" + self.container_lines())
+
+    def container_lines(self) -> str:
+        """commands.containers()'s lines; a stopped container exits with its exit_codes entry (or 0)."""
+        return "".join(f"app-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} "
+                       f"{self.exit_codes.get(s, 0) if state == 'exited' else 0}\n"
+                       for (c, s), state in self.containers.items())
 
     def state(self, color: str) -> dict[str, str]:
         return {s: state for (c, s), state in self.containers.items() if c == color}

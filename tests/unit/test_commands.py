@@ -187,5 +187,6 @@ def test_wait_drained_sums_what_waits_with_a_real_shell(tmp_path, counts, stale,
 def test_stop_reporting_prints_exit_codes_after_the_stop_and_keeps_its_status():
     s = HostSettings(name="h", ssh="h", stop_timeout=12.5)
     line = cmd.stop_reporting(s, "blue", ("worker", "beat"))
-    assert line.startswith(cmd.stop(s, "blue", ("worker", "beat")) + "; rc=$?; echo @@fbg:exits;")
+    assert line.startswith(cmd.stop(s, "blue", ("worker", "beat")) + "; rc=$?; echo @@fbg:containers; ")
+    assert cmd.containers() in line  # the facts' own container listing, with exit codes
     assert "stop -t 13 worker beat" in line and line.endswith("exit $rc")
