@@ -31,6 +31,19 @@ from .result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, RO
 from .settings import HostSettings
 
 Say = Callable[[str], None]
+GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was not heard from in time (a laptop "
+               "asleep, a link down); the old colour serves: see fab status")
+
+
+def user_failure(res: Result) -> str:
+    """How a user's command (prepare, a hook) failed, in the tool's words: its exit code, or the
+    timeout or the guard that stopped it. Never its command line or its output (see say_output)."""
+    if res.exited == 124 and res.stderr.startswith("timed out"):  # tasks/remote.py's own words
+        return res.stderr.strip()
+    own = [line[len(cmd.WHY):].strip() for line in res.stdout.splitlines() if line.startswith(cmd.WHY)]
+    if res.exited == 9 and guard.GONE_REASON in own:  # the heartbeat in front of it stopped it
+        return guard.GONE_REASON
+    return f"exit {res.exited}"
 
 
 class Deploy:
@@ -60,6 +73,9 @@ class Deploy:
         # writes that ride along with the next command (one SSH round trip instead of two)
         self.pending: list[str] = []
         self.disarming = False  # a disarm is queued
+        self.guard_acted = False  # the guard put the host back before fab could disarm it
+        self.crashed = False  # an unexpected error (a bug): the guard, if armed, is left to act
+        self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
         self.closing: list[tuple[str, str]] = []  # (command, what failed) sent by finish()
         self.host_cpus = 1.0
         self.final_facts: Facts | None = None  # read with the settle check
@@ -90,6 +106,9 @@ class Deploy:
                     self.disarm_guard()
                     self.roll_back(failure)
                 self.record_deploy()
+            except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
+                self.crashed = True
+                raise
             finally:
                 self.finish()
         except Interrupted as stop:  # before anything was stopped: nothing to undo
@@ -104,6 +123,9 @@ class Deploy:
             left_to = "its guard" if self.guard_armed else "itself"
             self.fail(UNREACHABLE, self.step, f"{lost}; the host is left to {left_to} mid-step: "
                                               "check it with fab status before deploying again")
+        if self.guard_acted:
+            self.result.outcome, self.result.version = FAILED, ""
+            self.result.reason = "; ".join(filter(None, [GUARD_ACTED, self.result.reason]))
         if self.remote.dry_run and self.result.outcome == DEPLOYED:
             self.result.outcome = DRY_RUN
         self.result.seconds = time.monotonic() - started
@@ -114,8 +136,12 @@ class Deploy:
     def take_lock(self) -> None:
         """The lock first; the host's CPU and memory are sampled from then on (same round trip)."""
         self.at("lock")
-        lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
-                  and_then=cpu.start_sampler(self.s))
+        res = lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
+                        and_then=f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}")
+        for line in res.stdout.splitlines():
+            if line.startswith("lifted "):
+                self.result.warnings.append(f"{line.split()[1]}'s warm-up cap was still on (its lift had died): "
+                                            "lifted it")
 
     def check_host(self) -> None:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
@@ -135,6 +161,9 @@ class Deploy:
         if not self.facts.compose_file:
             raise Refused(f"{self.s.dir}/{self.s.compose_file} not found: put the app there, or set dir / "
                           "compose_file in the hosts file")
+        if self.s.switch.mode == "nginx" and self.facts.upstream_unreadable:
+            raise Refused(f"{self.s.switch.upstream_file} exists but cannot be read, not even through sudo -n: "
+                          "the rollback could not put it back; allow the SSH user passwordless sudo (fab check)")
         self.live = find_live(self.s, self.facts)
         self.new = self.choose_target()
         self.old_upstream = self.facts.upstream
@@ -149,21 +178,23 @@ class Deploy:
         return other(self.live) if self.live else "blue"
 
     def run_prepare(self) -> None:
-        for line in self.s.prepare:
+        for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            self.check(cmd.prepare(self.s, self.new, line), self.timeouts.prepare, f"`{line}` failed")
+            res = self.send(cmd.prepare(self.s, self.new, line), self.timeouts.prepare)
+            if not res.ok:
+                self.say_output(res)
+                raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
 
     def arm_guard(self) -> None:
         """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
         self.at("guard")
-        deadline = guard.deadline(self.s)
-        if self.s.guard_deadline is not None and deadline < guard.health_budget(self.s):
-            self.result.warnings.append(f"guard_deadline {deadline:g} s is shorter than the health check "
-                                        f"({guard.health_budget(self.s):g} s): the guard may undo a good deploy")
-        self.pending.append(guard.arm(self.s, self.token, self.undo_commands(), deadline))  # sent with the stop
+        grace = guard.grace(self.s)
+        self.pending.append(guard.arm(self.s, self.token, self.undo_commands(), grace,
+                                      self.undo_plan()))  # sent with the stop
         self.guard_armed = True
-        self.say(f"guard armed: puts the host back unless confirmed within {deadline:g} s")
+        self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s past a step's "
+                 "time limit")
 
     def start_shared(self) -> None:
         """Services of neither colour (a broker both use): started when they do not run; never
@@ -213,16 +244,21 @@ class Deploy:
         self.say(f"healthy after {len(tries)} tries")
 
     def run_hooks(self, name: str, warn_only: bool = False) -> None:
-        for line in getattr(self.s.hooks, name):
+        for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
             res = self.send(cmd.hook(self.s, self.new, self.live, line), self.timeouts.hook)
-            for out in (res.stdout + res.stderr).strip().splitlines()[-20:]:
-                self.say(f"  {out}")
+            self.say_output(res)
             if not res.ok and warn_only:
-                self.result.warnings.append(f"{name} hook `{line}` failed: {res.why()}")
+                self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
             elif not res.ok:
-                raise StepFailed(f"{name} hook", f"`{line}` failed: {res.why()}")
+                raise StepFailed(f"{name} hook", f"{name}[{i}] failed: {user_failure(res)}")
+
+    def say_output(self, res: Result, lines: int = 20) -> None:
+        """The last lines of a user's command's output: in the progress only (never in the table
+        or the history: they may hold what the command was given, a password in a URL)."""
+        for out in (res.stdout + res.stderr).strip().splitlines()[-lines:]:
+            self.say(f"  {out}")
 
     def switch_upstream(self) -> None:
         mode = self.s.switch.mode
@@ -236,11 +272,10 @@ class Deploy:
         else:
             switch = cmd.switch_nginx(self.s, cmd.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
         rec = record.with_live(self.facts.record, self.s.app, self.new, self.live)
-        # switch, record the new live colour as soon as the reload succeeded, verify: one round trip
-        self.check(f"{switch} && {{ {cmd.write_record(self.s, record.dump(rec))} || {{ echo could not write the "
-                   f"record; exit 6; }}; }} && {{ {cmd.verify(self.s)} || {{ echo {cmd.verify_url(self.s)} did not "
-                   "answer 2xx/3xx after the switch; exit 7; }; }", self.timeouts.command * 3,
-                   "the switch failed", service=self.s.web)
+        # switch (nginx serves the new upstream), record the new live colour, verify: one round trip
+        self.check(f"{switch} && {{ {cmd.write_record(self.s, record.dump(rec))} || {{ "
+                   f"{cmd.why('could not write the record')}; exit 6; }}; }} && {{ {cmd.verify(self.s)}; }}",
+                   self.timeouts.command * 3 + self.s.switch.reload_timeout, "the switch failed", service=self.s.web)
         self.facts.record = rec
 
     def start_new_background(self) -> None:
@@ -322,10 +357,13 @@ class Deploy:
             self.closing.append((cmd.write_record(self.s, record.dump(rec)), "the record was not updated"))
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
-        line = record.history_line(self.task, self.s.name, self.result.outcome, **{
-            "from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
-            "service": self.result.failed_service, "message": self.message, "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}})
+        fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
+                  "service": self.result.failed_service, "message": self.message,
+                  "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}}
+        line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
         self.closing.append((cmd.append_history(self.s, line), "the history line was not written"))
+        acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
+        self.acted_history = cmd.append_history(self.s, acted)
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
         return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
@@ -370,7 +408,7 @@ class Deploy:
         try:
             back = self.switch_back_command()
             if back:
-                self.check(back, self.timeouts.command * 3,
+                self.check(back, self.timeouts.command * 3 + self.s.switch.reload_timeout,
                            f"could not switch back to {self.live or 'the old upstream'}")
             self.write_record(self.old_record)
             return []
@@ -384,7 +422,7 @@ class Deploy:
             return cmd.switch_command(self.s, self.live)
         if self.s.switch.mode == "nginx" and self.old_upstream is not None:
             new = cmd.upstream_text(self.s, self.s.port(self.new))
-            return cmd.switch_nginx(self.s, self.old_upstream, new)
+            return cmd.switch_nginx(self.s, self.old_upstream, new, unless_workers=self.facts.nginx_workers)
         return ""
 
     def undo_commands(self) -> list[str]:
@@ -395,6 +433,17 @@ class Deploy:
             undo.append(cmd.start(self.s, self.live, self.s.background))
         undo.append(cmd.write_record(self.s, record.dump(self.old_record)))
         return undo
+
+    def undo_plan(self) -> tuple[str, ...]:
+        """undo_commands() in words, for whoever finds the guard armed (fab unlock)."""
+        plan = []
+        if self.switch_back_command():
+            plan.append(f"switch back to {self.live or 'the upstream before'} ({self.s.switch.mode})")
+        plan.append(f"stop {cmd.project(self.s, self.new)} (kept for its logs)")
+        if self.live and self.s.background:
+            plan.append(f"start {cmd.project(self.s, self.live)} {' '.join(self.s.background)} again")
+        plan.append(f"put the record back ({self.live or 'no'} colour live)")
+        return tuple(plan)
 
     def log_tail(self, service: str | None) -> str:
         if not service or not self.new_started:
@@ -413,15 +462,23 @@ class Deploy:
 
     def finish(self) -> None:
         """One round trip at the end: the record and history, disarm, unlock, the host's samples."""
+        if self.crashed and self.guard_armed:  # leave the host, and its lock, to the guard
+            self.pending, self.closing = [], []
+            self.remote.run(cpu.stop_sampler(self.s), self.timeouts.command)
+            return
         self.disarm_guard()
-        parts = [*self.pending, *(f"{{ {c}; }} || echo '{cmd.MARK}failed {what}'" for c, what in self.closing),
-                 lock.release_command(self.s, self.token), cpu.stop_sampler(self.s)]
+        confirmed = "; ".join([*(f"{{ {c}; }} || echo '{cmd.MARK}failed {what}'" for c, what in self.closing),
+                               lock.release_command(self.s, self.token)])
+        if self.disarming:  # the record and the lock only if the guard did not act (it frees the lock itself)
+            confirmed = (f"if [ \"$fbg_guard\" != {guard.ACTED} ]; then {confirmed}; "
+                         f"else {self.acted_history or ':'}; fi")
+        parts = [*self.pending, confirmed, cpu.stop_sampler(self.s)]
         self.pending, self.closing = [], []
         try:
             res = self.remote.run("; ".join(parts), self.timeouts.command)
         except Unreachable:
             return  # the guard frees the lock, or fab unlock does
-        self.guard_armed = self.disarming = False
+        self.note_disarm(res)
         for line in res.stdout.splitlines():
             if line.startswith(f"{cmd.MARK}failed "):
                 self.result.left.append(line.split(" ", 1)[1])
@@ -439,13 +496,23 @@ class Deploy:
         """Run a command, with the writes waiting to ride along in front of it (the guard's
         arming must succeed first; a disarm is best effort)."""
         line = command
+        if self.guard_armed and not self.disarming:  # the heartbeat: the guard waits while fab works
+            beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
+            line = f"{cmd.in_dir(self.s, beat)}; {line}"
         for queued in reversed(self.pending):
-            line = f"{queued} && {line}" if queued.startswith(guard.ARM_MARK) else f"{queued}; {line}"
+            line = f"{queued} && {{ {line}; }}" if queued.startswith(guard.ARM_MARK) else f"{queued}; {line}"
         self.pending = []
         res = self.remote.run(line, timeout)
-        if self.disarming:  # it reached the host
-            self.guard_armed = self.disarming = False
+        self.note_disarm(res)
         return res
+
+    def note_disarm(self, res: Result) -> None:
+        """A disarm that rode along reached the host: did the guard act before it?"""
+        if self.disarming:
+            self.guard_armed = self.disarming = False
+            if guard.parse(res.stdout) == guard.ACTED:
+                self.guard_acted = True
+                self.say("the guard had already put the host back: fab was not heard from in time")
 
     def check(self, command: str, timeout: float, what: str, service: str | None = None) -> Result:
         res = self.send(command, timeout)

@@ -14,7 +14,7 @@ from fabric import task
 
 from . import cleanup as cleanup_host
 from . import drain as drain_host
-from . import inspect, report, settings
+from . import cmdline, inspect, report, settings
 from .bluegreen import Deploy, Rollback
 from .check import CheckResult, preflight
 from .errors import BlueGreenError, UsageError
@@ -33,7 +33,7 @@ RUN_HELP = {
     "batch": "deploy N hosts at a time (default: all at once, at most 10 connections)",
     "max-fail": "start no new batch once K hosts ended other than deployed",
 }
-TASK = dict(iterable=["host", "group"], auto_shortflags=False, positional=[])
+TASK = dict(iterable=["host", "group"], auto_shortflags=False, positional=[], klass=cmdline.Task)
 
 
 def edge(fn):
@@ -44,12 +44,13 @@ def edge(fn):
         try:
             return fn(*args, **kwargs)
         except BlueGreenError as e:
-            raise Exit(f"error: {e}", code=e.exit_code) from None
+            raise Exit(f"error: {report.shown(str(e))}", code=e.exit_code) from None  # no secret, no escape
 
     return wrapper
 
 
 def _hosts(hosts_file: str, host, group, all_: bool, default_all: bool = False) -> list[settings.HostSettings]:
+    _one_line("--hosts-file", hosts_file)
     inventory = settings.load(hosts_file)
     return inventory.select(list(host or []), list(group or []), all_ or (default_all and not host and not group))
 
@@ -59,6 +60,28 @@ def _fab(task_name: str, hosts: list[settings.HostSettings], hosts_file: str) ->
     if hosts_file != "hosts.toml":
         parts.append(f"--hosts-file {shlex.quote(hosts_file)}")
     return " ".join(parts)
+
+
+def _one_line(option: str, value: str) -> None:
+    if settings.CONTROL.search(value):
+        raise UsageError(f"{option} {value!r}: expected one line, without control characters")
+
+
+def _lines(lines) -> int:
+    if not 1 <= int(lines) <= 100_000:
+        raise UsageError(f"--lines expects a number of lines from 1 to 100000, got {int(lines)}")
+    return int(lines)
+
+
+def _look(c, hosts: list[settings.HostSettings], fn, failed) -> tuple[list, list[str]]:
+    """A read-only look at every host: the rows, and the names of the hosts that could not be read."""
+    unread: list[str] = []
+
+    def failed_(host: str, error: str):
+        unread.append(host)
+        return failed(host, error)
+
+    return _fleet(c).run_plain(hosts, fn, failed_), unread
 
 
 def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
@@ -90,6 +113,7 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
 
     Exit code: 0 every host deployed, 1 a host was not, 2 usage or hosts-file error, 130 Ctrl-C.
     """
+    _one_line("--message", message)
     hosts = _hosts(hosts_file, host, group, all_)
     fleet = _fleet(c, dry_run, batch, max_fail)
     results = fleet.run(hosts, "deploy", lambda r, s, say: Deploy(
@@ -114,6 +138,7 @@ def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_
 
     Exit code: 0 every host rolled back, 1 a host was not, 2 usage or hosts-file error, 130 Ctrl-C.
     """
+    _one_line("--message", message)
     hosts = _hosts(hosts_file, host, group, all_)
     fleet = _fleet(c, dry_run, batch, max_fail)
     results = fleet.run(hosts, "rollback", lambda r, s, say: Rollback(
@@ -194,6 +219,7 @@ def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message
 
     Exit code: 0 drained or nothing waited, 1 a host not drained, 2 usage or hosts-file error.
     """
+    _one_line("--message", message)
     hosts = _hosts(hosts_file, host, group, all_)
     fleet = _fleet(c)
     results = fleet.run(hosts, "drain", lambda r, s, say: drain_host.drain(r, s, say, message))
@@ -202,32 +228,68 @@ def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message
         raise Exit(code=1)
 
 
-@task(help=HOST_HELP, **TASK)
+@task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)"}, **TASK)
 @edge
-def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
-    """Remove a deploy lock that was left behind, and say whose it was."""
+def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False):
+    """Remove a deploy lock left behind by a run that is gone, and disarm that run's guard.
+
+    Shows each lock first: who holds it, since when, for which task, whether that run's guard
+    is armed and what it would do (switch back, stop the new colour, ...). Asks unless --yes;
+    with no terminal and no --yes it refuses. Removing the lock also disarms that run's guard:
+    the host then stays as it is (fab status shows it); a lock taken again meanwhile is kept.
+
+    Exit code: 0 done or no lock, 1 a host could not be read or a lock not removed, 2 usage or
+    hosts-file error (including no terminal to ask at and no --yes).
+    """
     hosts = _hosts(hosts_file, host, group, all_)
-    rows = _fleet(c).run_plain(hosts, inspect.unlock, lambda host, error: f"unreachable: {error}")
-    report.out.print(report.simple_table("fab unlock", ["host", "lock"], [[s.name, row] for s, row in zip(hosts, rows)]))
+    looks, unread = _look(c, hosts, inspect.read_lock, lambda name, error: inspect.LockLook(name, error=error))
+    report.out.print(report.lock_table(looks))
+    held = [(s, look) for s, look in zip(hosts, looks) if look.held]
+    if held and not yes:
+        if not report.interactive():
+            raise UsageError("unlock removes the lock of a run that may still be going, and disarms its guard: "
+                             "add --yes to confirm (there is no terminal to ask at)")
+        if not report.confirm("Remove these locks and disarm their guards?"):
+            report.out.print("Nothing removed.")
+            raise Exit(code=1)
+    plans = {s.name: look for s, look in held}
+    done, failed = _look(c, [s for s, _ in held], lambda r, s: inspect.remove_lock(r, s, plans[s.name]),
+                         lambda name, error: f"not removed: {error}")
+    if held:
+        report.out.print(report.simple_table("fab unlock", ["host", "result"],
+                                             [[s.name, row] for (s, _), row in zip(held, done)]))
+    if unread or failed or any(row.startswith("not removed") for row in done):
+        raise Exit(code=1)
 
 
 @task(help={**HOST_HELP, "host": "a host of the hosts file (repeat for several; default: every host)"}, **TASK)
 @edge
 def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
-    """Show each host: live colour, versions, health, lock, last action."""
+    """Show each host: live colour, versions, health, lock, last action.
+
+    Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
+    """
     hosts = _hosts(hosts_file, host, group, all_, default_all=True)
-    rows = _fleet(c).run_plain(hosts, inspect.status, lambda host, error: inspect.HostStatus(host, False, error))
+    rows, _ = _look(c, hosts, inspect.status, lambda host, error: inspect.HostStatus(host, False, error))
     report.out.print(report.status_table(rows))
+    if not all(row.ok for row in rows):
+        raise Exit(code=1)
 
 
 @task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)"}, **TASK)
 @edge
 def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20):
-    """Show what was done on each host (deploys, rollbacks, cleanups, drains)."""
+    """Show what was done on each host (deploys, rollbacks, cleanups, drains).
+
+    Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
+    """
+    lines = _lines(lines)
     hosts = _hosts(hosts_file, host, group, all_)
-    rows = _fleet(c).run_plain(hosts, lambda r, s: inspect.history(r, s, int(lines)),
-                               lambda host, error: [{"action": "unreachable", "reason": error}])
+    rows, unread = _look(c, hosts, lambda r, s: inspect.history(r, s, lines),
+                         lambda host, error: [{"action": "unreachable", "reason": error}])
     report.out.print(report.history_table(list(zip([s.name for s in hosts], rows))))
+    if unread:
+        raise Exit(code=1)
 
 
 @task(help={**HOST_HELP, "service": "one service (default: the failed one of the last deploy, else all)",
@@ -235,15 +297,24 @@ def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines
             "lines": "how many of the last lines (default 50)"}, **TASK)
 @edge
 def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service="", colour="", lines=50):
-    """Show recent log lines of a colour's services (default: what failed)."""
+    """Show recent log lines of a colour's services (default: what failed).
+
+    Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
+    """
     if colour and colour not in ("blue", "green"):
         raise UsageError(f"--colour {colour!r}: expected blue or green")
+    if service and not settings.NAME.match(service):
+        raise UsageError(f"--service {service!r}: expected a service name (letters, digits, '_', '.' and '-', "
+                         "starting with a letter or digit)")
+    lines = _lines(lines)
     hosts = _hosts(hosts_file, host, group, all_)
-    rows = _fleet(c).run_plain(hosts, lambda r, s: inspect.logs(r, s, service or None, colour or None, int(lines)),
-                               lambda host, error: (host, error))
+    rows, unread = _look(c, hosts, lambda r, s: inspect.logs(r, s, service or None, colour or None, lines),
+                         lambda host, error: (host, error))
     for title, text in rows:
-        report.out.rule(title)
-        report.out.print(text or "(no log lines)", markup=False, highlight=False)
+        report.out.rule(report.escape(title))  # the service may come from the history: host text
+        report.out.print(report.shown(text) or "(no log lines)", markup=False, highlight=False)  # host text
+    if unread:
+        raise Exit(code=1)
 
 
 @task(help=HOST_HELP, **TASK)

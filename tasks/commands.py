@@ -116,12 +116,22 @@ def history_path(s: HostSettings) -> str:
     return f"{STATE_DIR}/{s.app}.history.jsonl"
 
 
+def read_root_file(path: str, unreadable: str) -> str:
+    """Print a file the SSH user may not be allowed to read (root-only, mode 0600) through
+    `sudo -n`; print the line `unreadable` when it exists but cannot be read, nothing when it
+    does not exist."""
+    p = quote(path)
+    return (f"if [ -r {p} ]; then cat {p}; echo; elif sudo -n cat {p} 2>/dev/null; then echo; "
+            f"elif sudo -n test -e {p} 2>/dev/null || [ -e {p} ]; then echo {quote(unreadable)}; fi")
+
+
 def facts(s: HostSettings) -> str:
     """Record, upstream file, git commit of dir, the compose file's presence and all containers."""
     d = remote_path(s.dir)
     parts = [
         f"echo {MARK}record; cat {d}/{quote(record_path(s))} 2>/dev/null; echo",
-        f"echo {MARK}upstream; cat {quote(s.switch.upstream_file)} 2>/dev/null; echo",
+        *([f"echo {MARK}upstream; {read_root_file(s.switch.upstream_file, MARK + 'upstream-unreadable')}",
+           f"{nginx_workers(s)}; echo {MARK}nginx; fbg_workers"] if s.switch.mode == "nginx" else []),
         f"echo {MARK}git; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
         f"echo {MARK}compose; test -f {d}/{quote(s.compose_file)} && echo yes",
         f"echo {MARK}history; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
@@ -212,15 +222,65 @@ def write_root_file(path: str, content: str) -> str:
     return f"sudo -n sh -c {quote(_ATOMIC_WRITE)} sh {quote(path)} {quote(content)}"
 
 
-def switch_nginx(s: HostSettings, text: str, previous: str | None) -> str:
+WHY = MARK + "why "  # a reason line of the tool's own, printed by a command that fails
+LAST_LINE = '"$(echo "$out" | grep -v ^$ | tail -n 1)"'  # the last non-empty line of $out
+
+
+def why(text: str, *args: str) -> str:
+    """Print a reason line in the tool's own words: printf's format (quoted here) with shell
+    expressions as its arguments (e.g. '"$codes"'); Result.why() prefers it to the last line."""
+    return f"printf {quote(WHY + text + chr(92) + 'n')} {' '.join(args)}".rstrip()
+
+
+def nginx_workers(s: HostSettings) -> str:
+    """Defines `fbg_workers`: prints the PIDs of the nginx master's workers that take connections
+    (not those `shutting down` after a reload), sorted, on one line; fails when no master runs.
+    The master is found through switch.pid_file (read through sudo when root-only)."""
+    pid = quote(s.switch.pid_file)
+    return ("fbg_workers() { m=$(cat " + pid + " 2>/dev/null || sudo -n cat " + pid + " 2>/dev/null); "
+            'case "$m" in ""|*[!0-9]*) return 1;; esac; [ -d "/proc/$m" ] || return 1; w=; '
+            "for p in $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v m=\"$m\" "
+            "'{pid = $1; sub(/^.*\\) /, \"\"); if ($2 == m) print pid}' | sort -n); do "
+            "case \"$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)\" in *'shutting down'*) ;; "
+            "*'worker process'*) w=\"$w $p\";; esac; done; echo ${w# }; }")
+
+
+def reload_applied(s: HostSettings) -> str:
+    """Reload nginx (the user's command), then wait until nginx serves the new configuration:
+    new workers run under the master and none of the workers from before takes connections.
+    A reload only signals the master and returns at once; until then old workers answer."""
+    t = s.switch.reload_timeout
+    pid_file = s.switch.pid_file
+    return (
+        f"before=$(fbg_workers) || {{ {why('no nginx master process found through %s: is nginx running? (set switch.pid_file to its pid file)', quote(pid_file))}; exit 5; }}; "
+        f"if ! out=$({reload(s)} 2>&1); then "
+        f"{why('the nginx reload command failed: %s', LAST_LINE)}; exit 4; fi; "
+        f"limit=$(( $(date +%s) + {math.ceil(t)} )); while :; do now=$(fbg_workers); fresh=1; "
+        'for p in $now; do case " $before " in *" $p "*) fresh=0;; esac; done; '
+        '[ -n "$now" ] && [ $fresh = 1 ] && break; '
+        f"if [ $(date +%s) -ge $limit ]; then {why(f'nginx did not take up the new upstream within {t:g} s of the reload (its workers did not change; check switch.reload and switch.pid_file)')}; exit 8; fi; "
+        "sleep 0.1; done"
+    )
+
+
+def switch_nginx(s: HostSettings, text: str, previous: str | None, unless_workers: str | None = None) -> str:
     """Point nginx at an upstream in one round trip: write the file atomically, `nginx -t` (on
-    failure put the previous file back), reload. Prints why on failure."""
-    f = quote(s.switch.upstream_file)
-    back = write_root_file(s.switch.upstream_file, previous) if previous is not None else f"sudo -n rm -f {f}"
-    return (f"{write_root_file(s.switch.upstream_file, text)} || {{ echo could not write {f}; exit 2; }}; "
+    failure put the previous file back), reload, and wait until nginx serves it.
+
+    unless_workers: nginx's workers when this run began (switching back): if they still run,
+    nginx never took up the new file, so writing the old one back is enough (no reload)."""
+    file = s.switch.upstream_file
+    f = quote(file)
+    back = write_root_file(file, previous) if previous is not None else f"sudo -n rm -f {f}"
+    reload_step = reload_applied(s)
+    if unless_workers is not None:
+        reload_step = (f'if [ "$(fbg_workers)" = {quote(unless_workers)} ]; then '
+                       f"echo nginx never took up the new upstream: no reload needed; else {reload_step}; fi")
+    return (f"{nginx_workers(s)}; "
+            f"{write_root_file(file, text)} || {{ {why('could not write %s through sudo -n', f)}; exit 2; }}; "
             f"if ! out=$({nginx_test()} 2>&1); then {back}; "
-            f"echo \"nginx -t rejects it: $(echo \"$out\" | grep -v '^$' | tail -n 1)\"; exit 3; fi; "
-            f"{reload(s)} || {{ echo the nginx reload failed; exit 4; }}")
+            f"{why('nginx -t rejects the new upstream: %s', LAST_LINE)}; exit 3; fi; "
+            f"{reload_step}")
 
 
 def nginx_test() -> str:
@@ -228,15 +288,25 @@ def nginx_test() -> str:
 
 
 def reload(s: HostSettings) -> str:
-    return s.switch.reload  # the user's own command, as written in hosts.toml
+    return s.switch.reload  # the user's own command, as written in hosts.toml: shell by design
 
 
 def verify_url(s: HostSettings) -> str:
     return s.switch.verify_url or f"http://127.0.0.1{s.health.path}"
 
 
+VERIFY_TRIES = 5  # through nginx once it serves the new upstream: 0.5 s apart
+CODES = '"$codes"'
+
+
 def verify(s: HostSettings) -> str:
-    return f"{http_code(verify_url(s), s.health.timeout)} | grep -q '^[23]'"
+    """Request verify_url through nginx a few times, until 2xx/3xx; say which codes it gave."""
+    url = verify_url(s)
+    return (f"i=0; codes=; while :; do i=$((i+1)); code=$({http_code(url, s.health.timeout)}); "
+            'codes="$codes $code"; case $code in 2??|3??) break;; esac; '
+            f"if [ $i -ge {VERIFY_TRIES} ]; then "
+            f"{why('%s did not answer 2xx/3xx through nginx after the switch (HTTP codes:%s; 000: no answer)', quote(url), CODES)}; "
+            "exit 7; fi; sleep 0.5; done")
 
 
 def switch_command(s: HostSettings, color: str) -> str:
@@ -244,15 +314,78 @@ def switch_command(s: HostSettings, color: str) -> str:
     return s.switch.command.format(color=color, port=s.port(color))
 
 
+# --- processes that outlive the SSH session: the guard, the warm-up lift, the sampler ----------
+
+# fbg_detach PIDFILE LOG SCRIPT: start SCRIPT (sh) so that it survives the end of the SSH session.
+# Where logind ends a user's processes at logout (KillUserProcesses=yes and no linger), setsid is
+# not enough: the script then runs in a scope of its own through `sudo -n systemd-run`. SCRIPT
+# writes "$$ TAG" to PIDFILE first (see detached()); fbg_detach waits for that line.
+DETACH_FUNCTIONS = (
+    "fbg_logout_kills() { [ -d /run/systemd/system ] || return 1; "
+    "v=$(busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
+    "org.freedesktop.login1.Manager KillUserProcesses 2>/dev/null) || return 1; [ \"$v\" = 'b true' ] || return 1; "
+    "[ \"$(loginctl show-user \"$(id -un)\" -p Linger --value 2>/dev/null)\" != yes ]; }; "
+    "fbg_detach() { rm -f \"$1\"; if fbg_logout_kills; then "
+    "sudo -n systemd-run --quiet --scope --uid=\"$(id -u)\" --gid=\"$(id -g)\" setsid nohup sh -c \"$3\" "
+    "> \"$2\" 2>&1 < /dev/null & else setsid nohup sh -c \"$3\" > \"$2\" 2>&1 < /dev/null & fi; "
+    "n=0; while [ ! -s \"$1\" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; [ -s \"$1\" ]; }"
+)
+
+
+def detached(script: str, tag: str, pid_file: str, log: str = "/dev/null") -> str:
+    """Run `script` detached (fbg_detach must be defined: DETACH_FUNCTIONS), in the current folder.
+    Its pid file holds "PID TAG", and TAG is part of its command line: kill_detached() checks both."""
+    body = f"echo \"$$ \"{quote(tag)} > {quote(pid_file)}; {script}"
+    return f"fbg_detach {quote(pid_file)} {quote(log)} {quote(body)}"
+
+
+def kill_detached(pid_file: str, tag: str) -> str:
+    """Stop a detached process (its whole process group) and remove its pid file, only if the PID
+    still belongs to it (its command line carries the tag): a stale file never kills a stranger."""
+    f, t = quote(pid_file), quote(tag)
+    return (f"if read p t < {f} 2>/dev/null && [ \"$t\" = {t} ] && "
+            f"tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- {t}; then "
+            f"kill -- -$p 2>/dev/null || kill $p 2>/dev/null; fi; rm -f {f}")
+
+
+def detach_check() -> str:
+    """A pre-flight line: can the guard outlive the SSH session on this host?"""
+    return ("if fbg_logout_kills; then if sudo -n systemd-run --version >/dev/null 2>&1; then say ok detach "
+            "'logind ends your processes at logout: the guard, the warm-up lift and the sampler run through "
+            "sudo systemd-run'; else say fail detach \"logind ends your processes at logout "
+            "(KillUserProcesses=yes) and sudo -n systemd-run is not allowed: the guard would die with the SSH "
+            "session; run: sudo loginctl enable-linger $(id -un)\"; fi; else say ok detach "
+            "'setsid: processes outlive the SSH session'; fi")
+
+
 # --- the record and history, under dir -----------------------------------------------------
 
+def private(line: str) -> str:
+    """Run line in a subshell whose new files are the SSH user's alone (umask 077: folders 0700,
+    files 0600): the state files may hold what a deploy ran and why it failed. The umask stays in
+    the subshell: the commands that ride along (compose, the user's hooks) keep the host's own."""
+    return f"(umask 077 && {line})"
+
+
+def state_dir() -> str:
+    """Make dir/.fab-bluegreen (0700) if it is missing; false if a symbolic link stands in its place
+    (nothing is written through it). The lock step also tightens the modes of what is there."""
+    return f"[ ! -L {STATE_DIR} ] && {private(f'mkdir -p {STATE_DIR}')}"
+
+
 def write_record(s: HostSettings, text: str) -> str:
-    path = quote(record_path(s))
-    return in_dir(s, f"mkdir -p {STATE_DIR} && printf '%s\\n' {quote(text)} > {path}.tmp && mv -f {path}.tmp {path}")
+    """Through a fresh temporary file beside it (mktemp: mode 0600, never an existing file or a
+    symbolic link someone left there), then a rename."""
+    path, tmp = quote(record_path(s)), quote(record_path(s) + ".XXXXXX")
+    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ printf '%s\\n' {quote(text)} > \"$fbg_tmp\" "
+                     f"&& mv -f \"$fbg_tmp\" {path} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
 
 
 def append_history(s: HostSettings, line: str) -> str:
-    return in_dir(s, f"mkdir -p {STATE_DIR} && printf '%s\\n' {quote(line)} >> {quote(history_path(s))}")
+    """One line at the end of the history (made 0600 if new); never through a symbolic link."""
+    path = quote(history_path(s))
+    append = private(f"printf '%s\\n' {quote(line)} >> {path}")
+    return in_dir(s, f"{state_dir()} && [ ! -L {path} ] && {append}")
 
 
 # --- the deploy lock, beside the record: mkdir is atomic --------------------------------------
@@ -262,12 +395,19 @@ def lock_path(s: HostSettings) -> str:
 
 
 def lock(s: HostSettings, info: str) -> str:
-    """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info."""
+    """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info.
+    On the way, the state folder and its files become the SSH user's alone (0700 and 0600), as
+    earlier versions did not make them."""
     path = quote(lock_path(s))
-    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; mkdir -p {STATE_DIR} && "
-            f"if mkdir {path} 2>/dev/null; then printf '%s\\n' {quote(info)} > {path}/info && echo acquired; "
+    linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
+                 '"$(pwd)"', STATE_DIR)
+    write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
+    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; "
+            f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
+            f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
+            f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "
             f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; exit 3; "
-            f"else echo cannot create {path} in $(pwd); exit 5; fi")
+            f"else echo cannot create {path} in \"$(pwd)\"; exit 5; fi")
 
 
 def unlock(s: HostSettings, token: str) -> str:
@@ -276,11 +416,23 @@ def unlock(s: HostSettings, token: str) -> str:
     return in_dir(s, f"if grep -qF {quote(token)} {path}/info 2>/dev/null; then rm -rf {path}; fi")
 
 
-def force_unlock(s: HostSettings) -> str:
-    """Remove a lock left behind, printing whose it was (nothing when there is none)."""
-    path = quote(lock_path(s))
+def look_lock(s: HostSettings) -> str:
+    """The lock, if any (`held NOW SINCE` and its info), then the guard of the run that holds it:
+    the guard file's token, its deadline (`TOKEN EPOCH`) and what it would do (its plan)."""
+    path, g = quote(lock_path(s)), quote(f"{STATE_DIR}/{s.app}.guard")
     return in_dir(s, f"if [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); "
-                     f"cat {path}/info 2>/dev/null; rm -rf {path}; fi")
+                     f"head -n 1 {path}/info 2>/dev/null; echo; fi; echo {MARK}guard; cat {g} 2>/dev/null; "
+                     f"echo {MARK}until; cat {g}.until 2>/dev/null; echo {MARK}plan; cat {g}.plan 2>/dev/null; true")
+
+
+def force_unlock(s: HostSettings, token: str, since: str) -> str:
+    """Remove the lock that look_lock() showed: only if it still carries that run's token (or, for
+    a lock without one, the same age), never one taken since. Prints `removed` or `changed`."""
+    path = quote(lock_path(s))
+    same = (f"grep -qF {quote(token)} {path}/info 2>/dev/null" if token else
+            f"[ \"$(stat -c %Y {path} 2>/dev/null)\" = {quote(since)} ]")
+    return in_dir(s, f"if [ ! -d {path} ]; then echo gone; elif {same}; then rm -rf {path} && echo removed; "
+                     "else echo changed; fi")
 
 
 # --- hooks ---------------------------------------------------------------------------------
@@ -311,7 +463,9 @@ def status(s: HostSettings) -> str:
         f"cat {lock_dir}/info 2>/dev/null",
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
-        f"echo {MARK}lift; for c in blue green; do [ -f {d}/{STATE_DIR}/{quote(s.app)}.$c.lift ] && echo $c; done; true",
+        f"echo {MARK}lift; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
+        "if read p t < \"$f\" 2>/dev/null && tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- \"$t\"; then "
+        "echo $c pending; else echo $c stuck; fi; done; true",
     ]
     return "; ".join(parts)
 
@@ -343,23 +497,30 @@ def preflight(s: HostSettings) -> str:
         'say() { echo "$@"; }',
         CGROUP.strip(),
         'say info cpus "$CPUS"',
+        DETACH_FUNCTIONS,
+        detach_check(),
         "say ok ssh \"$(id -un)@$(hostname)\"",
         "if sudo -n true 2>/dev/null; then say ok sudo passwordless; "
         "else say fail sudo \"sudo -n asks for a password: allow the SSH user passwordless sudo (NOPASSWD)\"; fi"
         if s.switch.mode == "nginx" else "say ok sudo 'not needed (switch.mode is not nginx)'",
         "v=$(docker version --format '{{.Server.Version}}' 2>&1) && say ok docker \"engine $v\" || "
         "say fail docker \"$(echo \"$v\" | tail -n 1): is Docker running, and is the SSH user in the docker group?\"",
-        f"v=$({base} version --short 2>&1) && say ok compose \"$v\" || say fail compose \"{base} does not run: $v\"",
+        f"v=$({base} version --short 2>&1) && say ok compose \"$v\" || say fail compose {quote(base + ' does not run:')} \"$v\"",
         f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
         f"-f {quote(s.compose_file)} config -q 2>&1) && say ok compose_file {quote(s.compose_file)} || "
         f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi",
     ]
     if s.switch.mode == "nginx":
         f = quote(s.switch.upstream_file)
+        example = f"upstream {s.switch.upstream_name} {{ server 127.0.0.1:{s.port('blue')}; }}"
         checks += [
-            f"[ -f {f} ] && say ok upstream_file {f} || say fail upstream_file \"{s.switch.upstream_file} does not "
-            f"exist: create it with 'upstream {s.switch.upstream_name} {{ server 127.0.0.1:{s.port('blue')}; }}' "
-            "and include it in nginx\"",
+            f"if sudo -n cat {f} >/dev/null 2>&1; then say ok upstream_file {f}; "
+            f"elif sudo -n test -e {f} 2>/dev/null || [ -e {f} ]; then say fail upstream_file {f} cannot be read "
+            f"through sudo -n; else say fail upstream_file {f} does not exist: create it with {quote(example)} "
+            "and include it in nginx; fi",
+            nginx_workers(s),
+            f"w=$(fbg_workers) && say ok nginx_master \"workers $w\" || say fail nginx_master no nginx master "
+            f"process found through {quote(s.switch.pid_file)}: is nginx running? set switch.pid_file to its pid file",
             "out=$(sudo -n nginx -t 2>&1) && say ok nginx 'nginx -t passes' || "
             "say fail nginx \"$(echo \"$out\" | grep -v '^$' | tail -n 1)\"",
         ]

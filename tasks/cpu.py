@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 from shlex import quote
 
-from .commands import LABEL_PROJECT, LABEL_SERVICE, STATE_DIR, compose, in_dir, project
+from .commands import (DETACH_FUNCTIONS, LABEL_PROJECT, LABEL_SERVICE, STATE_DIR, compose, detached, in_dir,
+                       kill_detached, private, project, state_dir)
 from .settings import HostSettings
 
 PERIOD = 100_000  # CFS period, microseconds
@@ -75,28 +76,49 @@ def host_cpus() -> str:
     return CGROUP + 'echo "$CPUS"'
 
 
+def sampler_tag(s: HostSettings) -> str:
+    return f"fbg-sampler:{s.app}"
+
+
 def start_sampler(s: HostSettings) -> str:
     """Start sampling CPU and memory on the host, detached; stop_sampler() collects the samples."""
     steps = int(SAMPLER_MAX_SECONDS / SAMPLE_SECONDS)
     script = CGROUP + _SAMPLER.replace("@STEPS@", str(steps)).replace("@INTERVAL@", f"{SAMPLE_SECONDS:g}")
-    out, pid = quote(_file(s, "samples")), quote(_file(s, "samples.pid"))
-    return in_dir(s, f"mkdir -p {STATE_DIR} && {{ setsid nohup sh -c {quote(script)} > {out} 2>/dev/null "
-                     f"< /dev/null & echo $! > {pid}; }}")
+    start = detached(script, sampler_tag(s), _file(s, "samples.pid"), _file(s, "samples"))
+    return in_dir(s, f"{state_dir()} && {private(f'{DETACH_FUNCTIONS}; {start}')}")  # samples: 0600
 
 
 def stop_sampler(s: HostSettings) -> str:
-    out, pid = quote(_file(s, "samples")), quote(_file(s, "samples.pid"))
-    return in_dir(s, f"[ -f {pid} ] && kill -- -$(cat {pid}) 2>/dev/null; cat {out} 2>/dev/null; rm -f {out} {pid}; true")
+    out = quote(_file(s, "samples"))
+    return in_dir(s, f"{kill_detached(_file(s, 'samples.pid'), sampler_tag(s))}; cat {out} 2>/dev/null; "
+                     f"rm -f {out}; true")
 
 
 def lift_file(s: HostSettings, color: str) -> str:
+    """The pending lift's pid file ("PID TAG"); beside it, `.sh`: the commands that lift the cap."""
     return _file(s, f"{color}.lift")
+
+
+def lift_tag(s: HostSettings, color: str) -> str:
+    return f"fbg-lift:{s.app}.{color}"
 
 
 def cancel_lift(s: HostSettings, color: str) -> str:
     """Remove a pending lift of the colour's cap (its containers are going away or being replaced)."""
-    f = quote(lift_file(s, color))
-    return in_dir(s, f"if [ -f {f} ]; then kill -- -$(cat {f}) 2>/dev/null; rm -f {f}; fi; true")
+    f = lift_file(s, color)
+    return in_dir(s, f"{kill_detached(f, lift_tag(s, color))}; rm -f {quote(f + '.sh')}; true")
+
+
+def lift_stuck(s: HostSettings) -> str:
+    """Lift the caps whose lift process is gone (killed, or the host rebooted) while their cap is
+    still on: prints `lifted COLOR` for each. Runs with the lock, before a deploy changes anything."""
+    parts = []
+    for color in ("blue", "green"):
+        f, tag = quote(lift_file(s, color)), quote(lift_tag(s, color))
+        parts.append(f"if [ -f {f}.sh ] && ! {{ read p t < {f} 2>/dev/null && [ \"$t\" = {tag} ] && "
+                     f"tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- {tag}; }}; then "
+                     f"sh {f}.sh >/dev/null 2>&1 && rm -f {f} {f}.sh && echo lifted {color}; fi")
+    return in_dir(s, "; ".join(parts) + "; true")
 
 
 def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> str:
@@ -107,6 +129,7 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
     share = cpus / len(services)
     quota = max(1000, int(share * PERIOD))
     proj, f = project(s, color), quote(lift_file(s, color))
+    lift = detached(f"sleep {seconds:g}; sh {f}.sh; rm -f {f} {f}.sh", lift_tag(s, color), lift_file(s, color))
     fmt = (f'{{{{index .Config.Labels "{LABEL_SERVICE}"}}}} {{{{.Id}}}} {{{{.HostConfig.NanoCpus}}}} '
            "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}")
     want = " ".join(services)
@@ -136,12 +159,13 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         "  docker start $all >/dev/null || exit 1\n"
         "fi\n"
         'if [ -n "$restore" ]; then\n'
-        f'  setsid nohup sh -c "sleep {seconds:g}; $restore rm -f {f}" >/dev/null 2>&1 < /dev/null &\n'
-        f"  echo $! > {f}; echo capped\n"
+        f'  (umask 077 && printf "%s\\n" "$restore" > {f}.sh)\n'
+        f"  {private(lift)} || {{ sh {f}.sh >/dev/null 2>&1; rm -f {f}.sh; echo 'nocap the lift could not be started'; exit 0; }}\n"
+        f"  echo capped\n"
         'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
     )
     create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *services)
-    return f"{cancel_lift(s, color)}; {create} || exit 1\n{pick}{plan}{finish}"
+    return f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .commands import MARK, project, record_path
+from .commands import MARK, history_path, project, record_path
 from .commands import facts as facts_command
 from .errors import Refused
+from .record import history_problem, record_problem
 from .settings import COLORS, HostSettings
 
 
@@ -28,6 +29,8 @@ class Container:
 class Facts:
     record: dict | None = None
     upstream: str | None = None  # the upstream file's text, None when it does not exist
+    upstream_unreadable: bool = False  # it exists, but not even sudo -n could read it
+    nginx_workers: str | None = None  # the PIDs of nginx's workers, e.g. "812 813"; None: not read
     git: str = ""
     compose_file: bool = False
     containers: list[Container] = field(default_factory=list)
@@ -37,7 +40,11 @@ class Facts:
     last_guard: dict | None = None  # the last line the guard wrote
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
     capped: list[str] = field(default_factory=list)  # colours whose warm-up cap is not lifted yet
+    stuck_caps: list[str] = field(default_factory=list)  # ... and whose lift process is gone
     queued: str | None = None  # commands.count_queued()'s output, when it rode along
+    # state files not as fab-bluegreen writes them: section -> what is wrong (their data is left out,
+    # so record, last and last_guard always have the shape record.py writes); find_live() refuses
+    bad: dict[str, str] = field(default_factory=dict)
 
     def services(self, s: HostSettings, color: str) -> dict[str, Container]:
         proj = project(s, color)
@@ -79,28 +86,58 @@ def parse(text: str) -> Facts:
     record = "\n".join(sections.get("record", [])).strip()
     if record:
         try:
-            facts.record = json.loads(record)
+            data = json.loads(record)
         except json.JSONDecodeError:
-            facts.record = {"unreadable": record[:200]}
+            facts.bad["record"] = "is not valid JSON"
+        else:
+            if why := record_problem(data):
+                facts.bad["record"] = why
+            else:
+                facts.record = data
     if "upstream" in sections and any(sections["upstream"]):
         facts.upstream = "\n".join(sections["upstream"]).strip() + "\n"
+    facts.upstream_unreadable = "upstream-unreadable" in sections
+    if "nginx" in sections:
+        facts.nginx_workers = " ".join(" ".join(sections["nginx"]).split())
     facts.git = "".join(sections.get("git", [])).strip()
     facts.compose_file = "yes" in sections.get("compose", [])
     facts.containers = [c for c in map(_container, sections.get("containers", [])) if c]
     facts.lock = "\n".join(sections.get("lock", [])).strip()
-    facts.last = _json_line(sections.get("history", []))
-    facts.last_guard = _json_line(sections.get("guard", []))
-    facts.capped = [line.strip() for line in sections.get("lift", []) if line.strip()]
+    facts.last = _history_line(facts, "history", sections.get("history", []))
+    facts.last_guard = _history_line(facts, "guard", sections.get("guard", []))
+    lifts = [line.split() for line in sections.get("lift", []) if len(line.split()) == 2]
+    facts.capped = [color for color, state in lifts if state == "pending"]
+    facts.stuck_caps = [color for color, state in lifts if state == "stuck"]
     facts.queued = "\n".join(sections["queued"]) if "queued" in sections else None
     facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
     return facts
 
 
-def _json_line(lines: list[str]) -> dict | None:
+def _history_line(facts: Facts, section: str, lines: list[str]) -> dict | None:
+    """The last line, or None: when there is none, when it is not valid JSON (ignored, as a
+    half-written line may be), or when it is not the shape history_line() writes (noted in facts.bad)."""
+    if not lines or not lines[-1].strip():
+        return None
     try:
-        return json.loads(lines[-1]) if lines and lines[-1].strip() else None
+        data = json.loads(lines[-1])
     except json.JSONDecodeError:
         return None
+    if why := history_problem(data):
+        facts.bad[section] = why
+        return None
+    return data
+
+
+def bad_file(s: HostSettings, facts: Facts, section: str) -> str | None:
+    """One line naming the state file of a facts section that is not as fab-bluegreen writes it."""
+    why = facts.bad.get(section)
+    if why is None:
+        return None
+    if section == "record":
+        return (f"the record {s.dir}/{record_path(s)} {why}: fix or remove it (fab-bluegreen then finds the "
+                "live colour from nginx and containers)")
+    which = "last guard line" if section == "guard" else "last line"
+    return f"the {which} of {s.dir}/{history_path(s)} {why}: fix or remove that line"
 
 
 def _container(line: str) -> Container | None:
@@ -140,9 +177,9 @@ def find_live(s: HostSettings, facts: Facts) -> str | None:
     A colour counts as live only while its web container runs. With no record: the colour
     whose port the upstream file names, if its web runs; else the only colour whose web runs.
     """
-    if facts.record is not None and "unreadable" in facts.record:
-        raise Refused(f"the record {s.dir}/{record_path(s)} is not valid JSON: "
-                      "fix or remove it (fab-bluegreen then finds the live colour from nginx and containers)")
+    for section in ("record", "history"):  # the files a deploy reads (the guard line only fab status)
+        if why := bad_file(s, facts, section):
+            raise Refused(why)
     webs = [c for c in COLORS if facts.running(s, c, s.web)]
     nginx = port_color(s, upstream_port(facts.upstream)) if s.switch.mode == "nginx" else None
     recorded = (facts.record or {}).get("live")

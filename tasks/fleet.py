@@ -15,13 +15,18 @@ from typing import Callable, TypeVar
 from .errors import Refused, Unreachable
 from .remote import DryRunRemote, Remote, SshRemote
 from .report import Progress
-from .result import SKIPPED, UNREACHABLE, HostResult
+from .result import FAILED, SKIPPED, UNREACHABLE, HostResult
 from .settings import HostSettings
 
 MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
 
 T = TypeVar("T")
 Job = Callable[[Remote, HostSettings, Callable[[str], None]], HostResult]
+
+
+def internal_error(e: BaseException) -> str:
+    """A bug met on one host, in one line: that host's row says it, the others carry on."""
+    return f"internal error: {type(e).__name__}: {' '.join(str(e).split())} (please report it)"
 
 
 @dataclass
@@ -72,6 +77,12 @@ class Fleet:
         """A look at every host, in parallel: fn's value, or failed(host, one-line error)."""
         def one(s: HostSettings):
             try:
+                return plain(s)
+            except Exception as e:  # a bug: this host's row says so, the others carry on
+                return failed(s.name, internal_error(e))
+
+        def plain(s: HostSettings):
+            try:
                 remote = self.connect(s) if self.connect else SshRemote(s, self.base_config)
                 if hasattr(remote, "open"):
                     remote.open()
@@ -89,6 +100,14 @@ class Fleet:
 
     def _one(self, s: HostSettings, index: int, action: str, job: Job) -> HostResult:
         say = self.progress.for_host(s.name, index)
+        try:
+            return self._host(s, action, job, say)
+        except Exception as e:  # a bug: this host's row says so, the others carry on
+            reason = internal_error(e)
+            say(f"failed: {reason}")
+            return HostResult(host=s.name, action=action, outcome=FAILED, reason=reason)
+
+    def _host(self, s: HostSettings, action: str, job: Job, say: Callable[[str], None]) -> HostResult:
         if self.interrupted.is_set():
             return HostResult(host=s.name, action=action, outcome=SKIPPED, reason="interrupted before it started")
         try:

@@ -1,10 +1,20 @@
 """The dead-man's switch: a process on the host, detached from the SSH session, that puts the host
-back as it was unless the tool confirms (disarms it) in time. It survives a dropped link, a
-sleeping laptop and kill -9 of fab. It acts only while its token is still in the guard file, and
-frees the lock only if the lock still carries that token: it never touches a later deploy."""
+back as it was unless fab is heard from in time. It survives a dropped link, a sleeping laptop and
+kill -9 of fab.
+
+Every command fab sends while the guard is armed carries a heartbeat: it moves the guard's
+deadline to the end of that command's own time limit plus `guard_deadline` seconds. So a slow but
+healthy step never runs into the guard, and a dead fab is noticed soon after the step it was in.
+
+Who acts is settled once, by renaming the guard file: the guard renames it to `.acting` before it
+undoes anything, fab's disarm renames it to `.off`. Only one rename can succeed, so fab always
+learns whether the guard acted, and a deploy the guard undid is never reported as deployed.
+The guard acts only while its token is in the guard file, and frees the lock only if the lock still
+carries that token: it never touches a later deploy."""
 
 from __future__ import annotations
 
+import math
 from shlex import quote
 
 from . import commands as cmd
@@ -13,42 +23,75 @@ from .settings import HostSettings
 
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
 ARM_MARK = ": arm-guard;"  # starts the arming command, so that what follows it runs only if it worked
+DEFAULT_GRACE = 60.0  # seconds past a command's own time limit before the guard acts
+DISARMED, ACTED, GONE = "disarmed", "guard-acted", "guard-gone"  # what disarm() prints after cmd.MARK
 
 
 def path(s: HostSettings) -> str:
     return f"{cmd.STATE_DIR}/{s.app}.guard"
 
 
-def health_budget(s: HostSettings) -> float:
-    h = s.health
-    return h.start_delay + h.retries * (h.timeout + h.interval)
+def grace(s: HostSettings) -> float:
+    """Seconds the guard waits past the time limit of the command fab sent last."""
+    return s.guard_deadline if s.guard_deadline is not None else DEFAULT_GRACE
 
 
-def deadline(s: HostSettings) -> float:
-    """Seconds from arming: an explicit guard_deadline, or enough for every step that follows."""
-    if s.guard_deadline is not None:
-        return s.guard_deadline
-    hooks = len(s.hooks.after_front) + len(s.hooks.after_switch)
-    return s.stop_timeout + health_budget(s) + s.settle + hooks * s.timeouts.hook + 2 * s.timeouts.command
+GONE_REASON = ("the guard is no longer armed: it put the host back (fab was not heard from in time), or "
+               "fab unlock disarmed it")
 
 
-def arm(s: HostSettings, token: str, undo: list[str], seconds: float) -> str:
-    """Start the guard detached (setsid, no terminal, no stdin); the guard file holds token and pid."""
-    g = quote(path(s))
+def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
+    """Move the guard's deadline to `seconds` from now; if this run's guard is no longer armed (it
+    acted), stop there (exit 9): the command it rides with must not run. Runs in dir."""
+    g, until = quote(path(s)), quote(path(s) + ".until")
+    return (f"if grep -qF {quote(token)} {g} 2>/dev/null; then "
+            f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} )) > {until}; "
+            f"else {cmd.why(GONE_REASON)}; exit 9; fi")
+
+
+def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tuple[str, ...] = ()) -> str:
+    """Start the guard detached; it acts once `seconds` pass without a heartbeat. `plan` says in
+    words what `undo` does (fab unlock shows it)."""
+    g, until, history_file = path(s), path(s) + ".until", cmd.history_path(s)
     line = record.history_line("guard", s.name, "rolled back", time=NOW, token=token[:8],
-                               reason=f"no confirmation from fab within {seconds:g} s")
+                               reason="no word from fab within its deadline (the link or fab died)")
     history = (f"printf '%s\\n' {quote(line)} | sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" "
-               f">> {quote(cmd.history_path(s))}")
-    act = "; ".join([*undo, cmd.in_dir(s, history), cmd.unlock(s, token), cmd.in_dir(s, f"rm -f {g}")])
-    script = (f"sleep {seconds:g}; cd {cmd.remote_path(s.dir)} || exit 1; "
-              f"grep -qF {quote(token)} {g} 2>/dev/null || exit 0; {act}")
-    log = quote(f"{cmd.STATE_DIR}/{s.app}.guard.log")
-    return ARM_MARK + " " + cmd.in_dir(s, f"mkdir -p {cmd.STATE_DIR} && echo {quote(token)} > {g} && "
-                         f"{{ setsid nohup sh -c {quote(script)} > {log} 2>&1 < /dev/null & echo $! >> {g}; }}")
+               f">> {quote(history_file)}")
+    act = "; ".join([*undo, cmd.in_dir(s, history), cmd.unlock(s, token),
+                     cmd.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(until)} {quote(g + '.pid')} {quote(g + '.plan')}")])
+    t = quote(token)
+    wait = (f"while :; do sleep 1; grep -qF {t} {quote(g)} 2>/dev/null || exit 0; "
+            f"read tok end 2>/dev/null < {quote(until)} || continue; [ \"$tok\" = {t} ] || exit 0; "
+            f"[ $(date +%s) -lt \"$end\" ] || break; done")
+    claim = f"grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.acting')} 2>/dev/null || exit 0"
+    script = f"cd {cmd.remote_path(s.dir)} || exit 1; {wait}; {claim}; {act}"
+    start = cmd.detached(script, token, g + ".pid", f"{cmd.STATE_DIR}/{s.app}.guard.log")
+    return (ARM_MARK + " " + cmd.DETACH_FUNCTIONS + "; " + cmd.in_dir(
+        s, cmd.state_dir() + " && " + cmd.private(  # the guard's files 0600; it keeps that umask
+           f"echo {t} > {quote(g)} && "
+           f"echo {t} $(( $(date +%s) + {math.ceil(seconds)} )) > {quote(until)} && "
+           f"printf '%s\\n' {' '.join(quote(x) for x in plan) or quote('')} > {quote(g + '.plan')} && "
+           f"{{ {start} || {{ rm -f {quote(g)}; {cmd.why('could not start the guard on the host')}; exit 1; }}; }}")))
 
 
 def disarm(s: HostSettings, token: str) -> str:
-    """Stop this run's guard (its whole process group) and remove its file; never another run's."""
-    g = quote(path(s))
-    return cmd.in_dir(s, f"if grep -qF {quote(token)} {g} 2>/dev/null; then "
-                         f"pid=$(sed -n 2p {g}); rm -f {g}; [ -n \"$pid\" ] && kill -- -\"$pid\" 2>/dev/null; fi; true")
+    """Stop this run's guard, or find out that it acted: prints MARK + disarmed, guard-acted or
+    guard-gone, and sets the shell variable fbg_guard to the same word. Never another run's."""
+    g, t = path(s), quote(token)
+    needle = '"token":"' + token[:8] + '"'  # in the history line the guard writes when it acts
+    history_has = (f"grep -F {quote(needle)} {quote(cmd.history_path(s))} 2>/dev/null "
+                   "| grep -q '\"action\":\"guard\"'")
+    return cmd.in_dir(s, (
+        f"if grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.off')} 2>/dev/null; then "
+        f"{cmd.kill_detached(g + '.pid', token)}; rm -f {quote(g + '.off')} {quote(g + '.until')} {quote(g + '.plan')}; "
+        f"fbg_guard={DISARMED}; "
+        f"elif grep -qF {t} {quote(g + '.acting')} 2>/dev/null || {history_has}; then fbg_guard={ACTED}; "
+        f"else fbg_guard={GONE}; fi; echo {cmd.MARK}$fbg_guard"))
+
+
+def parse(stdout: str) -> str | None:
+    """What disarm() found, from the output of the command it rode with (None: not in it)."""
+    for word in (DISARMED, ACTED, GONE):
+        if f"{cmd.MARK}{word}" in stdout.splitlines():
+            return word
+    return None

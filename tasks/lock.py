@@ -12,7 +12,7 @@ import uuid
 from . import commands as cmd
 from . import record
 from .errors import Locked, Refused
-from .remote import Remote
+from .remote import Remote, Result
 from .settings import HostSettings
 
 
@@ -21,40 +21,60 @@ def new_token() -> str:
 
 
 def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = "",
-         timeout: float = 120.0, and_then: str = "") -> None:
-    """Take the lock (then run and_then, in the same round trip) or raise Locked naming the holder
-    and the lock's age."""
+         timeout: float = 120.0, and_then: str = "") -> Result:
+    """Take the lock (then run and_then, in the same round trip; its output is returned) or raise
+    Locked naming the holder and the lock's age (Refused when its info is not what take() writes)."""
     info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": message,
                         "token": token, "since": int(time.time())})
     command = cmd.lock(s, info)
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
     if res.exited == 4:
         raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
+    if res.stdout.startswith("held") and (why := problem(res.stdout, s)):
+        raise Refused(f"{why}: if no run holds the lock, remove it with fab unlock --host {s.name}")
     if res.stdout.startswith("held"):
         raise Locked(f"locked by {holder(res.stdout)}: wait for it to finish, or if it was left behind: "
                      f"fab unlock --host {s.name}")
     if not res.ok:
         raise Refused(f"cannot take the deploy lock: {res.why()}")
+    return res
 
 
 def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0) -> None:
     remote.run(release_command(s, token), timeout)
 
 
-def release_command(s: HostSettings, token: str) -> str:
-    return cmd.unlock(s, token)
+def problem(output: str, s: HostSettings | None = None) -> str | None:
+    """One line when the lock's info is valid JSON but not what take() writes; None otherwise."""
+    _, readable, info = _parsed(output)
+    why = record.lock_problem(info) if readable else None
+    where = f"{s.dir}/{cmd.lock_path(s)}/info" if s else "info"
+    return f"the lock {where} {why}" if why else None
 
 
-def holder(output: str) -> str:
-    """`held NOW SINCE` + info JSON -> "alice@laptop (deploy, 'fix login') for 42 s"."""
+def _parsed(output: str) -> tuple[str, bool, object]:
+    """(" for 42 s" or "", whether the info is there and valid JSON, its value)."""
     first, _, rest = output.partition("\n")
     parts = first.split()
     age = ""
     if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
         age = f" for {int(parts[1]) - int(parts[2])} s"
     try:
-        info = json.loads(rest.strip().splitlines()[0])
+        return age, True, json.loads(rest.strip().splitlines()[0])
     except (json.JSONDecodeError, IndexError):
+        return age, False, None
+
+
+def release_command(s: HostSettings, token: str) -> str:
+    return cmd.unlock(s, token)
+
+
+def holder(output: str, s: HostSettings | None = None) -> str:
+    """`held NOW SINCE` + info JSON -> "alice@laptop (deploy, 'fix login') for 42 s"."""
+    age, readable, info = _parsed(output)
+    if not readable:
         return f"an unreadable lock{age}"
+    if why := problem(output, s):
+        return f"a lock not taken by fab-bluegreen{age} ({why})"
     message = f", {info['message']!r}" if info.get("message") else ""
     return f"{info.get('who', '?')} ({info.get('task', '?')}{message}, since {info.get('when', '?')}){age}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from .commands import WHY
 from .errors import Unreachable
 from .settings import HostSettings
 
@@ -34,7 +35,11 @@ class Result:
         return self.exited == 0
 
     def why(self) -> str:
-        """The last meaningful line of output, for a one-line reason."""
+        """The command's own reason (the last `@@fbg:why` line a command of the tool printed), else
+        the last meaningful line of output, for a one-line reason."""
+        reasons = [ln[len(WHY):].strip() for ln in self.stdout.splitlines() if ln.startswith(WHY)]
+        if reasons:
+            return reasons[-1][:300]
         for text in (self.stderr, self.stdout):
             lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
             if lines:
@@ -66,34 +71,13 @@ class SshRemote:
         self.conn = _connection(s, base_config)
 
     def open(self) -> None:
-        import paramiko
-
-        target = f"{self.conn.user}@{self.conn.host}:{self.conn.port}"
-        try:
-            self.conn.open()
-        except paramiko.BadHostKeyException as e:
-            raise Unreachable(
-                f"the host key of {self.conn.host} has CHANGED (offered {e.key.get_base64()[:24]}...): "
-                f"if you know why, remove the old key with `ssh-keygen -R {self.conn.host}` and trust the new one"
-            ) from None
-        except paramiko.AuthenticationException as e:
-            raise Unreachable(f"authentication failed for {target} ({e}): check the SSH key or agent") from None
-        except paramiko.SSHException as e:
-            if "not found in known_hosts" in str(e):
-                raise Unreachable(
-                    f"the host key of {self.conn.host} is not in {', '.join(self.known_hosts) or 'known_hosts'}: "
-                    f"check it, then trust it with `ssh {self.settings.ssh}` once "
-                    f"(or ssh-keyscan -p {self.conn.port} {self.conn.host} >> ~/.ssh/known_hosts)"
-                ) from None
-            raise Unreachable(f"cannot connect to {target}: {e}") from None
-        except (OSError, EOFError) as e:
-            raise Unreachable(f"cannot connect to {target}: {e or type(e).__name__}: is the host up?") from None
+        """Connect: first each ProxyJump hop (innermost first), each with its host key checked and
+        named when refused, then the host through them."""
+        for hop in reversed(_hops(self.conn)):
+            _open(hop, self.settings, f"the jump host {hop.host} (ProxyJump of {self.settings.name})")
+        _open(self.conn, self.settings, self.conn.host)
         self.conn.transport.set_keepalive(KEEPALIVE_SECONDS)
         _notice_dead_links(self.conn.transport.sock)
-
-    @property
-    def known_hosts(self) -> list[str]:
-        return _known_hosts_files(self.conn.ssh_config)
 
     def run(self, command: str, timeout: float) -> Result:
         from invoke.exceptions import CommandTimedOut
@@ -122,6 +106,53 @@ class SshRemote:
         self.conn.close()
 
 
+def _open(conn, s: HostSettings, what: str) -> None:
+    """Open one Connection, turning paramiko's errors into one line that names `what`."""
+    import paramiko
+
+    target = f"{conn.user}@{conn.host}:{conn.port}"
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as e:
+        raise Unreachable(
+            f"the host key of {what} has CHANGED (offered {e.key.get_base64()[:24]}...): "
+            f"if you know why, remove the old key with `ssh-keygen -R {conn.host}` and trust the new one"
+        ) from None
+    except paramiko.AuthenticationException as e:
+        raise Unreachable(f"authentication failed for {target} ({e}): check the SSH key or agent") from None
+    except paramiko.SSHException as e:
+        if "not found in known_hosts" in str(e):
+            files = ", ".join(_known_hosts_files(conn.ssh_config)) or "known_hosts"
+            raise Unreachable(
+                f"the host key of {what} is not in {files}: check it, then trust it with `ssh {conn.host}` "
+                f"once (or ssh-keyscan -p {conn.port} {conn.host} >> ~/.ssh/known_hosts)"
+            ) from None
+        raise Unreachable(f"cannot connect to {target}: {e}") from None
+    except (OSError, EOFError) as e:
+        raise Unreachable(f"cannot connect to {target}: {e or type(e).__name__}: is the host up?") from None
+
+
+def _hops(conn) -> list:
+    """The ProxyJump hops Fabric made for a Connection, nearest the host first."""
+    from fabric import Connection
+
+    hops, gateway = [], conn.gateway
+    while isinstance(gateway, Connection):
+        hops.append(gateway)
+        gateway = gateway.gateway
+    return hops
+
+
+def _check_host_keys(conn) -> None:
+    """Fabric accepts unknown host keys by default: check them against known_hosts instead
+    (the SSH config's UserKnownHostsFile for that host, as OpenSSH does)."""
+    from paramiko import RejectPolicy
+
+    conn.client.set_missing_host_key_policy(RejectPolicy())
+    for path in _known_hosts_files(conn.ssh_config):
+        conn.client.get_host_keys().load(path)
+
+
 def _notice_dead_links(sock) -> None:
     """A link that dies silently (no packets, no RST) is noticed within DEAD_LINK_SECONDS: the
     SSH keepalives leave unacknowledged data, and TCP_USER_TIMEOUT fails the socket then."""
@@ -136,7 +167,7 @@ def _notice_dead_links(sock) -> None:
 
 def _connection(s: HostSettings, base_config):
     from fabric import Config, Connection
-    from paramiko import RejectPolicy, SSHConfig
+    from paramiko import SSHConfig
 
     config = base_config.clone() if base_config is not None else Config()
     if s.ssh_config:
@@ -146,12 +177,13 @@ def _connection(s: HostSettings, base_config):
         # parsed SSH config object and would ignore load_ssh_config(), so set it directly.)
         config._set(base_ssh_config=SSHConfig.from_path(s.ssh_config))
     t = s.connect_timeout
-    conn = Connection(s.ssh, config=config, connect_timeout=max(1, round(t)),
+    target = s.target  # validated: [user@]host[:port] (IPv6 in brackets), or an alias
+    conn = Connection(target.host, user=target.user, port=target.port, config=config, connect_timeout=max(1, round(t)),
                       connect_kwargs={"banner_timeout": t, "auth_timeout": t, "channel_timeout": t})
-    # Fabric accepts unknown host keys by default: check them against known_hosts instead.
-    conn.client.set_missing_host_key_policy(RejectPolicy())
-    for path in _known_hosts_files(conn.ssh_config):
-        conn.client.get_host_keys().load(path)
+    # Fabric builds each ProxyJump hop as a Connection of its own, accepting any host key: not here
+    for c in (conn, *_hops(conn)):
+        _check_host_keys(c)
+        c.connect_timeout = conn.connect_timeout
     return conn
 
 

@@ -1,6 +1,7 @@
 """What the user sees: progress per host while it runs (stderr), then one table (stdout).
 
-Only renders: tested with Console(record=True)."""
+Only renders: tested with Console(record=True). Every text reaches the screen through shown()
+(tasks/mask.py): credentials masked, and no control character or escape sequence from a host."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from typing import Callable
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
+
+from .mask import shown
 
 from .result import (CLEANED, DEPLOYED, DRAINED, DRY_RUN, INTERRUPTED, NOTHING, NOTHING_TO_DRAIN, PLANNED,
                      ROLLED_BACK, SKIPPED, HostResult)
@@ -20,6 +23,11 @@ OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", DRAINED:
                  PLANNED: "cyan", DRY_RUN: "cyan",
                  ROLLED_BACK: "yellow", SKIPPED: "dim", INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
+
+
+def escape(text: str) -> str:
+    """Text for rich markup: shown() (no secret, no control character), then no markup either."""
+    return _markup_escape(shown(str(text)))
 
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
 out = Console(highlight=False, soft_wrap=False,
@@ -51,7 +59,7 @@ class Progress:
 
 
 def _color(c: str | None) -> str:
-    return {"blue": "[blue]blue[/]", "green": "[green]green[/]"}.get(c or "", c or "-")
+    return {"blue": "[blue]blue[/]", "green": "[green]green[/]"}.get(c or "", escape(c or "-"))
 
 
 def _outcome(r: HostResult) -> str:
@@ -67,7 +75,7 @@ def deploy_table(results: list[HostResult], title: str = "fab deploy") -> Table:
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.left, *(f"warning: {w}" for w in r.warnings)]))
         load = "; ".join(filter(None, [r.host_load, f"warm-up cap: {r.cap}" if r.cap else ""]))
-        table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), r.step or "-",
+        table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), escape(r.step or "-"),
                       str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(load or "-"),
                       escape(why))
     return table
@@ -101,8 +109,8 @@ def failure_details(results: list[HostResult], console: Console = err) -> None:
         if r.log_tail:
             console.print(f"\n[bold]{escape(r.host)}[/]: last log lines of the failed {r.to_color} service "
                           "(its containers were kept, stopped; all of its log:)")
-            console.print(f"  {r.logs_command}", markup=False, highlight=False)
-            console.print(r.log_tail, markup=False, highlight=False)
+            console.print(f"  {shown(r.logs_command)}", markup=False, highlight=False)
+            console.print(shown(r.log_tail), markup=False, highlight=False)
         for item in r.left:
             console.print(f"[red]{escape(r.host)}: needs a person:[/] {escape(item)}")
 
@@ -126,9 +134,9 @@ def plans(results: list[HostResult]) -> None:
     """--dry-run: every command each host would run, in order, as the real run sends it."""
     for r in results:
         if r.plan:
-            out.rule(f"{r.host}: the commands a real {r.action} would run (nothing was changed)")
+            out.rule(escape(f"{r.host}: the commands a real {r.action} would run (nothing was changed)"))
             for i, line in enumerate(r.plan, 1):
-                out.print(f"{i:3}. {line}", markup=False, highlight=False, soft_wrap=True)
+                out.print(f"{i:3}. {shown(line)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
@@ -137,6 +145,17 @@ def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Table
         table.add_column(column)
     for row in rows:
         table.add_row(*(escape(str(cell)) for cell in row))
+    return table
+
+
+def lock_table(looks) -> Table:
+    """fab unlock: each host's lock, and the guard of the run that holds it."""
+    table = Table(title="fab unlock: the locks", title_justify="left")
+    for column in ("host", "lock", "its guard", "what the guard would do"):
+        table.add_column(column, no_wrap=column == "host")
+    for look in looks:
+        lock = look.error or (look.holder if look.held else "no lock")
+        table.add_row(escape(look.host), escape(lock), escape(look.guard or "-"), escape("; ".join(look.plan) or "-"))
     return table
 
 
@@ -153,7 +172,7 @@ def status_table(rows) -> Table:
             table.add_row(*cells)
             continue
         live = _color(r.live) if r.live else ("[red]none[/]" + (f" ({escape(r.error)})" if r.error else ""))
-        table.add_row(escape(r.host), live, r.since or "-", escape(r.colors.get("blue", "-")),
+        table.add_row(escape(r.host), live, escape(r.since or "-"), escape(r.colors.get("blue", "-")),
                       escape(r.colors.get("green", "-")), *([escape(r.shared or "-")] if shared else []),
                       escape(r.health or "-"), escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))
     return table

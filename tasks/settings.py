@@ -7,18 +7,27 @@ Every error is one line naming the file, the host and the key, e.g.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, UsageError
 
 COLORS = ("blue", "green")
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # never "-x": it would read as an option
 PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # docker compose's own rule for project names
-SSH_TARGET = re.compile(r"^[A-Za-z0-9_.@:\[\]%-]+$")
+SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a host name, an IPv4 address or an ssh-config alias
+ABSPATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")  # files on the host the switch reads and writes
+URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")  # RFC 3986's characters, no spaces
+URLPATH = re.compile(r"^/[A-Za-z0-9._~:/?@!$&'()*+,;=%-]*$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # newlines, NUL, escapes...
+CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # shell text: a tab is harmless
 SWITCH_MODES = ("nginx", "command", "none")
 
 
@@ -39,6 +48,8 @@ class Switch:
     reload: str = "sudo nginx -s reload"
     verify_url: str = ""
     command: str = ""
+    pid_file: str = "/run/nginx.pid"  # nginx's master: its workers show when a reload took effect
+    reload_timeout: float = 10.0  # how long nginx may take to serve the new upstream after the reload
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ class HostSettings:
     prepare: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     ssh_config: str = ""  # empty: ~/.ssh/config; relative paths are relative to the hosts file
-    guard_deadline: float | None = None  # None: long enough for every step after arming
+    guard_deadline: float | None = None  # seconds past the time limit of the last command; None: 60
     ports: tuple[tuple[str, int], ...] = (("blue", 18001), ("green", 18002))
     health: Health = Health()
     switch: Switch = Switch()
@@ -125,6 +136,11 @@ class HostSettings:
     def port(self, color: str) -> int:
         return dict(self.ports)[color]
 
+    @property
+    def target(self) -> "SshTarget":
+        """ssh split as a Connection takes it: Connection(host, user=user, port=port)."""
+        return parse_ssh(self.ssh)
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -153,6 +169,48 @@ def _known(names) -> str:
     return ", ".join(names) or "none"
 
 
+class SshTarget(NamedTuple):
+    user: str | None  # None: from the SSH config, else the local user
+    host: str  # an alias, a name or an address; an IPv6 address without its brackets
+    port: int | None  # None: from the SSH config, else 22
+
+
+def parse_ssh(value: str) -> SshTarget:
+    """`alias`, `[user@]host[:port]` or `[user@][ipv6]:port`; ValueError says what is wrong.
+
+    No part may start with '-' (ssh would take it for an option), and the port is 1..65535.
+    (Fabric's own shorthand agrees on every form but IPv6, which it cannot split.)"""
+    user, at, hostport = value.rpartition("@")
+    if hostport.startswith("-") or (at and user.startswith("-")):
+        raise ValueError("a host or user may not start with '-' (ssh would take it for an option)")
+    if hostport.startswith("["):
+        host, closed, rest = hostport[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address goes in brackets, then the port: [2001:db8::7]:22")
+        port = rest[1:] if rest else None
+        try:
+            if ipaddress.ip_address(host).version != 6:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+    else:
+        if hostport.count(":") > 1:
+            raise ValueError("write an IPv6 address in brackets: [2001:db8::7] or [2001:db8::7]:22")
+        host, colon, port = hostport.partition(":")
+        port = port if colon else None
+        if not SSH_HOST.match(host):
+            raise ValueError("expected an ssh alias or [user@]host[:port] (a host holds letters, digits, "
+                             "'_', '.' and '-', starting with a letter or digit)")
+    if at and not SSH_USER.match(user):
+        raise ValueError(f"user {user!r}: expected letters, digits, '_', '.' and '-', not starting with '-'")
+    if port is not None:
+        if not port.isascii() or not port.isdigit():
+            raise ValueError(f"the port {port!r} is not a number")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"port {int(port)} is out of range 1..65535")
+    return SshTarget(user if at else None, host, int(port) if port is not None else None)
+
+
 # --- the schema: key -> (kind, default). Kinds are checked by _check(). -------------------
 
 _HOST_KEYS: dict[str, str] = {
@@ -167,7 +225,8 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "health": (Health, {"path": "urlpath", "retries": "count", "interval": "seconds",
                         "timeout": "seconds+", "start_delay": "seconds"}),
     "switch": (Switch, {"mode": "switch_mode", "upstream_file": "abspath", "upstream_name": "name",
-                        "reload": "str", "verify_url": "url", "command": "str"}),
+                        "reload": "str", "verify_url": "url", "command": "str",
+                        "pid_file": "abspath", "reload_timeout": "seconds+"}),
     "timeouts": (Timeouts, {"command": "seconds+", "prepare": "seconds+", "hook": "seconds+"}),
     "hooks": (Hooks, {"after_front": "strings", "after_switch": "strings", "on_failure": "strings"}),
     "warmup": (Warmup, {"cpus": "cpus", "seconds": "seconds", "services": "names"}),
@@ -180,9 +239,16 @@ def load(path: str | Path) -> Inventory:
     """Read and validate a hosts file; raise ConfigError naming file, host and key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8, whatever the locale
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (name another with --hosts-file PATH)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a hosts file (name the file with --hosts-file PATH)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}): "
+                          "TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return _Parser(path).inventory(raw)
@@ -193,6 +259,8 @@ class _Parser:
         self.path = path
 
     def fail(self, key: str, message: str) -> None:
+        # keys come from the file too: a control character in one must not break the line
+        key = CONTROL.sub(lambda m: repr(m.group())[1:-1], key)
         raise ConfigError(f"{self.path}: {key}: {message}")
 
     def inventory(self, raw: dict[str, Any]) -> Inventory:
@@ -220,8 +288,10 @@ class _Parser:
         if "ssh" not in own:
             self.fail(f"{where}.ssh", 'missing: every host needs ssh = "alias" or "[user@]host[:port]"')
         ssh = self.value(f"{where}.ssh", "str", own["ssh"])
-        if not SSH_TARGET.match(ssh):
-            self.fail(f"{where}.ssh", f"{ssh!r} is not an ssh alias or [user@]host[:port]")
+        try:
+            parse_ssh(ssh)
+        except ValueError as e:
+            self.fail(f"{where}.ssh", f"{ssh!r} is not an ssh alias or [user@]host[:port]: {e}")
         values: dict[str, Any] = {"name": name, "ssh": ssh}
         for key, kind in _HOST_KEYS.items():
             if kind == "table":
@@ -230,7 +300,11 @@ class _Parser:
                 at = f"{where}.{key}" if key in own else f"defaults.{key}"
                 values[key] = self.value(at, kind, own.get(key, defaults.get(key)))
         if values.get("ssh_config"):
-            values["ssh_config"] = str(self.path.resolve().parent / Path(values["ssh_config"]).expanduser())
+            try:
+                values["ssh_config"] = str(self.path.resolve().parent / Path(values["ssh_config"]).expanduser())
+            except RuntimeError as e:  # ~nosuchuser/config
+                at = f"{where}.ssh_config" if "ssh_config" in own else "defaults.ssh_config"
+                self.fail(at, f"{values['ssh_config']!r}: {e}")
         settings = HostSettings(**values)
         self.cross_checks(settings, where)
         return settings
@@ -283,33 +357,50 @@ class _Parser:
 
     def check_name(self, name: str, at: str, what: str) -> None:
         if not NAME.match(name):
-            self.fail(at, f"{what} {name!r} may hold only letters, digits, '_', '.' and '-'")
+            self.fail(at, f"{what} {name!r} may hold only letters, digits, '_', '.' and '-', and starts with a "
+                      "letter or digit")
 
     def value(self, at: str, kind: str, v: Any) -> Any:  # noqa: C901 - one branch per kind
         if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
                     "service"):
             if not isinstance(v, str):
                 self.fail(at, f"expected a string, got {v!r}")
-            if "\0" in v or "\n" in v:
-                self.fail(at, "must be one line")
+            # shell text (reload, command) may hold a tab; nothing may hold a newline, NUL or escape
+            if (CONTROL_BUT_TAB if kind == "str" else CONTROL).search(v):
+                self.fail(at, f"{v!r}: must be one line, without control characters")
         if kind == "project" and not PROJECT.match(v):
             self.fail(at, f"{v!r}: use lowercase letters, digits, '_' and '-' (docker compose project names)")
         if kind == "name" or (kind == "service" and v):
             self.check_name(v, at, "name")
         if kind in ("path", "command") and not v.strip():
             self.fail(at, "must not be empty")
-        if kind == "abspath" and not v.startswith("/"):
-            self.fail(at, f"{v!r}: expected an absolute path")
-        if kind == "urlpath" and not v.startswith("/"):
-            self.fail(at, f"{v!r}: expected a path starting with '/'")
-        if kind == "url" and v and not re.match(r"^https?://\S+$", v):
-            self.fail(at, f"{v!r}: expected an http:// or https:// URL, or empty")
+        if kind == "path" and v.startswith("-"):
+            self.fail(at, f"{v!r}: must not start with '-' (write ./{v} for a file named so)")
+        if kind == "command":
+            try:
+                words = shlex.split(v)
+            except ValueError as e:
+                self.fail(at, f"{v!r}: not a command line ({e})")
+            if words[0].startswith("-"):
+                self.fail(at, f"{v!r}: expected a command, e.g. \"docker compose\"")
+        if kind == "abspath" and not ABSPATH.match(v):
+            self.fail(at, f"{v!r}: expected an absolute path of letters, digits and '_', '.', '/', '@', '+', '-'")
+        if kind == "urlpath" and not URLPATH.match(v):
+            self.fail(at, f"{v!r}: expected a path starting with '/', of URL characters (no spaces, '\"', '#', "
+                      "'[', '{' or '\\')")
+        if kind == "url" and v and not URL.match(v):
+            self.fail(at, f"{v!r}: expected an http:// or https:// URL of URL characters (no spaces, "
+                      "'\"', '{' or '\\'), or empty")
         if kind == "switch_mode" and v not in SWITCH_MODES:
             self.fail(at, f"{v!r}: expected one of {', '.join(SWITCH_MODES)}")
         if kind in ("strings", "names", "names+"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 self.fail(at, f"expected a list of strings, got {v!r}")
-            if kind != "strings":
+            if kind == "strings":  # shell commands, one each: a second line would escape the `&&` chain
+                for x in v:
+                    if CONTROL_BUT_TAB.search(x) or not x.strip():
+                        self.fail(at, f"{x!r}: each command is one line, not empty, without control characters")
+            else:
                 for x in v:
                     self.check_name(x, at, "name")
                 if len(set(v)) != len(v):
@@ -324,6 +415,8 @@ class _Parser:
     def number(self, at: str, kind: str, v: Any) -> float | int:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(at, f"expected a number, got {v!r}")
+        if not math.isfinite(v):  # TOML's nan, inf, -inf
+            self.fail(at, f"expected a finite number, got {v!r}")
         if kind in ("count", "port", "db"):
             if v != int(v):
                 self.fail(at, f"expected a whole number, got {v!r}")

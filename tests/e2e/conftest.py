@@ -26,6 +26,16 @@ EXAMPLE = ROOT / "examples" / "simple"
 FAB = str(Path(sys.executable).parent / "fab")
 N_HOSTS = 3
 UPSTREAM = "/etc/nginx/conf.d/app_upstream.conf"
+# Where real hosts differ from the bed: FBG_BED_VARIANT=unlike runs the suite with the app on other
+# ports, an upstream file that first names a port with nothing behind it, owned by root with mode
+# 0600 (the SSH user cannot read it without sudo). nginx -s reload is asynchronous on both.
+VARIANT = os.environ.get("FBG_BED_VARIANT", "standard")
+if VARIANT not in ("standard", "unlike"):
+    raise RuntimeError(f"FBG_BED_VARIANT={VARIANT!r}: expected standard or unlike")
+UNLIKE = VARIANT == "unlike"
+PORTS = {"blue": 19001, "green": 19002} if UNLIKE else {"blue": 18001, "green": 18002}
+FIRST_UPSTREAM_PORT = 19999 if UNLIKE else PORTS["blue"]  # 19999: nothing listens there
+UPSTREAM_MODE = "600" if UNLIKE else "644"
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +58,8 @@ def reset(h: Host) -> None:
     h.put_dir(EXAMPLE, "app", clean=True)
     (h.home / "app" / "var").mkdir(exist_ok=True)
     os.chown(h.home / "app" / "var", *Bed.deploy_ids())
-    h.run(f"printf 'upstream app_backend {{ server 127.0.0.1:18001; }}\\n' > {UPSTREAM} && nginx -s reload")
+    h.run(f"printf 'upstream app_backend {{ server 127.0.0.1:{FIRST_UPSTREAM_PORT}; }}\\n' > {UPSTREAM} && "
+          f"chown root:root {UPSTREAM} && chmod {UPSTREAM_MODE} {UPSTREAM} && nginx -s reload")
 
 
 def hosts_file(tmp_path: Path, bed: Bed, hosts: str = "", **defaults: str) -> Path:
@@ -57,6 +68,7 @@ def hosts_file(tmp_path: Path, bed: Bed, hosts: str = "", **defaults: str) -> Pa
     hosts = hosts or "".join(f'[hosts.{h.name}]\nssh = "{h.name}"\n' for h in bed.hosts[:N_HOSTS])
     values = {"ssh_config": f'"{bed.ssh_config}"', "prepare": '["docker compose build -q"]',
               "stop_timeout": "10", "settle": "2", "health": "{ retries = 15, interval = 0.5, timeout = 2 }",
+              **({"ports": f"{{ blue = {PORTS['blue']}, green = {PORTS['green']} }}"} if UNLIKE else {}),
               **defaults}
     path = tmp_path / "hosts.toml"
     path.write_text("[defaults]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()) + hosts)
@@ -94,6 +106,13 @@ def get(url: str, timeout: float = 2) -> tuple[int, str]:
         return e.code, ""
     except OSError as e:
         return 0, str(e)
+
+
+def serves_now(h: Host, body: str, n: int = 20) -> None:
+    """Right after fab returned: each of the next n requests through nginx comes from `body` (an
+    old nginx worker that still runs the old upstream would answer from the old colour)."""
+    got = [get(f"http://{h.ip}/health/", timeout=2) for _ in range(n)]
+    assert got == [(200, body)] * n, f"{h.name}: the next {n} requests through nginx gave {got}"
 
 
 def serves(h: Host) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.testbed.bed import Bed, Host
 
-from .conftest import ROOT, Traffic, fab, get, hosts_file, rows
+from .conftest import PORTS, ROOT, Traffic, fab, get, hosts_file, rows
 
 CELERY_APP = ROOT / "examples" / "celery-app"
 SHARED_ENV = "BROKER_URL=redis://broker:6379/0\n"
@@ -160,7 +160,7 @@ def test_broker_per_colour_cleanup_refuses_until_drain_and_every_task_runs_once(
         assert re.search(r"warning: \d+ message\(s\) wait in blue's redis \(celery: \d+\)", rows(res.stdout)["h1"])
         # and a few that certainly wait: straight to blue's web, whose worker is stopped
         for i in late:
-            h1.run(f"curl -sf 'http://127.0.0.1:18001/enqueue?id={i}'")
+            h1.run(f"curl -sf 'http://127.0.0.1:{PORTS['blue']}/enqueue?id={i}'")
 
         refused = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
         assert refused.returncode == 1

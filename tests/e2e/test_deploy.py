@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .conftest import Traffic, containers, events, fab, hosts_file, rows, serves, set_version, states
+from .conftest import Traffic, containers, events, fab, hosts_file, rows, serves, serves_now, set_version, states
 
 
 def ts(docker_time: str) -> float:
@@ -18,7 +18,7 @@ def test_first_deploy_to_an_empty_host_serves_blue_through_nginx(bed, hosts, tmp
     h1 = hosts[0]
     res = fab("deploy", "--host", "h1", "--hosts-file", str(hosts_file(tmp_path, bed)))
     assert res.returncode == 0
-    assert serves(h1) == "blue 1"
+    serves_now(h1, "blue 1")
     assert states(h1, "blue") == dict.fromkeys(["web", "redis", "worker", "beat"], "running")
     assert "deployed" in res.stdout and "h1" in res.stdout
     record = json.loads((h1.home / "app" / ".fab-bluegreen" / "app.json").read_text())
@@ -34,7 +34,7 @@ def test_blue_to_green_under_traffic_is_staged_and_loses_no_request(bed, hosts, 
     with Traffic(f"http://{h1.ip}/health/") as traffic:
         res = fab("deploy", "--host", "h1", "--hosts-file", path)
         assert res.returncode == 0, res.stderr
-    assert serves(h1) == "green 2"
+        serves_now(h1, "green 2")
     print(f"{len(traffic.results)} requests during the deploy, failures: {traffic.failures[:5]}")
     assert len(traffic.results) > 40
     assert traffic.failures == []
@@ -96,7 +96,7 @@ def test_worker_that_exits_within_settle_rolls_back(bed, hosts, tmp_path):
     res = fab("deploy", "--host", "h1", "--hosts-file", path)
     assert res.returncode == 1
     assert "rolled back" in res.stdout and "settle" in res.stdout and "worker exited" in res.stdout
-    assert serves(h1) == "blue 1"
+    serves_now(h1, "blue 1")  # switched back: nginx serves blue again, not the stopped green
     assert states(h1, "blue") == dict.fromkeys(["web", "redis", "worker", "beat"], "running")
     assert "running" not in states(h1, "green").values()
     assert_beats_never_overlap(h1)

@@ -13,7 +13,8 @@ from .conftest import fab, hosts_file, rows, serves, set_version, states
 from .test_safety import start_fab
 
 ALL = ["web", "redis", "worker", "beat"]
-DEADLINE = 20  # guard_deadline in these tests: seconds from arming
+DEADLINE = 5  # guard_deadline in these tests: seconds past the time limit of fab's last command
+COMMAND = 10  # timeouts.command in these tests: the guard acts at most COMMAND + DEADLINE + the step's own wait
 
 
 def wait_for(what: str, predicate, timeout: float) -> float:
@@ -33,7 +34,7 @@ def history(h) -> list[dict]:
 
 def start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path):
     # a health check that starts late keeps the deploy busy after the old background stopped
-    path = str(hosts_file(tmp_path, bed, guard_deadline=str(DEADLINE),
+    path = str(hosts_file(tmp_path, bed, guard_deadline=str(DEADLINE), timeouts=f"{{ command = {COMMAND} }}",
                           health="{ retries = 4, interval = 0.5, start_delay = 8 }"))
     assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
     set_version(h, "2")
@@ -69,7 +70,7 @@ def test_a_link_cut_mid_deploy_is_noticed_and_the_guard_puts_the_host_back(bed, 
         assert proc.returncode == 1
         row = rows(out)[h.name]
         assert "unreachable" in row and "guard" in row
-        wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", DEADLINE + 20)
+        wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", 60)
     finally:
         subprocess.run(["ip", "link", "set", veth, "up"], check=True)
     time.sleep(1)
@@ -82,7 +83,7 @@ def test_fab_killed_mid_deploy_leaves_the_host_to_its_guard(bed, hosts, tmp_path
     proc.kill()  # SIGKILL: no rollback, no unlock, nothing from fab any more
     proc.communicate(timeout=30)
     assert (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
-    took = wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", DEADLINE + 20)
+    took = wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", 60)
     print(f"the guard acted {took:.1f} s after the kill")
     assert_put_back_by_the_guard(bed, h, path)
 
@@ -99,3 +100,22 @@ def test_a_guard_confirmed_in_time_never_acts(bed, hosts, tmp_path, outcome):
     assert [line["action"] for line in history(h)] == ["deploy", "deploy"]
     assert serves(h) == ("green 2" if outcome == "deployed" else "blue 1")
     assert not (h.home / "app" / ".fab-bluegreen" / "app.guard").exists()
+
+
+def test_unlock_of_a_dead_runs_lock_shows_its_guard_then_disarms_it(bed, hosts, tmp_path):
+    h = hosts[0]
+    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
+    proc.kill()
+    proc.communicate(timeout=30)
+    res = fab("unlock", "--host", h.name, "--hosts-file", path, "--yes")
+    assert res.returncode == 0
+    row = rows(res.stdout)[h.name]
+    assert "(deploy, since" in row and "armed: puts the host back in" in row
+    assert "switch back to blue (nginx)" in row and "stop app-green" in row and "start app-blue worker beat" in row
+    assert "removed the lock; disarmed its guard" in res.stdout
+    assert not (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+    time.sleep(COMMAND + DEADLINE + 20)  # past every deadline that guard had: it never acts
+    assert [line["action"] for line in history(h)] == ["deploy"]
+    assert states(h, "blue")["worker"] == "exited"  # the host stays as the dead run left it
+    res = fab("deploy", "--host", h.name, "--hosts-file", path)  # and can be deployed again
+    assert res.returncode == 0 and serves(h) == "green 2"

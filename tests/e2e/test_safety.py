@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from .conftest import FAB, ROOT, UPSTREAM, Traffic, fab, hosts_file, rows, serves, set_version, states
+from .conftest import FAB, PORTS, ROOT, UPSTREAM, Traffic, fab, hosts_file, rows, serves, serves_now, set_version, states
 
 ALL = ["web", "redis", "worker", "beat"]
 
@@ -57,8 +57,11 @@ def test_unlock_removes_a_lock_left_behind_and_says_whose(bed, hosts, tmp_path):
         os.chown(p, *bed.deploy_ids())  # as if alice's run, as the deploy user, had left it
     blocked = fab("deploy", "--host", "h1", "--hosts-file", path)
     assert blocked.returncode == 1 and "locked by alice@laptop (deploy, 'friday'" in blocked.stderr
-    res = fab("unlock", "--host", "h1", "--hosts-file", path)
-    assert res.returncode == 0 and "removed the lock of alice@laptop" in res.stdout
+    asked = fab("unlock", "--host", "h1", "--hosts-file", path)  # no terminal to ask at, no --yes
+    assert asked.returncode == 2 and "--yes" in asked.stderr and lock.exists()
+    assert "alice@laptop (deploy, 'friday', since 2026-11-27T17:00:00+00:00)" in asked.stdout  # shown first
+    res = fab("unlock", "--host", "h1", "--hosts-file", path, "--yes")
+    assert res.returncode == 0 and "removed the lock" in res.stdout and not lock.exists()
     again = fab("unlock", "--host", "h1", "--hosts-file", path)
     assert again.returncode == 0 and "no lock" in again.stdout
     set_version(h1, "2")
@@ -112,6 +115,7 @@ def test_rollback_after_a_good_deploy_and_refusal_after_a_failed_one(bed, hosts,
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0  # green 2
     with Traffic(f"http://{h1.ip}/health/") as traffic:
         res = fab("rollback", "--host", "h1", "--hosts-file", path)
+        serves_now(h1, "blue 1")
     assert res.returncode == 0 and "fab rollback" in res.stdout
     assert traffic.failures == [] and serves(h1) == "blue 1"
     assert states(h1, "blue") == dict.fromkeys(ALL, "running")
@@ -145,9 +149,10 @@ def test_check_finds_each_problem_and_changes_nothing(bed, hosts, tmp_path):
     ok = fab("check", "--host", "h1", "--hosts-file", path)
     assert ok.returncode == 0 and "fail" not in ok.stdout
 
-    h1.run("docker run -d --name squatter -p 127.0.0.1:18002:6379 fbg/redis:7 >/dev/null")
+    green = PORTS["green"]
+    h1.run(f"docker run -d --name squatter -p 127.0.0.1:{green}:6379 fbg/redis:7 >/dev/null")
     busy = fab("check", "--host", "h1", "--hosts-file", path)
-    assert busy.returncode == 1 and "18002 (green) is taken by another program" in busy.stdout
+    assert busy.returncode == 1 and f"{green} (green) is taken by another program" in busy.stdout
     h1.run("docker rm -f squatter >/dev/null")
 
     h1.run("cd /home/deploy/app && runuser -u deploy -- env DEPLOY_PORT=18009 docker compose -p app up -d redis")
@@ -212,7 +217,7 @@ def test_ctrl_c_mid_deploy_puts_both_hosts_back_and_exits_130(bed, hosts, tmp_pa
     assert proc.returncode == 130
     assert "interrupted" in rows(out)["h1"] and "interrupted" in rows(out)["h2"]
     for h in (h1, h2):
-        assert serves(h) == "blue 1"
+        serves_now(h, "blue 1")
         assert states(h, "blue") == dict.fromkeys(ALL, "running")
         assert "running" not in states(h, "green").values()
         assert not (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()

@@ -171,6 +171,19 @@ class Host:
             os.lchown(p, uid, gid)
         return dest
 
+    # -- variants: where real hosts differ from the bed -----------------------------------------
+    def ssh_only_from(self, ip: str | None) -> None:
+        """Let sshd accept logins only from `ip` (a host reached only through another one, by
+        ProxyJump), or from anywhere again with None. sshd re-reads its config on SIGHUP."""
+        drop_in = self.path("/etc/ssh/sshd_config.d/fbg-variant.conf")
+        drop_in.parent.mkdir(exist_ok=True)
+        if ip is None:
+            drop_in.unlink(missing_ok=True)
+        else:
+            drop_in.write_text(f"Match Address *,!{ip}\n    DenyUsers *\n")
+        self.run(f"/usr/sbin/sshd -t -f /etc/ssh/sshd_config && kill -HUP $(cat /run/sshd.pid)")
+        time.sleep(0.3)  # sshd re-executes itself
+
     # -- checks -------------------------------------------------------------------------------
     def docker_ping(self) -> bool:
         sock = self.root / "run" / "docker.sock"
@@ -459,6 +472,7 @@ class Bed:
             if Path("/etc/ssh", f).exists():
                 shutil.copy2(Path("/etc/ssh", f), r / "etc/ssh" / f)
         (r / "etc/ssh/sshd_config").write_text(SSHD_CONFIG)
+        (r / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
         _sh(["ssh-keygen", "-A", "-f", str(r)])
         # /etc/nginx: the machine's config minus the default site, plus ours
         shutil.rmtree(r / "etc/nginx")
@@ -801,6 +815,8 @@ PrintMotd no
 UseDNS no
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
+# last: a variant's Match blocks (Host.ssh_only_from)
+Include /etc/ssh/sshd_config.d/*.conf
 """
 
 NGINX_SITE = """\

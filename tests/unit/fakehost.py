@@ -9,27 +9,56 @@ from __future__ import annotations
 import re
 import shlex
 
-from tasks.commands import MARK
+from tasks.commands import MARK, remote_path
 from tasks.remote import RecordingRemote
+from tasks.settings import HostSettings
 
-ARM = re.compile(r": arm-guard;.*?echo \$! >> \.fab-bluegreen/app\.guard; \}", re.S)
-DISARM = re.compile(r"\{ cd \"\$HOME\"/app && if grep -qF \S+ \.fab-bluegreen/app\.guard.*?fi; true; \}", re.S)
-COMPOSE = re.compile(r"-p app-(blue|green) -f compose\.yml (\w+)([^;&|\n]*)")
-RECORD = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \.fab-bluegreen/app\.json\.tmp")
-UPSTREAM = "sh /etc/nginx/conf.d/app_upstream.conf "
+
+class Patterns:
+    """How the commands of one host's settings look (app, dir, compose file, upstream file)."""
+
+    def __init__(self, s: HostSettings):
+        d, app = re.escape(remote_path(s.dir)), re.escape(s.app)
+        self.app = s.app
+        self.arm = re.compile(r": arm-guard;.*?could not start the guard on the host\\n'; exit 1; \}; \}\)?", re.S)
+        self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
+                                 r"echo @@fbg:\$fbg_guard; \}", re.S)
+        self.heartbeat = re.compile(
+            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then echo \S+ "
+            rf"\$\(\( \$\(date \+%s\) \+ \d+ \)\) > \.fab-bluegreen/{app}\.guard\.until; "
+            r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
+        self.compose = re.compile(rf"-p {app}-(blue|green) -f {re.escape(shlex.quote(s.compose_file))} (\w+)([^;&|\n]*)")
+        self.record = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" "
+                                 rf"\.fab-bluegreen/{app}\.json ")
+        self.upstream = f"sh {shlex.quote(s.switch.upstream_file)} "
+        self.lock = f"mkdir .fab-bluegreen/{s.app}.lock"
+        self.history = f"{s.app}.history.jsonl"
+
+
+DEFAULT = Patterns(HostSettings(name="fake", ssh="fake"))
+ARM, DISARM, HEARTBEAT = DEFAULT.arm, DEFAULT.disarm, DEFAULT.heartbeat
+COMPOSE, RECORD, UPSTREAM = DEFAULT.compose, DEFAULT.record, DEFAULT.upstream
 
 
 class FakeHost:
     def __init__(self, running: dict[str, list[str]] | None = None, record: str = "",
                  upstream_port: int | None = 18001, fail: tuple[str, ...] = (), checks: str = "",
-                 queued: dict[str, int] | None = None, exit_codes: dict[str, int] | None = None):
+                 queued: dict[str, int] | None = None, exit_codes: dict[str, int] | None = None,
+                 history: str = "", lock: str = "", settings: HostSettings | None = None):
+        self.p = Patterns(settings) if settings else DEFAULT  # the shape of this host's commands
         # containers: (colour, service) -> state
         self.containers = {(c, s): "running" for c, services in (running or {}).items() for s in services}
         self.record = record
+        self.history = history  # the history file's text (lines the tool appends are not kept)
+        self.lock = lock  # the info of a lock someone else holds: taking it fails ("": free)
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
         self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
         self.guard_armed = False
+        self.guard_acts = False  # the guard acted before fab's disarm reached it
+        self.guard_acts_after = ""  # a command after which the guard acts (fab silent too long)
+        self.heartbeats = 0  # heartbeats since the guard was armed
+        self.nginx_workers = "101 102"  # the PIDs of nginx's workers the facts report
         self.queued = {"celery": 0, "unacked": 0, **(queued or {})}  # the old colour's broker
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
@@ -43,23 +72,38 @@ class FakeHost:
     def answer(self, command: str):
         if command.startswith("say() {"):  # the pre-flight, with the facts
             return 0, self.checks + (self.facts() if f"echo {MARK}record" in command else "")
-        if command.startswith(f"echo {MARK}record"):
-            return 0, self.facts()
-        if ARM.search(command):
+        if command.startswith(f"echo {MARK}record"):  # the facts, or commands.status()
+            return 0, self.facts() + (self.status_sections() if f"echo {MARK}lock" in command else "")
+        if self.lock and self.p.lock in command:
+            return 3, f"held 1042 1000\n{self.lock}\n"
+        if command.startswith("tail -n ") and self.p.history in command:  # commands.history()
+            return 0, self.history
+        out = ""
+        if self.p.arm.search(command):
             self.guard_armed = True
-        if DISARM.search(command):
+            self.heartbeats = 0
+        if self.p.disarm.search(command):
             self.guard_armed = False
-        rest = DISARM.sub("", ARM.sub("", command))
+            out += f"{MARK}{'guard-acted' if self.guard_acts else 'disarmed'}\n"
+        self.heartbeats += len(self.p.heartbeat.findall(command))
+        if self.p.heartbeat.search(command) and self.guard_acts:  # the guard acted: the command does not run
+            return 9, out + "@@fbg:why the guard is no longer armed: it put the host back\n"
+        rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", command)))
+        if self.guard_acts and "fbg_guard" in rest:  # finish(): only the branch the guard's having acted takes
+            rest = rest.split("; else ", 1)[1]
+        if self.guard_acts_after and self.guard_acts_after in rest:
+            self.guard_acts = True  # fab is silent after this command, past the guard's deadline
         for needle in self.fail:
             if needle in rest:
                 self.fail.remove(needle)
                 return 1, f"simulated failure of {needle}"
-        out = ""
-        for m in COMPOSE.finditer(rest):
+        for m in self.p.compose.finditer(rest):
             out = self.compose(m.group(1), m.group(2), m.group(3).split()) or out
-        if UPSTREAM in rest:
-            self.upstream = shlex.split(rest.split(UPSTREAM, 1)[1])[0]
-        records = RECORD.findall(rest)
+        if self.p.upstream in rest:
+            lexer = shlex.shlex(rest.split(self.p.upstream, 1)[1], posix=True)
+            lexer.whitespace_split = True
+            self.upstream = lexer.get_token()  # the file's new text: the first word after its path
+        records = self.p.record.findall(rest)
         if records:
             self.record = shlex.split(records[-1])[0]
         if rest.startswith("i=0; while"):
@@ -96,12 +140,21 @@ class FakeHost:
         return "capped\n" if verb == "up" and "--no-start" in args else ""
 
     def facts(self) -> str:
-        return (f"{MARK}record\n{self.record}\n{MARK}upstream\n{self.upstream}\n{MARK}git\n\n"
-                f"{MARK}compose\nyes\n{MARK}containers\n" + self.container_lines())
+        last = (self.history.splitlines() or [""])[-1]
+        return (f"{MARK}record\n{self.record}\n{MARK}upstream\n{self.upstream}\n{MARK}nginx\n{self.nginx_workers}\n"
+                f"{MARK}git\n\n"
+                f"{MARK}compose\nyes\n{MARK}history\n{last}\n{MARK}containers\n" + self.container_lines())
+
+    def status_sections(self) -> str:
+        """What commands.status() adds to the facts: the lock, the last guard line, health, lifts."""
+        guard = [line for line in self.history.splitlines() if '"action":"guard"' in line][-1:]
+        held = f"held 1042 1000\n{self.lock}\n" if self.lock else ""
+        return (f"{MARK}lock\n{held}{MARK}guard\n{''.join(g + chr(10) for g in guard)}"
+                f"{MARK}health\nblue 200\ngreen 000\n{MARK}lift\n")
 
     def container_lines(self) -> str:
         """commands.containers()'s lines; a stopped container exits with its exit_codes entry (or 0)."""
-        return "".join(f"app-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} "
+        return "".join(f"{self.p.app}-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} "
                        f"{self.exit_codes.get(s, 0) if state == 'exited' else 0}\n"
                        for (c, s), state in self.containers.items())
 
@@ -111,4 +164,4 @@ class FakeHost:
     def index(self, needle: str) -> int:
         """Position of the first command containing needle outside the guard's own commands."""
         return next(i for i, c in enumerate(self.commands)
-                    if needle in DISARM.sub("", ARM.sub("", c)) and not c.startswith("say() {"))
+                    if needle in self.p.disarm.sub("", self.p.arm.sub("", c)) and not c.startswith("say() {"))

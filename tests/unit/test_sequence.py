@@ -223,3 +223,62 @@ def test_cleanup_of_a_colour_whose_broker_is_stopped_proceeds_with_a_warning():
     assert plan.warnings == ["blue's redis is exited: its queues were not counted (a redis that saves to its "
                              "volume keeps them there; volumes stay)"]
     assert drain(host.remote, S).outcome == REFUSED  # nothing to drain with: it says to start redis first
+
+
+def test_every_command_after_arming_carries_a_heartbeat_and_the_disarm_rides_with_the_last():
+    host = FakeHost(running={"blue": ALL})
+    assert deploy(host).outcome == DEPLOYED
+    armed = next(i for i, c in enumerate(host.commands) if ": arm-guard;" in c)
+    # the stop (with the arming), up, health, switch, capped start, settle: one heartbeat each
+    assert host.heartbeats == len(host.commands) - armed - 1 == 6
+    assert "@@fbg:$fbg_guard" in host.commands[-1] and host.guard_armed is False
+
+
+def test_a_guard_that_acted_mid_deploy_stops_the_next_step_and_the_deploy_is_failed():
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}')
+    host.guard_acts_after = "i=0; while"  # e.g. the laptop slept past the deadline during the health check
+    r = deploy(host)
+    assert r.outcome == FAILED and "the guard put the host back" in r.reason and r.step == "switch"
+    assert "the guard is no longer armed" in r.reason  # the switch's heartbeat stopped it from running
+    assert "127.0.0.1:18001" in host.upstream
+
+
+def test_a_guard_that_acted_after_the_last_step_leaves_the_record_alone_and_the_deploy_failed():
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}')
+    host.guard_acts_after = "end=$(("  # after the settle check, before fab's last command
+    r = deploy(host)
+    assert r.outcome == FAILED and "the guard put the host back" in r.reason
+    last = host.commands[-1]
+    confirmed, acted = last.split('[ "$fbg_guard" != guard-acted ]; then ', 1)[1].rsplit("; else ", 1)
+    assert "app.json.XXXXXX" in confirmed and "app.lock" in confirmed  # what a confirmed deploy writes
+    assert '"result":"failed"' in acted and "app.json.XXXXXX" not in acted and "app.lock" not in acted
+
+
+def test_an_upstream_file_that_cannot_be_read_is_refused_before_anything_stops():
+    host = FakeHost(running={"blue": ALL})
+    host.upstream = "@@fbg:upstream-unreadable"
+    r = deploy(host)
+    assert r.outcome == REFUSED and "cannot be read, not even through sudo -n" in r.reason
+    assert not any("compose.yml stop" in c for c in host.commands)
+
+
+def test_the_switch_reason_is_the_tools_own_sentence_not_nginx_notices():
+    reason = "http://127.0.0.1/health/ did not answer 2xx/3xx through nginx after the switch (HTTP codes: 502)"
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}')
+    answer = host.answer
+    host.remote.answer = lambda c: ((7, f"@@fbg:why {reason}\nsignal process started\n")
+                                    if "did not answer 2xx/3xx" in c and "sudo -n nginx -t" in c and
+                                    "127.0.0.1:18002" in c else answer(c))
+    r = deploy(host)
+    assert (r.outcome, r.step) == (ROLLED_BACK, "switch")
+    assert r.reason == f"the switch failed: {reason}"
+
+
+def test_switching_back_skips_the_reload_while_nginx_still_runs_the_workers_it_ran_before():
+    host = FakeHost(running={"blue": ALL}, fail=("up --no-start",), record='{"live": "blue"}')
+    host.nginx_workers = "812 813"
+    r = deploy(host)
+    assert r.outcome == ROLLED_BACK
+    back = next(c for c in reversed(host.commands) if "nginx never took up" in c)  # the rollback's (not the guard's)
+    assert "server 127.0.0.1:18001;" in back and ": arm-guard" not in back
+    assert "if [ \"$(fbg_workers)\" = '812 813' ]; then echo nginx never took up the new upstream" in back

@@ -149,3 +149,152 @@ broker = { service = "" }
     # beat never drains, whatever it is called, unless workers names it
     assert settings.HostSettings(name="x", ssh="x", background=("worker", "celery-beat", "flower")).drain_workers == \
         ("worker", "flower")
+
+
+# --- hostile input: every defect is still one line naming the key, exit code 2 --------------------
+
+def host(extra: str = "", ssh: str = "a") -> str:
+    return f'[hosts.a]\nssh = "{ssh}"\n{extra}\n'
+
+
+HOSTILE = [
+    # numbers: TOML's nan and inf, for every kind of number
+    (host("guard_deadline = nan"), "hosts.a.guard_deadline: expected a finite number, got nan"),
+    (host("connect_timeout = nan"), "hosts.a.connect_timeout: expected a finite number, got nan"),
+    (host("stop_timeout = -inf"), "hosts.a.stop_timeout: expected a finite number, got -inf"),
+    (host("health = { retries = inf }"), "hosts.a.health.retries: expected a finite number, got inf"),
+    (host("ports = { blue = nan }"), "hosts.a.ports.blue: expected a finite number, got nan"),
+    (host("broker = { db = inf }"), "hosts.a.broker.db: expected a finite number, got inf"),
+    (host("warmup = { cpus = inf }"), "hosts.a.warmup.cpus: expected a finite number, got inf"),
+    ('[defaults.switch]\nreload_timeout = nan\n' + host(), "defaults.switch.reload_timeout: expected a finite"),
+    # names start with a letter or digit: never read as an option
+    ('[hosts."--all"]\nssh = "a"\n', "hosts.--all: host name '--all' may hold only letters, digits, '_', '.' "
+                                      "and '-', and starts with a letter or digit"),
+    (host() + '[groups]\n"-g" = ["a"]\n', "groups.-g: group name '-g' may hold only"),
+    (host('front = ["--build"]'), "hosts.a.front: name '--build' may hold only"),
+    (host('background = ["_worker"]'), "hosts.a.background: name '_worker' may hold only"),
+    (host('shared = [".broker"]'), "hosts.a.shared: name '.broker' may hold only"),
+    (host('warmup = { services = ["-w"] }'), "hosts.a.warmup.services: name '-w' may hold only"),
+    (host('broker = { service = "-r" }'), "hosts.a.broker.service: name '-r' may hold only"),
+    (host('broker = { queues = ["-q"] }'), "hosts.a.broker.queues: name '-q' may hold only"),
+    (host('broker = { workers = ["-w"] }'), "hosts.a.broker.workers: name '-w' may hold only"),
+    (host('switch = { upstream_name = "-u" }'), "hosts.a.switch.upstream_name: name '-u' may hold only"),
+    (host('app = "-app"'), "hosts.a.app: '-app': use lowercase"),
+    # ssh: [user@]host[:port] or an alias, nothing ssh could read as an option
+    (host(ssh="-oProxyCommand=touch /tmp/x"), "hosts.a.ssh: '-oProxyCommand=touch /tmp/x' is not an ssh alias or "
+                                              "[user@]host[:port]: a host or user may not start with '-'"),
+    (host(ssh="-l@host"), "may not start with '-'"),
+    (host(ssh="u@-host"), "may not start with '-'"),
+    (host(ssh=":"), "hosts.a.ssh: ':' is not an ssh alias or [user@]host[:port]: expected an ssh alias"),
+    (host(ssh="u@host:abc"), "hosts.a.ssh: 'u@host:abc' is not an ssh alias or [user@]host[:port]: the port "
+                             "'abc' is not a number"),
+    (host(ssh="u@host:"), "the port '' is not a number"),
+    (host(ssh="u@host:99999"), "port 99999 is out of range 1..65535"),
+    (host(ssh="u@host:0"), "port 0 is out of range 1..65535"),
+    (host(ssh="@host"), "user '': expected letters"),
+    (host(ssh="u@"), "expected an ssh alias or [user@]host[:port]"),
+    (host(ssh="a@b@host"), "user 'a@b': expected letters"),
+    (host(ssh="::1"), "write an IPv6 address in brackets"),
+    (host(ssh="[::1"), "an IPv6 address goes in brackets, then the port"),
+    (host(ssh="[::1]22"), "an IPv6 address goes in brackets, then the port"),
+    (host(ssh="[10.0.0.1]:22"), "'10.0.0.1' in brackets is not an IPv6 address"),
+    (host(ssh="a\\tb"), "hosts.a.ssh: 'a\\tb' is not an ssh alias"),
+    # strings: one line, no control characters; paths and URLs of sane characters
+    (host('dir = "app\\nrm -rf /"'), "hosts.a.dir: 'app\\nrm -rf /': must be one line, without control"),
+    (host('dir = "-app"'), "hosts.a.dir: '-app': must not start with '-'"),
+    (host('compose_file = "x\\ty.yml"'), "hosts.a.compose_file: 'x\\ty.yml': must be one line"),
+    (host('compose_file = "-"'), "hosts.a.compose_file: '-': must not start with '-'"),
+    (host('compose = "docker \'compose"'), "hosts.a.compose: \"docker 'compose\": not a command line"),
+    (host('compose = "--rm"'), "hosts.a.compose: '--rm': expected a command"),
+    (host('compose = "docker\\u0000compose"'), "hosts.a.compose: 'docker\\x00compose': must be one line"),
+    (host('prepare = ["git pull\\nrm -rf /"]'), "hosts.a.prepare: 'git pull\\nrm -rf /': each command is one line"),
+    (host('prepare = ["  "]'), "hosts.a.prepare: '  ': each command is one line, not empty"),
+    (host('hooks = { after_front = ["a\\rb"] }'), "hosts.a.hooks.after_front: 'a\\rb': each command is one line"),
+    (host('switch = { reload = "nginx -s reload\\u001b[2J" }'), "hosts.a.switch.reload: 'nginx -s reload\\x1b[2J': "
+                                                                 "must be one line"),
+    (host('switch = { command = "a\\nb" }'), "hosts.a.switch.command: 'a\\nb': must be one line"),
+    (host('switch = { upstream_file = "/etc/nginx/my upstream.conf" }'), "hosts.a.switch.upstream_file: "
+                                                                          "'/etc/nginx/my upstream.conf': expected an absolute path of"),
+    (host('switch = { pid_file = "/run/$(id).pid" }'), "hosts.a.switch.pid_file: '/run/$(id).pid': expected an absolute"),
+    (host('switch = { pid_file = "run/nginx.pid" }'), "hosts.a.switch.pid_file: 'run/nginx.pid': expected an absolute"),
+    (host('health = { path = "/health check" }'), "hosts.a.health.path: '/health check': expected a path starting"),
+    (host('health = { path = "/h\\"ealth" }'), "hosts.a.health.path: '/h\"ealth': expected a path starting"),
+    (host('switch = { verify_url = "http://x/`id`" }'), "hosts.a.switch.verify_url: 'http://x/`id`': expected an http"),
+    (host('ssh_config = "a\\nb"'), "hosts.a.ssh_config: 'a\\nb': must be one line"),
+    (host('ssh_config = "~no-such-user-here/config"'), "hosts.a.ssh_config: '~no-such-user-here/config': "),
+    # keys come from the file too: a control character in one is shown escaped, on the one line
+    (host('"x\\ny" = 1'), "hosts.a.x\\ny: unknown key"),
+    ('[hosts."a\\nb"]\nssh = "a"\n', "hosts.a\\nb: host name 'a\\nb' may hold only"),
+]
+
+
+@pytest.mark.parametrize("text, message", HOSTILE, ids=[m.split(": ")[0] + str(i) for i, (_, m) in enumerate(HOSTILE)])
+def test_hostile_values_are_one_line_naming_file_and_key(tmp_path, text, message):
+    test_each_defect_is_one_line_naming_file_and_key(tmp_path, text, message)
+
+
+@pytest.mark.parametrize("value, target", [
+    ("pi5", (None, "pi5", None)),
+    ("deploy@203.0.113.7:2222", ("deploy", "203.0.113.7", 2222)),
+    ("_svc.x-1@host.example.com", ("_svc.x-1", "host.example.com", None)),
+    ("h1:22", (None, "h1", 22)),
+    ("[::1]:22", (None, "::1", 22)),
+    ("deploy@[2001:db8::7]", ("deploy", "2001:db8::7", None)),
+    ("[fe80::1%eth0]:2222", (None, "fe80::1%eth0", 2222)),
+])
+def test_ssh_forms_that_load_and_how_they_split(tmp_path, value, target):
+    s = settings.load(write(tmp_path, host(ssh=value))).hosts["a"]
+    assert s.ssh == value and s.target == target
+
+
+@pytest.mark.parametrize("value", ["pi5", "deploy@203.0.113.7:2222", "_svc.x-1@host.example.com", "h1:22"])
+def test_ssh_splits_as_fabric_does_outside_ipv6(value):
+    from fabric.connection import derive_shorthand
+    assert tuple(derive_shorthand(value).values()) == settings.parse_ssh(value)
+
+
+def test_shell_text_keeps_its_freedom(tmp_path):
+    s = settings.load(write(tmp_path, host('prepare = ["git pull --ff-only && docker compose build\\t-q | tee b.log"]\n'
+                                           'dir = "~/my app"\ncompose_file = "deploy/compose prod.yml"\n'
+                                           'compose = "\\"/opt/my docker/docker\\" compose"\n'
+                                           'switch = { reload = "sudo systemctl reload nginx; true", '
+                                           'command = "my-switch {color} {port} > /dev/null 2>&1" }\n'
+                                           'health = { path = "/health/?full=1&x=%20" }'))).hosts["a"]
+    assert s.prepare == ("git pull --ff-only && docker compose build\t-q | tee b.log",)
+    assert (s.dir, s.compose_file) == ("~/my app", "deploy/compose prod.yml")
+    assert s.switch.reload == "sudo systemctl reload nginx; true" and s.health.path == "/health/?full=1&x=%20"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a directory, not a hosts file"),
+    (lambda p: p.write_bytes(b'[hosts.a]\nssh = "\xff"\n'), "not UTF-8 text (byte 0xff at offset 17)"),
+])
+def test_a_hosts_file_that_cannot_be_read_is_one_line(tmp_path, make, message):
+    path = tmp_path / "hosts.toml"
+    make(path)
+    with pytest.raises(ConfigError) as e:
+        settings.load(path)
+    assert str(e.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
+
+
+def test_an_unreadable_hosts_file_is_one_line(tmp_path, monkeypatch):
+    path = write(tmp_path, host())
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(ConfigError) as e:
+        settings.load(path)
+    assert str(e.value) == f"{path}: cannot be read: Permission denied" and e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('dir = "app\\u2028x"', "hosts.a.dir: 'app\\u2028x': must be one line"),
+    ('"k\\u2029" = 1', "hosts.a.k\\u2029: unknown key"),
+])
+def test_a_unicode_line_separator_is_no_way_around_one_line(tmp_path, extra, message):
+    with pytest.raises(ConfigError) as e:
+        settings.load(write(tmp_path, host(extra)))
+    assert message in str(e.value) and len(str(e.value).splitlines()) == 1

@@ -1,0 +1,107 @@
+"""The guard, its heartbeat and its disarm, run by a real shell (no SSH, no docker): the guard
+acts once fab is silent past its deadline, a heartbeat keeps it waiting, fab's disarm learns
+whether it acted, and a stale pid file never kills a process that is not the guard's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tasks import commands as cmd
+from tasks import guard
+from tasks.settings import HostSettings
+
+S = HostSettings(name="pi5", ssh="pi5", dir="~/app")
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def sh(home: Path, line: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    return subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=timeout, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def setup(tmp_path: Path, grace: float) -> tuple[Path, str]:
+    app = tmp_path / "app"
+    (app / cmd.STATE_DIR).mkdir(parents=True)
+    undo = [cmd.in_dir(S, "echo undone >> undo.log")]
+    armed = sh(tmp_path, guard.arm(S, TOKEN, undo, grace))
+    assert armed.returncode == 0, armed.stderr + armed.stdout
+    return app, (app / cmd.STATE_DIR / "app.guard.pid").read_text().split()[0]
+
+
+def alive(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_a_silent_fab_leaves_the_host_to_the_guard_and_the_disarm_learns_it(tmp_path):
+    app, pid = setup(tmp_path, grace=1)
+    deadline = time.monotonic() + 10
+    while not (app / "undo.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (app / "undo.log").read_text() == "undone\n"
+    time.sleep(0.5)
+    history = [json.loads(x) for x in (app / cmd.history_path(S)).read_text().splitlines()]
+    assert history[-1]["action"] == "guard" and history[-1]["token"] == TOKEN[:8]
+    res = sh(tmp_path, guard.disarm(S, TOKEN))
+    assert guard.parse(res.stdout) == guard.ACTED
+    assert not alive(pid)
+
+
+def test_heartbeats_keep_the_guard_waiting_and_the_disarm_stops_it(tmp_path):
+    app, pid = setup(tmp_path, grace=1)
+    for _ in range(5):  # 3 s in all: well past the first deadline
+        assert sh(tmp_path, cmd.in_dir(S, guard.heartbeat(S, TOKEN, 2))).returncode == 0
+        time.sleep(0.6)
+    assert not (app / "undo.log").exists() and alive(pid)
+    res = sh(tmp_path, guard.disarm(S, TOKEN))
+    assert guard.parse(res.stdout) == guard.DISARMED
+    time.sleep(0.3)
+    assert not alive(pid)
+    assert not list((app / cmd.STATE_DIR).glob("app.guard*.pid"))
+    time.sleep(2.5)
+    assert not (app / "undo.log").exists()
+
+
+def test_another_runs_disarm_neither_stops_nor_extends_this_guard(tmp_path):
+    app, pid = setup(tmp_path, grace=1)
+    other = "f" * 32
+    beat = sh(tmp_path, f"{cmd.in_dir(S, guard.heartbeat(S, other, 60))}; echo ran")
+    assert beat.returncode == 9 and "ran" not in beat.stdout and "no longer armed" in beat.stdout
+    res = sh(tmp_path, guard.disarm(S, other))
+    assert guard.parse(res.stdout) == guard.GONE and alive(pid)
+    deadline = time.monotonic() + 10
+    while not (app / "undo.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (app / "undo.log").exists()
+
+
+def test_a_stale_pid_file_never_kills_a_stranger(tmp_path):
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        pid_file = tmp_path / "x.pid"
+        pid_file.write_text(f"{stranger.pid} fbg-lift:app.green\n")  # the lift died; its PID was reused
+        assert sh(tmp_path, f"cd {tmp_path} && {cmd.kill_detached('x.pid', 'fbg-lift:app.green')}").returncode == 0
+        time.sleep(0.2)
+        assert stranger.poll() is None and not pid_file.exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_detached_process_outlives_its_shell_and_is_killed_by_its_tag(tmp_path):
+    line = (f"cd {tmp_path} && {cmd.DETACH_FUNCTIONS}; "
+            f"{cmd.detached('sleep 30', 'fbg-test:tag', 'p.pid')}")
+    assert sh(tmp_path, line).returncode == 0
+    pid, tag = (tmp_path / "p.pid").read_text().split()
+    assert tag == "fbg-test:tag" and alive(pid)
+    assert sh(tmp_path, f"cd {tmp_path} && {cmd.kill_detached('p.pid', 'fbg-test:tag')}").returncode == 0
+    time.sleep(0.3)
+    assert not alive(pid)
