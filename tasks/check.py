@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 from . import commands as cmd
@@ -61,9 +62,10 @@ def parse_checks(s: HostSettings, res: Result) -> CheckResult:
 def _explain(s: HostSettings, name: str, detail: str) -> str:
     if name != "leftover":
         return detail
+    p = shlex.quote(detail)  # a label of a container on the host: shown as a command to run, so quoted
     return (f"the app also runs as the plain compose project {detail!r}, in neither colour: to adopt it, "
-            f"stop it (docker compose -p {detail} stop), copy what its volumes hold into {s.app}-blue's "
-            f"(volume names carry the project name), deploy, then remove it with docker compose -p {detail} down")
+            f"stop it (docker compose -p {p} stop), copy what its volumes hold into {s.app}-blue's "
+            f"(volume names carry the project name), deploy, then remove it with docker compose -p {p} down")
 
 
 def preflight(remote: Remote, s: HostSettings) -> CheckResult:

@@ -22,6 +22,8 @@ from fabric.tasks import Task as FabricTask
 from invoke.exceptions import Exit, ParseError
 from invoke.parser import Argument
 
+from .mask import shown
+
 NO_IDEA = re.compile(r"^No idea what (.+) is!$", re.S)
 NO_VALUE = re.compile(r"^Flag <\w+: ([\w-]+).*> needed value and was not given one!$", re.S)
 
@@ -65,9 +67,10 @@ def _usage_errors(program, step):
         try:
             return step(*args, **kwargs)
         except ParseError as e:
-            raise Exit(f"error: {explain(e, _task_names(program))}", code=2) from None
+            raise Exit(f"error: {shown(explain(e, _task_names(program)))}", code=2) from None
         except ValueError as e:  # an option of Invoke's own that wanted a number
-            raise Exit(f"error: a value on the command line is not what its option expects: {e}", code=2) from None
+            raise Exit(f"error: a value on the command line is not what its option expects: {shown(str(e))}",
+                       code=2) from None
 
     return wrapper
 

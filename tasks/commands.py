@@ -133,7 +133,8 @@ def facts(s: HostSettings) -> str:
         *([f"echo {MARK}upstream; {read_root_file(s.switch.upstream_file, MARK + 'upstream-unreadable')}",
            f"{nginx_workers(s)}; echo {MARK}nginx; fbg_workers"] if s.switch.mode == "nginx" else []),
         f"echo {MARK}git; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
-        f"echo {MARK}compose; test -f {d}/{quote(s.compose_file)} && echo yes",
+        f"echo {MARK}compose; test -f {quote(s.compose_file) if s.compose_file.startswith('/') else d + '/' + quote(s.compose_file)} "
+        "&& echo yes",
         f"echo {MARK}history; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
         f"echo {MARK}containers; {containers()}",
     ]
@@ -241,7 +242,7 @@ def nginx_workers(s: HostSettings) -> str:
             'case "$m" in ""|*[!0-9]*) return 1;; esac; [ -d "/proc/$m" ] || return 1; w=; '
             "for p in $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v m=\"$m\" "
             "'{pid = $1; sub(/^.*\\) /, \"\"); if ($2 == m) print pid}' | sort -n); do "
-            "case \"$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)\" in *'shutting down'*) ;; "
+            "case \"$(tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline)\" in *'shutting down'*) ;; "
             "*'worker process'*) w=\"$w $p\";; esac; done; echo ${w# }; }")
 
 
@@ -321,14 +322,17 @@ def switch_command(s: HostSettings, color: str) -> str:
 # not enough: the script then runs in a scope of its own through `sudo -n systemd-run`. SCRIPT
 # writes "$$ TAG" to PIDFILE first (see detached()); fbg_detach waits for that line.
 DETACH_FUNCTIONS = (
-    "fbg_logout_kills() { [ -d /run/systemd/system ] || return 1; "
+    "fbg_logout_kills() { "
     "v=$(busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
     "org.freedesktop.login1.Manager KillUserProcesses 2>/dev/null) || return 1; [ \"$v\" = 'b true' ] || return 1; "
     "[ \"$(loginctl show-user \"$(id -un)\" -p Linger --value 2>/dev/null)\" != yes ]; }; "
     "fbg_detach() { rm -f \"$1\"; if fbg_logout_kills; then "
-    "sudo -n systemd-run --quiet --scope --uid=\"$(id -u)\" --gid=\"$(id -g)\" setsid nohup sh -c \"$3\" "
+    "sudo -n systemd-run --quiet --scope --uid=\"$(id -u)\" --gid=\"$(id -g)\" env HOME=\"$HOME\" "
+    "setsid nohup sh -c \"$3\" "
     "> \"$2\" 2>&1 < /dev/null & else setsid nohup sh -c \"$3\" > \"$2\" 2>&1 < /dev/null & fi; "
-    "n=0; while [ ! -s \"$1\" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; [ -s \"$1\" ]; }"
+    # it started once its pid file is written, or once it ended well (a lift of 0 s removes its file)
+    "j=$!; n=0; while [ ! -s \"$1\" ] && kill -0 $j 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; "
+    "[ -s \"$1\" ] || { ! kill -0 $j 2>/dev/null && wait $j; }; }"
 )
 
 
@@ -343,8 +347,8 @@ def kill_detached(pid_file: str, tag: str) -> str:
     """Stop a detached process (its whole process group) and remove its pid file, only if the PID
     still belongs to it (its command line carries the tag): a stale file never kills a stranger."""
     f, t = quote(pid_file), quote(tag)
-    return (f"if read p t < {f} 2>/dev/null && [ \"$t\" = {t} ] && "
-            f"tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- {t}; then "
+    return (f"if read p t 2>/dev/null < {f} && [ \"$t\" = {t} ] && "
+            f"tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- {t}; then "
             f"kill -- -$p 2>/dev/null || kill $p 2>/dev/null; fi; rm -f {f}")
 
 
@@ -464,7 +468,7 @@ def status(s: HostSettings) -> str:
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
         f"echo {MARK}lift; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
-        "if read p t < \"$f\" 2>/dev/null && tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- \"$t\"; then "
+        "if read p t 2>/dev/null < \"$f\" && tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- \"$t\"; then "
         "echo $c pending; else echo $c stuck; fi; done; true",
     ]
     return "; ".join(parts)

@@ -115,8 +115,8 @@ def lift_stuck(s: HostSettings) -> str:
     parts = []
     for color in ("blue", "green"):
         f, tag = quote(lift_file(s, color)), quote(lift_tag(s, color))
-        parts.append(f"if [ -f {f}.sh ] && ! {{ read p t < {f} 2>/dev/null && [ \"$t\" = {tag} ] && "
-                     f"tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -qF -- {tag}; }}; then "
+        parts.append(f"if [ -f {f}.sh ] && ! {{ read p t 2>/dev/null < {f} && [ \"$t\" = {tag} ] && "
+                     f"tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- {tag}; }}; then "
                      f"sh {f}.sh >/dev/null 2>&1 && rm -f {f} {f}.sh && echo lifted {color}; fi")
     return in_dir(s, "; ".join(parts) + "; true")
 

@@ -13,7 +13,7 @@ from .errors import Refused, Unreachable
 from .facts import bad_file, find_live, parse, version
 from .record import history_problem
 from .remote import Remote
-from .settings import COLORS, HostSettings
+from .settings import COLORS, NAME, HostSettings
 
 
 @dataclass
@@ -56,7 +56,7 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
             cap = " (warm-up cap on)" if color in facts.capped else ""
             if color in facts.stuck_caps:
                 cap = (f" (warm-up cap STILL ON, its lift is gone: the next deploy lifts it, or run "
-                       f"`sh {s.dir}/{cpu.lift_file(s, color)}.sh` on the host)")
+                       f"`sh {cmd.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host)")
             row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
     if s.shared:
         present = facts.services(s, cmd.SHARED)
@@ -98,7 +98,8 @@ def logs(remote: Remote, s: HostSettings, service: str | None, color: str | None
         last = (history(remote, s, 1) or [{}])[-1]
         if last.get("result") in ("rolled back", "failed", "interrupted"):
             color = color or last.get("to")
-            service = service or last.get("service")
+            named = last.get("service")  # host text: a service name, or nothing (never an option)
+            service = service or (named if isinstance(named, str) and NAME.match(named) else None)
         if not color:
             res = remote.read(cmd.facts(s), s.timeouts.command)
             color = find_live(s, parse(res.stdout)) if res.ok else None

@@ -12,6 +12,7 @@ import uuid
 from . import commands as cmd
 from . import record
 from .errors import Locked, Refused
+from .mask import secrets
 from .remote import Remote, Result
 from .settings import HostSettings
 
@@ -24,7 +25,7 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
          timeout: float = 120.0, and_then: str = "") -> Result:
     """Take the lock (then run and_then, in the same round trip; its output is returned) or raise
     Locked naming the holder and the lock's age (Refused when its info is not what take() writes)."""
-    info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": message,
+    info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": secrets(message),
                         "token": token, "since": int(time.time())})
     command = cmd.lock(s, info)
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)

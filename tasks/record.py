@@ -11,6 +11,7 @@ import json
 import socket
 from datetime import datetime, timezone
 
+from .mask import secrets
 from .settings import COLORS
 
 
@@ -139,4 +140,7 @@ def dump(data: dict) -> str:
 
 
 def history_line(action: str, host: str, result: str, **fields) -> str:
+    """One history line; its texts (a reason, a --message) with any credential masked: the file is
+    kept on the host, and `fab history` shows it to whoever runs it."""
+    fields = {k: secrets(v) if isinstance(v, str) else v for k, v in fields.items()}
     return dump({"time": now(), "action": action, "user": who(), "host": host, "result": result, **fields})

@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 import shlex
+import string
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,9 +341,13 @@ class _Parser:
                       "background services")
         if s.switch.mode == "command" and not s.switch.command:
             self.fail(f"{where}.switch.command", 'mode "command" needs a command, e.g. "my-switch {color} {port}"')
-        try:
-            s.switch.command.format(color="blue", port=1)
-        except (KeyError, IndexError, ValueError) as e:
+        try:  # exactly {color} and {port}: no {color.attr}, {port:>99999999} or {color!r}
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(s.switch.command)
+                      if name is not None]
+            bad = next((f for f in fields if f[0] not in ("color", "port") or f[1] or f[2]), None)
+            if bad:
+                raise ValueError(f"not {{{bad[0]}{'!' + bad[2] if bad[2] else ''}{':' + bad[1] if bad[1] else ''}}}")
+        except ValueError as e:
             self.fail(f"{where}.switch.command", f"only {{color}} and {{port}} may be filled in ({e})")
 
     def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:

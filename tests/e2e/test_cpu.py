@@ -45,7 +45,7 @@ def test_cleanup_removes_a_pending_lift_with_its_containers(bed, hosts, tmp_path
     path = str(hosts_file(tmp_path, bed, settle="0", warmup="{ cpus = 0.5, seconds = 120 }"))
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     lift = h1.home / "app" / ".fab-bluegreen" / "app.blue.lift"
-    pid = lift.read_text().strip()
+    pid = lift.read_text().split()[0]  # "PID TAG"
     set_version(h1, "2")
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     assert fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes").returncode == 0
@@ -69,3 +69,21 @@ def test_a_cap_docker_cannot_set_is_skipped_and_said(bed, hosts, tmp_path):
         assert serves(h1) == "blue 1"
     finally:
         bed.set_cpus(None, hosts=[h1])
+
+
+def test_a_cap_whose_lift_died_is_shown_by_status_and_lifted_by_the_next_deploy(bed, hosts, tmp_path):
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed, settle="0", warmup="{ cpus = 0.5, seconds = 300 }"))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    lift = h1.home / "app" / ".fab-bluegreen" / "app.blue.lift"
+    h1.run(f"kill -9 -{lift.read_text().split()[0]}")  # its process group, as a reboot would: the cap stays on
+    assert kernel_quota(h1, "blue", "worker") == 25000
+    row = rows(fab("status", "--host", "h1", "--hosts-file", path).stdout)["h1"]
+    assert "warm-up cap STILL ON" in row and "app.blue.lift.sh" in row
+    set_version(h1, "2")
+    res = fab("deploy", "--host", "h1", "--hosts-file", path)
+    assert res.returncode == 0
+    assert "blue's warm-up cap was still on (its lift had died): lifted it" in rows(res.stdout)["h1"]
+    # blue's worker and beat are stopped now: their own limits are back in their configuration
+    assert limits(h1, "blue", "worker")[1] in (0, -1) and limits(h1, "blue", "beat") == (900_000_000, 0)
+    assert not lift.exists()

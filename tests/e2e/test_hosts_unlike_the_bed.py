@@ -145,3 +145,16 @@ def test_a_guard_whose_deadline_passes_mid_deploy_never_lets_it_end_deployed(bed
     assert json.loads((h1.home / "app" / ".fab-bluegreen" / "app.json").read_text())["live"] == "blue"
     assert [line["action"] for line in history(h1)][-2:] in (["guard", "deploy"], ["deploy", "guard"])
     assert not (h1.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+
+
+def test_a_health_path_with_shell_characters_works_end_to_end(bed, hosts, tmp_path):
+    """`?`, `(`, `)` and `&` reach curl as one argument: the switch line is no shell syntax error."""
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed, health='{ path = "/health/?q=(ready)&x=$(mkdir$IFS/tmp/fbg-pwned)", '
+                                               'retries = 15, interval = 0.5, timeout = 2 }'))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    set_version(h1, "2")
+    res = fab("deploy", "--host", "h1", "--hosts-file", path)
+    assert res.returncode == 0, res.stdout
+    serves_now(h1, "green 2")
+    assert not h1.path("/tmp/fbg-pwned").exists() and not Path("/tmp/fbg-pwned").exists()

@@ -39,7 +39,7 @@ CG_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory")
 DEPLOY_USER = "deploy"
 NOSUDO_USER = "nosudo"
 SUDOERS_FILE = Path("/etc/sudoers.d/fbg-testbed")
-# Bound over the host's own paths, in this order (/tmp last: pitfall 2).
+# Bound over the host's own paths, in this order: /tmp last, since folders bound before it may live under /tmp.
 BIND_DIRS = ("/run", "/home", "/root", "/srv", "/opt", "/var/lib/docker", "/var/log",
              "/var/lib/nginx", "/etc/nginx", "/etc/ssh", "/etc/docker", "/tmp")
 BIND_FILES = ("/etc/hosts", "/etc/hostname")
@@ -315,13 +315,13 @@ class Bed:
 
     def _failure_detail(self) -> str:
         out = ""
-        for log in sorted(self.state_dir.glob("hosts/*/var/log/*.log")):
+        for log in sorted(self.hosts_dir.glob("*/var/log/*.log")):  # the daemons' own logs, per host
             try:
                 tail = log.read_text(errors="replace").splitlines()[-8:]
             except OSError:
                 continue
             if tail:
-                out += f"\n--- {log.relative_to(self.state_dir)} (tail) ---\n" + "\n".join(tail)
+                out += f"\n--- {log.relative_to(self.hosts_dir)} (tail) ---\n" + "\n".join(tail)
         return out
 
     def _check_prereqs(self) -> None:
@@ -369,7 +369,7 @@ class Bed:
             except KeyError:
                 groups = ["-G", "docker"] if user == DEPLOY_USER else []
                 _sh(["useradd", "-M", "-d", f"/home/{user}", "-s", "/bin/bash", "-U", *groups, user])
-            # sshd with UsePAM no refuses key logins for a locked ('!') account (pitfall 3)
+            # sshd with UsePAM no refuses key logins for a locked ('!') account
             _sh(["usermod", "-p", "*", user])
         _sh(["usermod", "-aG", "docker", DEPLOY_USER])
         want = f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n"
@@ -715,7 +715,7 @@ def _ns_setup_script(h: Host) -> str:
     lines = ["set -e", f"hostname {h.name}", f"R='{h.root}'"]
     for t in BIND_FILES + BIND_DIRS:  # /tmp (last of BIND_DIRS) bound last
         lines.append(
-            # lazily unmount this namespace's copies of other mounts under the target (pitfall 2)
+            # lazily unmount this namespace's copies of other mounts under the target (else they stay visible)
             f"awk '{{print $5}}' /proc/self/mountinfo | grep '^{t}/' | sort -r"
             f" | while read -r m; do umount -l \"$m\" 2>/dev/null || true; done")
         lines.append(f"mount --bind \"$R{t}\" {t}")

@@ -105,3 +105,40 @@ def test_a_detached_process_outlives_its_shell_and_is_killed_by_its_tag(tmp_path
     assert sh(tmp_path, f"cd {tmp_path} && {cmd.kill_detached('p.pid', 'fbg-test:tag')}").returncode == 0
     time.sleep(0.3)
     assert not alive(pid)
+
+
+def fake_systemd(tmp_path: Path, kills: bool) -> Path:
+    """busctl, loginctl, sudo and systemd-run stand-ins: logind kills at logout (or not), no linger."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    scripts = {
+        "busctl": f"echo 'b {'true' if kills else 'false'}'",
+        "loginctl": "echo no",
+        "sudo": '[ "$1" = -n ] && shift; exec "$@"',
+        "systemd-run": f'echo "$@" >> {tmp_path}/systemd-run.args; '
+                       'while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done; exec "$@"',
+    }
+    for name, body in scripts.items():
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    return bin_
+
+
+def test_where_logind_kills_at_logout_detached_processes_go_through_sudo_systemd_run(tmp_path):
+    for kills in (True, False):
+        home = tmp_path / str(kills)
+        home.mkdir()
+        bin_ = fake_systemd(home, kills)
+        line = f"cd {home} && {cmd.DETACH_FUNCTIONS}; {cmd.detached('echo $HOME > home.txt; sleep 30', 'fbg-t', 'p.pid')}"
+        env = {"PATH": f"{bin_}:{os.environ['PATH']}", "HOME": str(home)}
+        res = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env=env, timeout=20)
+        assert res.returncode == 0, res.stderr
+        pid = (home / "p.pid").read_text().split()[0]
+        time.sleep(0.2)
+        assert alive(pid) and (home / "home.txt").read_text().strip() == str(home)
+        args = home / "systemd-run.args"
+        if kills:
+            assert "--scope --uid=" in args.read_text() and "setsid nohup sh -c" in args.read_text()
+        else:
+            assert not args.exists()
+        subprocess.run(["sh", "-c", f"cd {home} && {cmd.kill_detached('p.pid', 'fbg-t')}"], check=True)

@@ -1,0 +1,431 @@
+"""Hostile values in hosts.toml, as a class: no value reaches a shell unquoted.
+
+Every string key of hosts.toml is one of three kinds (README, "Security"):
+- raw shell, by design: prepare, the hooks, switch.reload, switch.command;
+- validated against a strict pattern: names, app, switch.mode, the absolute paths, ssh; a hostile
+  value is a one-line error naming the key (exit code 2);
+- anything on one line, passed to the shell quoted: dir, compose_file, compose, health.path,
+  switch.verify_url (and ssh_config, which only fab reads).
+
+The last kind is filled with hostile values that pass validation; every command line of a deploy,
+a rollback, a cleanup, a drain, status, check, history and logs is built from them (the real
+sequences against tests/unit/fakehost.FakeHost), and each goes through a real `sh -n` and `bash -n`
+(and a reader of sh's quoting: none of what the values spell stands outside single quotes).
+The builders then run in a real `sh` on tests/unit/sandbox.Sandbox: nothing the hostile values
+spell may run, and each value must reach docker, curl or the files as one argument, intact."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks import check, cleanup, cpu, guard, inspect, record, settings
+from tasks import commands as cmd
+from tasks.bluegreen import Deploy, Rollback
+from tasks.drain import drain
+from tasks.errors import ConfigError
+from tasks.remote import DryRunRemote
+from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK
+
+from .fakehost import FakeHost
+from .sandbox import Sandbox
+
+# the shell's every special character; `touch PWNED...`, `> PWNED...` and `pwned` leave a file if run
+H = "$(touch PWNED1) `touch PWNED2` 'q' \"dq\" \\ ; touch PWNED3 & ( * ? | > PWNED4 < ${IFS} ~ #x"
+U = "$(pwned)&pwned;pwned'(x)*?=~!@,+"  # what a URL or URL path may hold of them
+HEALTH_PATH = "/status?q=(ready)&" + U
+VERIFY_URL = "http://127.0.0.1/v?x=" + U + "#frag"
+DIR = "~/-app " + H  # a leading '-' where one is allowed: a folder in HOME
+COMPOSE_FILE = f"sub dir/c {H}.yml"
+COMPOSE_WORD = H  # one word of `compose`, e.g. a --profile
+MESSAGE = H  # --message: into the lock's info and the history
+TOKEN = "0123456789abcdef0123456789abcdef"
+ALL = ["web", "redis", "worker", "beat"]
+
+RAW = {"prepare", "hooks.after_front", "hooks.after_switch", "hooks.on_failure", "switch.reload", "switch.command"}
+QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", "ssh_config"}
+STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
+          "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
+          "broker.workers"}
+STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project", "service",
+                "strings", "names", "names+"}
+
+
+def string_keys() -> set[str]:
+    keys = {"ssh"} | {k for k, kind in settings._HOST_KEYS.items() if kind in STRING_KINDS}
+    for table, (_, schema) in settings._TABLES.items():
+        keys |= {f"{table}.{k}" for k, kind in schema.items() if kind in STRING_KINDS}
+    return keys
+
+
+def test_every_string_key_is_raw_shell_strictly_validated_or_quoted():
+    assert string_keys() == RAW | QUOTED | STRICT  # a new key must be put in one of them, and tested
+
+
+def hosts_toml(root: Path, **switch) -> str:
+    q = json.dumps
+    switch = {"upstream_file": f"{root}/etc/nginx/up@+-stream.conf", "pid_file": f"{root}/run/n@g+inx-.pid",
+              "verify_url": VERIFY_URL, "reload_timeout": 5, **switch}
+    return f"""
+[defaults]
+dir = {q(DIR)}
+compose_file = {q(COMPOSE_FILE)}
+compose = {q("docker compose --profile " + shlex.quote(COMPOSE_WORD))}
+ssh_config = {q(H + ".config")}
+shared = ["broker"]
+prepare = ["true"]
+settle = 0
+stop_timeout = 1
+[defaults.health]
+path = {q(HEALTH_PATH)}
+retries = 2
+interval = 0
+[defaults.switch]
+{chr(10).join(f"{k} = {q(v)}" for k, v in switch.items())}
+[defaults.hooks]
+after_front = ["{{compose}} config --services"]
+after_switch = ["{{compose}} ps"]
+on_failure = ["{{compose}} ps"]
+[defaults.warmup]
+seconds = 0.2
+[defaults.broker]
+drain_timeout = 1
+[hosts.h1]
+ssh = "h1"
+"""
+
+
+def load(root: Path, **switch) -> settings.HostSettings:
+    path = root / "hosts.toml"
+    path.write_text(hosts_toml(root, **switch))
+    return settings.load(path).hosts["h1"]
+
+
+def test_the_hostile_values_pass_validation_intact(tmp_path):
+    s = load(tmp_path)
+    assert (s.dir, s.compose_file, s.health.path, s.switch.verify_url) == (DIR, COMPOSE_FILE, HEALTH_PATH, VERIFY_URL)
+    assert shlex.split(s.compose) == ["docker", "compose", "--profile", COMPOSE_WORD]
+    assert s.ssh_config == str(tmp_path / (H + ".config"))
+
+
+# --- the validator: a hostile value in a strictly validated key is one line, exit code 2 ----------
+
+HOSTILE = ["$(touch X)", "`touch X`", "a'b", 'a"b', "a;b", "a\nb", "a b", "a(b", "a*", "-a", "a?b", "a&b", "a|b",
+           "a>b", "a$b", "a\\b", "a\x1b]0;x\x07b"]
+WRITTEN = {  # key -> how a hostile value is written there
+    "app": lambda v: v, "front": lambda v: ["web", v], "background": lambda v: [v], "shared": lambda v: [v],
+    "switch.mode": lambda v: "nginx" + v, "switch.upstream_file": lambda v: "/etc/nginx/" + v,
+    "switch.pid_file": lambda v: "/run/" + v, "switch.upstream_name": lambda v: v,
+    "warmup.services": lambda v: [v], "broker.service": lambda v: v, "broker.queues": lambda v: [v],
+    "broker.workers": lambda v: [v], "ssh": lambda v: v if v.startswith("-") else "h1" + v,
+}
+
+
+def host_toml(key: str, value) -> str:
+    """A hosts file with one host, h1, whose `key` (e.g. "switch.mode") is `value`."""
+    table, _, name = key.rpartition(".")
+    own = {"ssh": "h1", **({} if table else {name: value})}
+    text = "[hosts.h1]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in own.items())
+    return text + (f"[hosts.h1.{table}]\n{name} = {json.dumps(value)}\n" if table else "")
+
+
+@pytest.mark.parametrize("key", sorted(STRICT))
+def test_a_strictly_validated_key_refuses_every_hostile_value_in_one_line_naming_it(tmp_path, key):
+    path = tmp_path / "hosts.toml"
+    for value in HOSTILE:
+        if value == "-a" and key in ("switch.upstream_file", "switch.pid_file"):
+            continue  # "/run/-a": a '-' after the leading '/' is no option (and the path is quoted anyway)
+        path.write_text(host_toml(key, WRITTEN[key](value)))
+        with pytest.raises(ConfigError) as e:
+            settings.load(path)
+        message = str(e.value)
+        assert e.value.exit_code == 2
+        assert "\n" not in message and "\x1b" not in message, (key, value, message)
+        assert f"hosts.h1.{key}:" in message, (key, value, message)
+
+
+@pytest.mark.parametrize("key", sorted(QUOTED - {"ssh_config"}))
+def test_a_quoted_key_still_refuses_a_second_line_and_control_characters(tmp_path, key):
+    path = tmp_path / "hosts.toml"
+    for bad in ("/a\nb", "/a\x1b]52;c;eA==\x07", "/a\rb"):
+        path.write_text(host_toml(key, "http://h" + bad if key == "switch.verify_url" else bad))
+        with pytest.raises(ConfigError) as e:
+            settings.load(path)
+        assert "\n" not in str(e.value) and f"hosts.h1.{key}:" in str(e.value)
+
+
+@pytest.mark.parametrize("command", ["flip {color.__class__}", "flip {color!r}", "flip {port:>99999999999}",
+                                     "flip {color[0]}", "flip {0}", "flip {}", "flip {colour}"])
+def test_switch_command_fills_in_exactly_color_and_port_nothing_else(tmp_path, command):
+    """Its {color} and {port} are the tool's checked values: no attribute, index, conversion or
+    format spec may turn them into other text (`<class 'str'>`) or a gigabyte of spaces."""
+    path = tmp_path / "hosts.toml"
+    path.write_text(f'[hosts.h1]\nssh = "h1"\nswitch = {{ mode = "command", command = {json.dumps(command)} }}\n')
+    with pytest.raises(ConfigError, match=r"hosts\.h1\.switch\.command: only \{color\} and \{port\} may be filled in"):
+        settings.load(path)
+    path.write_text('[hosts.h1]\nssh = "h1"\nswitch = { mode = "command", command = "flip {color} {port} {{x}}" }\n')
+    assert cmd.switch_command(settings.load(path).hosts["h1"], "green") == "flip green 18002 {x}"
+
+
+def test_fab_says_so_in_one_line_with_exit_code_2_and_runs_nothing(tmp_path):
+    from .test_cli import FAB, ROOT
+
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.h1]\nssh = "h1"\nswitch = { upstream_file = "/etc/$(touch PWNED5).conf" }\n')
+    r = subprocess.run([str(FAB), "--search-root", str(ROOT), "check", "--all", "--hosts-file", str(path)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "hosts.h1.switch.upstream_file:" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout and not list(tmp_path.rglob("PWNED*"))
+
+
+# --- every command line of every task, built from the hostile values, is valid sh -----------------
+
+def fake(s, **kw) -> FakeHost:
+    return FakeHost(settings=s, **kw)
+
+
+def rollback_record() -> str:
+    return json.dumps({"live": "green", "previous": "blue", "colors": {"blue": {"containers": {
+        x: f"idblue{x}" for x in ALL}}}})
+
+
+def every_command_line(s: settings.HostSettings) -> list[str]:
+    """Drive every task against fake hosts with these settings; every command line they sent."""
+    lines: list[str] = []
+    host = fake(s, running={"blue": ALL})
+    assert Deploy(host.remote, s, message=MESSAGE).run().outcome == DEPLOYED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL}, fail=("end=$((",))  # the settle check fails: the rollback
+    assert Deploy(host.remote, s, message=MESSAGE).run().outcome == ROLLED_BACK
+    lines += host.commands
+    host = fake(s)  # a first deploy, to blue
+    assert Deploy(host.remote, s).run().outcome == DEPLOYED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL})
+    dry = DryRunRemote(host.remote)
+    result = Deploy(dry, s).run()
+    assert result.outcome == DRY_RUN
+    lines += [line for _, line in dry.plan]
+    host = fake(s, running={"blue": ALL, "green": ALL}, record=rollback_record(), upstream_port=18002)
+    assert Rollback(host.remote, s, message=MESSAGE).run().outcome == DEPLOYED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL, "green": ALL}, record='{"live": "green"}', upstream_port=18002)
+    planned = cleanup.plan(host.remote, s)
+    assert cleanup.remove(host.remote, s, planned, prune_images=True).outcome == CLEANED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL, "green": ALL}, record='{"live": "green"}', upstream_port=18002,
+                queued={"celery": 3})
+    assert drain(host.remote, s, message=MESSAGE).outcome == DRAINED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL}, record='{"live": "blue"}')
+    assert inspect.status(host.remote, s).ok
+    check.preflight(host.remote, s)
+    inspect.history(host.remote, s, 20)
+    inspect.logs(host.remote, s, "web", "green", 50)
+    lines += host.commands
+    return lines
+
+
+def settings_variants(root: Path) -> list[settings.HostSettings]:
+    return [load(root), load(root, mode="command", command="flip {color} {port}"), load(root, mode="none")]
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_every_command_line_of_every_task_parses(tmp_path, shell):
+    lines = [line for s in settings_variants(tmp_path) for line in every_command_line(s)]
+    assert len(lines) > 80
+    for line in dict.fromkeys(lines):
+        res = subprocess.run([shell, "-n", "-c", line], capture_output=True, text=True, cwd=tmp_path)
+        assert res.returncode == 0, f"{res.stderr}\n{line}"
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_no_command_line_holds_a_hostile_value_unquoted(tmp_path):
+    """Statically: outside single quotes, no line holds the `$(`, backquote or `;` of a hostile value.
+    (A quoted value may sit inside an `sh -c '...'` body: that body is quoted again, and runs below.)"""
+    for s in settings_variants(tmp_path):
+        for line in every_command_line(s):
+            for needle in ("$(touch PWNED", "`touch PWNED", "; touch PWNED", "$(pwned)", ";pwned"):
+                for at in _find_all(line, needle):
+                    assert _inside_single_quotes(line, at), f"{needle!r} unquoted at {at}:\n{line}"
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
+def _inside_single_quotes(line: str, at: int) -> bool:
+    """Whether position `at` of a sh line is inside '...': a small reader of sh's quoting ('...',
+    "...", backslashes, and $(...) and $((...)) opening a new level, inside double quotes too)."""
+    stack = ["top"]  # top | cmd: $(...) | arith: $((...)) | dq: "..." | sq: '...'
+    i = 0
+    while i < at:
+        c, top = line[i], stack[-1]
+        if top == "sq":
+            if c == "'":
+                stack.pop()
+        elif c == "\\":
+            i += 1
+        elif line.startswith("$((", i):
+            stack.append("arith")
+            i += 2
+        elif line.startswith("$(", i):
+            stack.append("cmd")
+            i += 1
+        elif top == "dq":
+            if c == '"':
+                stack.pop()
+        elif c == "'":
+            stack.append("sq")
+        elif c == '"':
+            stack.append("dq")
+        elif top == "arith" and line.startswith("))", i):
+            stack.pop()
+            i += 1
+        elif top == "cmd" and c == ")":
+            stack.pop()
+        i += 1
+    return stack[-1] == "sq"
+
+
+# --- the builders, run by a real sh with fake programs: nothing runs, every value arrives intact -----
+
+@pytest.fixture
+def box(tmp_path):
+    sandbox = Sandbox(tmp_path)
+    s = load(tmp_path)
+    app = sandbox.home / DIR[2:]
+    (app / "sub dir").mkdir(parents=True)
+    (app / COMPOSE_FILE).write_text("services: {}\n")
+    Path(s.switch.upstream_file).parent.mkdir(parents=True)
+    Path(s.switch.upstream_file).write_text(cmd.upstream_text(s, 18001))
+    sandbox.start_nginx(Path(s.switch.pid_file))
+    yield sandbox, s, app
+    sandbox.stop()
+
+
+def builders(s: settings.HostSettings) -> dict[str, str]:
+    info = record.dump({"who": "ann@laptop", "task": "deploy", "message": MESSAGE, "token": TOKEN})
+    return {
+        "stop": cmd.stop(s, "blue", ("worker", "beat")),
+        "stop_reporting": cmd.stop_reporting(s, "blue", ("worker", "beat")),
+        "up": cmd.up(s, "green", ("web", "redis")),
+        "start": cmd.start(s, "blue", ("worker",)),
+        "up_shared": cmd.up_shared(s),
+        "down": cmd.down(s, "blue"),
+        "logs": cmd.logs(s, "green", "web", 5),
+        "prepare": cmd.prepare(s, "green", "true"),
+        "hook": cmd.hook(s, "green", "blue", "{compose} config --services"),
+        "facts": cmd.facts(s),
+        "status": cmd.status(s),
+        "history": cmd.history(s, 5),
+        "wait_healthy": cmd.wait_healthy(s, "green"),
+        "wait_settled": cmd.wait_settled(s, "green", ("worker",)),
+        "count_queued": cmd.count_queued(s, "blue"),
+        "wait_drained": cmd.wait_drained(s, "blue", 1),
+        "preflight": cmd.preflight(s),
+        "switch_back": cmd.switch_nginx(s, cmd.upstream_text(s, 18001), cmd.upstream_text(s, 18002),
+                                        unless_workers="1 2"),
+        "switch": cmd.switch_nginx(s, cmd.upstream_text(s, 18002), None),
+        "verify": cmd.verify(s),
+        "lock": cmd.lock(s, info),
+        "look_lock": cmd.look_lock(s),  # fab unlock: what it shows, then what it removes
+        "force_unlock": cmd.force_unlock(s, TOKEN, "0"),
+        "record": cmd.write_record(s, record.dump({"live": "green", "note": MESSAGE})),
+        "history_line": cmd.append_history(s, record.history_line("deploy", "h1", "deployed", message=MESSAGE)),
+        "sampler": f"{cpu.start_sampler(s)}; sleep 0.3; {cpu.stop_sampler(s)}",
+        "capped": f"{cpu.start_capped(s, 'green', ('worker', 'beat'), 0.5, s.warmup.seconds)}\nsleep 0.8",
+        "lift_stuck": cpu.lift_stuck(s),
+        "cancel_lift": cpu.cancel_lift(s, "green"),
+        "guard": (f"{guard.arm(s, TOKEN, [cmd.stop(s, 'green')], 60, ('stop ' + MESSAGE,))} && "
+                  f"{{ {cmd.in_dir(s, guard.heartbeat(s, TOKEN, 60))}; {guard.disarm(s, TOKEN)}; }}"),
+        "unlock": cmd.unlock(s, TOKEN),
+        "remove_images": cmd.remove_images(["sha256:" + H]),
+        "logs_task": cmd.compose(s, "green", "logs", "--no-color", "--tail", "5", "web"),
+    }
+
+
+def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_intact(box):
+    sandbox, s, app = box
+    said = {name: sandbox.sh(line) for name, line in builders(s).items()}
+    assert sandbox.pwned() == []
+    failed = {name: (r.returncode, r.stdout[-300:], r.stderr[-300:]) for name, r in said.items() if r.returncode}
+    assert set(failed) == {"wait_settled"}, failed  # no container runs on the fake host: the others pass
+    assert said["lock"].stdout == "acquired\n" and said["guard"].stdout == f"{cmd.MARK}disarmed\n"
+    assert json.dumps(MESSAGE) in said["look_lock"].stdout and said["force_unlock"].stdout == "removed\n"
+    assert said["capped"].stdout == "capped\n" and said["count_queued"].stdout == "celery 0\nunacked 0\n"
+    assert "ok compose v2.20.0" in said["preflight"].stdout and "fail" not in said["preflight"].stdout
+    # the warm-up cap's lift (after 0.2 s) ran detached, from the file start_capped wrote
+    assert ["docker", "update", "--cpu-period", "100000", "--cpu-quota", "-1", "id-worker"] in [
+        argv for _, argv in sandbox.calls("docker")]
+    assert sandbox.pwned() == []
+
+    compose = [(pwd, argv) for pwd, argv in sandbox.calls("docker") if argv[1:2] == ["compose"]]
+    assert len(compose) >= 10
+    for pwd, argv in compose:
+        if "version" in argv:  # the pre-flight's `docker compose --profile WORD version`, in HOME
+            assert argv[1:4] == ["compose", "--profile", COMPOSE_WORD]
+            continue
+        assert pwd == str(app), argv  # cd into dir, with '~' as HOME
+        assert argv[1:7] == ["compose", "--profile", COMPOSE_WORD, "-p", argv[5], "-f"], argv
+        assert argv[5] in ("app-blue", "app-green", "app-shared") and argv[7] == COMPOSE_FILE, argv
+    assert any(argv[-2:] == ["config", "--services"] for _, argv in compose)  # the hook's {compose}
+
+    urls = [argv[-1] for _, argv in sandbox.calls("curl")]
+    assert "http://127.0.0.1:18002" + HEALTH_PATH in urls  # the health check, one argument, intact
+    assert "http://127.0.0.1:18001" + HEALTH_PATH in urls and "http://127.0.0.1:18002" + HEALTH_PATH in urls  # status
+    assert VERIFY_URL in urls  # through nginx after the switch
+    assert urls and set(urls) <= {VERIFY_URL, "http://127.0.0.1:18001" + HEALTH_PATH,
+                                  "http://127.0.0.1:18002" + HEALTH_PATH}
+
+    assert Path(s.switch.upstream_file).read_text() == cmd.upstream_text(s, 18002)
+    assert any(argv == ["nginx", "-s", "reload"] for _, argv in sandbox.calls("nginx"))  # the reload ran
+    assert any(argv[-2:] == ["rm", "sha256:" + H] for _, argv in sandbox.calls("docker"))
+
+    state = app / cmd.STATE_DIR
+    assert json.loads((state / "app.json").read_text()) == {"live": "green", "note": MESSAGE}
+    assert json.loads((state / "app.history.jsonl").read_text().splitlines()[-1])["message"] == MESSAGE
+    assert not (state / "app.lock").exists()  # taken with MESSAGE in its info, freed by its token
+
+
+def test_the_lock_keeps_the_message_intact(box):
+    sandbox, s, app = box
+    info = record.dump({"who": "ann@laptop", "task": "deploy", "message": MESSAGE, "token": TOKEN})
+    assert sandbox.sh(cmd.lock(s, info)).stdout == "acquired\n"
+    held = sandbox.sh(cmd.lock(s, info))
+    assert held.returncode == 3 and json.loads(held.stdout.splitlines()[1])["message"] == MESSAGE
+    assert sandbox.pwned() == []
+
+
+def test_the_error_branches_run_nothing_hostile_either(box):
+    """Every fake fails (sudo refused, docker down, curl without answer): the lines that say why."""
+    sandbox, s, _ = box
+    for name, line in builders(s).items():
+        sandbox.sh(line, fail=True)
+    time.sleep(0.2)
+    assert sandbox.pwned() == []
+    said = sandbox.sh(cmd.preflight(s), fail=True).stdout
+    assert f"fail compose docker compose --profile {shlex.quote(COMPOSE_WORD)} does not run: " in said
+
+
+@pytest.mark.parametrize("path", ["/status?q=(ready)", "/health/", "/a;b&c=$(d)'e'*"])
+def test_a_harmless_health_path_with_brackets_works(box, path):
+    sandbox, s, _ = box
+    (sandbox.root / "hosts.toml").write_text(
+        hosts_toml(sandbox.root, verify_url="").replace(json.dumps(HEALTH_PATH), json.dumps(path)))
+    s = settings.load(sandbox.root / "hosts.toml").hosts["h1"]
+    assert cmd.verify_url(s) == "http://127.0.0.1" + path
+    sandbox.forget()
+    switch = f"{cmd.switch_nginx(s, cmd.upstream_text(s, 18002), None)} && {{ {cmd.verify(s)}; }}"
+    res = sandbox.sh(switch)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [argv[-1] for _, argv in sandbox.calls("curl")] == ["http://127.0.0.1" + path]
