@@ -158,3 +158,25 @@ def test_a_health_path_with_shell_characters_works_end_to_end(bed, hosts, tmp_pa
     assert res.returncode == 0, res.stdout
     serves_now(h1, "green 2")
     assert not h1.path("/tmp/fbg-pwned").exists() and not Path("/tmp/fbg-pwned").exists()
+
+
+def test_a_deploy_whose_guard_was_disarmed_under_it_goes_no_further(bed, hosts, tmp_path):
+    """fab unlock (by someone who took the run for dead) disarms the guard mid-deploy: the run's next
+    command carries a heartbeat that finds no guard of its own, so it stops there and rolls back."""
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed, hooks='{ after_front = ["sleep 6"] }'))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    set_version(h1, "2")
+    proc = start_fab("deploy", "--host", "h1", "--hosts-file", path)
+    wait_for("green's web started", lambda: states(h1, "green").get("web") == "running", 60)
+    time.sleep(1.5)  # in the after_front hook now
+    unlocked = fab("unlock", "--host", "h1", "--hosts-file", path, "--yes")
+    assert unlocked.returncode == 0 and "disarmed its guard" in unlocked.stdout
+    out, err = proc.communicate(timeout=120)
+    print(out, err)
+    assert proc.returncode == 1
+    row = rows(out)["h1"]
+    assert "rolled back" in row and "switch" in row and "the guard is no longer armed" in row
+    serves_now(h1, "blue 1")
+    assert states(h1, "blue") == dict.fromkeys(ALL, "running")
+    assert "running" not in states(h1, "green").values()
