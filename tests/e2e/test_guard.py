@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import fab, hosts_file, rows, serves, set_version, states
+from .conftest import Traffic, fab, hosts_file, rows, serves, set_version, states
 from .test_safety import start_fab
 
 ALL = ["web", "redis", "worker", "beat"]
@@ -80,11 +80,14 @@ def test_a_link_cut_mid_deploy_is_noticed_and_the_guard_puts_the_host_back(bed, 
 def test_fab_killed_mid_deploy_leaves_the_host_to_its_guard(bed, hosts, tmp_path):
     h = hosts[0]
     path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
-    proc.kill()  # SIGKILL: no rollback, no unlock, nothing from fab any more
-    proc.communicate(timeout=30)
-    assert (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
-    took = wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", 60)
+    with Traffic(f"http://{h.ip}/health/") as traffic:
+        proc.kill()  # SIGKILL: no rollback, no unlock, nothing from fab any more
+        proc.communicate(timeout=30)
+        assert (h.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+        took = wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", 60)
+        time.sleep(1)
     print(f"the guard acted {took:.1f} s after the kill")
+    assert traffic.failures == [] and len(traffic.results) > 20
     assert_put_back_by_the_guard(bed, h, path)
 
 

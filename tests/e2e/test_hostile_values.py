@@ -59,6 +59,9 @@ def test_hostile_values_deploy_as_text_and_no_password_is_shown_or_kept(bed, hos
         made = modes(state)
         assert made[".fab-bluegreen"] == 0o700 and made[".fab-bluegreen/app.history.jsonl"] == 0o600, made
         assert serves(h1) == "blue 1"
+        dry = fab("deploy", "--host", "h1", "--hosts-file", path, "--dry-run")  # the plan shows the hook
+        assert dry.returncode == 0 and "DATABASE_URL=postgres://app:***@db/app" in dry.stdout
+        assert "hunter2" not in dry.stdout + dry.stderr
 
         status = fab("status", "--host", "h1", "--hosts-file", path)
         assert status.returncode == 0 and "blue" in rows(status.stdout)["h1"]

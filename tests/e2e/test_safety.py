@@ -206,14 +206,16 @@ def test_ctrl_c_mid_deploy_puts_both_hosts_back_and_exits_130(bed, hosts, tmp_pa
     assert fab("deploy", "--host", "h1", "--host", "h2", "--hosts-file", path).returncode == 0
     for h in (h1, h2):
         set_version(h, "2", mode="web-unhealthy")  # keeps the health check polling: a long step
-    proc = start_fab("deploy", "--host", "h1", "--host", "h2", "--hosts-file", path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not all(
-            states(h, "green").get("web") == "running" for h in (h1, h2)):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    with Traffic(f"http://{h1.ip}/health/") as traffic:
+        proc = start_fab("deploy", "--host", "h1", "--host", "h2", "--hosts-file", path)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                states(h, "green").get("web") == "running" for h in (h1, h2)):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
     print(out, err)
+    assert traffic.failures == [] and len(traffic.results) > 20
     assert proc.returncode == 130
     assert "interrupted" in rows(out)["h1"] and "interrupted" in rows(out)["h2"]
     for h in (h1, h2):
