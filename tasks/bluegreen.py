@@ -123,9 +123,7 @@ class Deploy:
             left_to = "its guard" if self.guard_armed else "itself"
             self.fail(UNREACHABLE, self.step, f"{lost}; the host is left to {left_to} mid-step: "
                                               "check it with fab status before deploying again")
-        if self.guard_acted:
-            self.result.outcome, self.result.version = FAILED, ""
-            self.result.reason = "; ".join(filter(None, [GUARD_ACTED, self.result.reason]))
+        self.note_guard_acted()
         if self.remote.dry_run and self.result.outcome == DEPLOYED:
             self.result.outcome = DRY_RUN
         self.result.seconds = time.monotonic() - started
@@ -395,6 +393,7 @@ class Deploy:
         self.result.left = left
         interrupted = isinstance(failure, Interrupted) or self.interrupted.is_set()
         self.result.outcome = FAILED if left else INTERRUPTED if interrupted else ROLLED_BACK
+        self.note_guard_acted()  # before the history line is written
         self.say(f"rolled back: {self.live or 'nothing'} serves" if not left else f"rollback incomplete: {left}")
         self.run_hooks_after_failure()
 
@@ -505,6 +504,12 @@ class Deploy:
         res = self.remote.run(line, timeout)
         self.note_disarm(res)
         return res
+
+    def note_guard_acted(self) -> None:
+        """Whatever fab did, a host its guard put back is `failed`, with that reason (once)."""
+        if self.guard_acted and not self.result.reason.startswith(GUARD_ACTED):
+            self.result.outcome, self.result.version = FAILED, ""
+            self.result.reason = "; ".join(filter(None, [GUARD_ACTED, self.result.reason]))
 
     def note_disarm(self, res: Result) -> None:
         """A disarm that rode along reached the host: did the guard act before it?"""

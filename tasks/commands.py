@@ -329,10 +329,11 @@ DETACH_FUNCTIONS = (
     "fbg_detach() { rm -f \"$1\"; if fbg_logout_kills; then "
     "sudo -n systemd-run --quiet --scope --uid=\"$(id -u)\" --gid=\"$(id -g)\" env HOME=\"$HOME\" "
     "setsid nohup sh -c \"$3\" "
-    "> \"$2\" 2>&1 < /dev/null & else setsid nohup sh -c \"$3\" > \"$2\" 2>&1 < /dev/null & fi; "
-    # it started once its pid file is written, or once it ended well (a lift of 0 s removes its file)
-    "j=$!; n=0; while [ ! -s \"$1\" ] && kill -0 $j 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; "
-    "[ -s \"$1\" ] || { ! kill -0 $j 2>/dev/null && wait $j; }; }"
+    "> \"$2\" 2>&1 < /dev/null & j=; else setsid nohup sh -c \"$3\" > \"$2\" 2>&1 < /dev/null & j=$!; fi; "
+    # it started once its pid file is written, or once it ended well (a lift of 0 s removes its file;
+    # only a child of this shell can be asked that: not sudo's, which runs as root)
+    "n=0; while [ ! -s \"$1\" ] && [ $n -lt 100 ]; do [ -z \"$j\" ] || kill -0 $j 2>/dev/null || break; "
+    "sleep 0.05; n=$((n+1)); done; [ -s \"$1\" ] || { [ -n \"$j\" ] && ! kill -0 $j 2>/dev/null && wait $j; }; }"
 )
 
 

@@ -142,3 +142,11 @@ def test_where_logind_kills_at_logout_detached_processes_go_through_sudo_systemd
         else:
             assert not args.exists()
         subprocess.run(["sh", "-c", f"cd {home} && {cmd.kill_detached('p.pid', 'fbg-t')}"], check=True)
+
+
+def test_a_detached_script_that_ends_at_once_and_removes_its_pid_file_started_well(tmp_path):
+    """A warm-up lift of 0 s: done (and its pid file gone) before fbg_detach looks for it."""
+    line = f"cd {tmp_path} && {cmd.DETACH_FUNCTIONS}; {cmd.detached('rm -f p.pid', 'fbg-t', 'p.pid')} && echo started"
+    started = time.monotonic()
+    assert "started" in sh(tmp_path, line).stdout
+    assert time.monotonic() - started < 2  # it did not wait for a pid file that will never come
