@@ -1,8 +1,13 @@
-"""fab-bluegreen: zero-downtime blue-green deploys of Docker Compose apps to small hosts."""
+"""fab-bluegreen: zero-downtime blue-green deploys of Docker Compose apps to small hosts.
+
+The collection `fab` runs (fabfile.py hands it over), built from the task modules: deploy.py,
+cleanup.py, inspect.py, unlock.py. Light: listing the tasks, or importing tasks/config/ or
+tasks/shell/ in a test, loads neither Fabric, paramiko nor rich (a task imports them when it runs).
+"""
 
 from invoke import Collection
 
-from . import cli
+from . import cleanup, deploy, inspect, unlock
 
-ns = Collection(cli.deploy, cli.rollback, cli.cleanup, cli.drain, cli.check, cli.status, cli.history, cli.logs,
-                cli.unlock)
+ns = Collection(deploy.deploy, deploy.rollback, cleanup.cleanup, cleanup.drain, inspect.check, inspect.status,
+                inspect.history, inspect.logs, unlock.unlock)

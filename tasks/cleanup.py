@@ -1,109 +1,87 @@
-"""Cleanup on one host: remove the colour that is not live, after a person said yes.
+"""The tasks that remove the old colour: cleanup, and drain, which runs the tasks left in its broker
+first. Their docstrings are the `fab -l` and `fab --help TASK` text.
 
-plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
-old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
-never the shared services, which are a project of their own). With a broker per colour, both
-refuse while tasks wait in the old colour's broker: `fab drain` runs them first.
-"""
+What a task runs (the sequence, the fleet, the report: Fabric, paramiko and rich) is imported when
+it runs, not when `fab -l` lists the tasks."""
 
 from __future__ import annotations
 
-import time
+from invoke import task
+from invoke.exceptions import Exit
 
-from . import commands as cmd
-from . import broker, cpu, lock, record
-from .errors import Locked, Refused, Unreachable
-from .facts import Facts, find_live, other, read, version
-from .remote import Remote
-from .result import CLEANED, FAILED, LOCKED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
-from .settings import HostSettings
+from .edge import HOST_HELP, RUN_HELP, TASK, _fleet, _hosts, _one_line, edge
+from .errors import UsageError
 
 
-def plan(remote: Remote, s: HostSettings) -> HostResult:
-    """What cleanup would remove on this host (outcome PLANNED), or why not."""
-    return _planned(remote, s)[0]
+@task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)",
+            "dry-run": "print the exact commands, per host, and change nothing",
+            "prune-images": "also remove the old colour's images that no container uses"}, **TASK)
+@edge
+def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
+            prune_images=False):
+    """Remove the old colour, after you have checked the new one.
+
+    Shows what it will remove on each host (the colour that is not live), asks (the default is
+    no) unless --yes, then runs `docker compose -p <app>-<old colour> down` on that colour only:
+    never -v (volumes stay), never the live colour, never the shared services. A host with
+    nothing left to remove is "nothing to clean". With a broker per colour it refuses while
+    tasks wait in the old colour's broker, naming the queues: run `fab drain` first.
+
+    Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
+    (including no terminal to ask at and no --yes).
+    """
+    hosts = _hosts(hosts_file, host, group, all_)
+    if not _cleanup(c, hosts, yes or dry_run, dry_run, prune_images):
+        raise Exit(code=1)
 
 
-def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]:
-    """The plan, and the facts it was made from (None when they could not be read)."""
-    started = time.monotonic()
-    result, facts = HostResult(host=s.name, action="cleanup"), None
-    try:
-        facts = read(remote, s, s.timeouts.command)
-        _plan(s, facts, result)
-        if result.outcome == PLANNED and broker.counted(s):
-            queued = broker.count(remote, s, result.from_color, s.timeouts.command)
-            if why := broker.refusal(s, result.from_color, queued):
-                raise Refused(why)
-            result.warnings += broker.warnings(s, result.from_color, queued)
-    except Refused as e:
-        result.outcome, result.reason = REFUSED, str(e)
-    except Unreachable as e:
-        result.outcome, result.reason = UNREACHABLE, str(e)
-    result.seconds = time.monotonic() - started
-    return result, facts
+def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = False) -> bool:
+    from . import report
+    from .host import cleanup as cleanup_host
+    from .result import NOTHING, PLANNED
+
+    plans = _fleet(c).run(hosts, "cleanup", lambda r, s, say: cleanup_host.plan(r, s))
+    todo = [(s, p) for s, p in zip(hosts, plans) if p.outcome == PLANNED]
+    if not todo:
+        report.out.print(report.cleanup_table(plans))
+        return all(p.outcome == NOTHING for p in plans)
+    report.out.print(report.cleanup_table(plans, title="fab cleanup: plan"))
+    if not yes and not report.confirm("Remove these containers? (volumes and the live colour stay)"):
+        if not report.interactive():
+            raise UsageError("cleanup removes containers: add --yes to confirm (there is no terminal to ask at)")
+        report.out.print("Nothing removed.")
+        return False
+    planned = {s.name: p for s, p in todo}
+    done = _fleet(c, dry_run).run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
+        r, s, planned[s.name], prune_images))
+    by_host = {r.host: r for r in done}
+    results = [by_host.get(p.host, p) for p in plans]
+    report.out.print(report.cleanup_table(results))
+    report.plans(results)
+    return all(r.ok for r in results)
 
 
-def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool = False) -> HostResult:
-    """Remove the colour that plan() named, if it is still the old one."""
-    token = lock.new_token()
-    try:
-        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
-    except Locked as e:
-        return HostResult(host=s.name, action="cleanup", outcome=LOCKED, step="lock", reason=str(e))
-    except (Refused, Unreachable) as e:
-        return HostResult(host=s.name, action="cleanup", outcome=REFUSED, step="lock", reason=str(e))
-    try:
-        return _remove(remote, s, planned, prune_images)
-    finally:
-        try:
-            lock.release(remote, s, token, s.timeouts.command)
-        except Unreachable:
-            pass
+@task(help={**HOST_HELP, "message": RUN_HELP["message"]}, **TASK)
+@edge
+def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message=""):
+    """Run the tasks left in the old colour's broker, so that cleanup may remove it.
 
+    With a broker per colour (redis in `front`), tasks queued in the old colour's redis after
+    its workers stopped wait there, and `fab cleanup` refuses to remove them. drain starts the
+    old colour's worker services only (never beat; [broker] workers names them), waits until
+    its queues ([broker] queues) are empty (up to [broker] drain_timeout), stops the workers
+    again, gracefully, and writes a `drain` line in the history. The old workers run beside
+    the new ones meanwhile.
 
-def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool) -> HostResult:
-    result, facts = _planned(remote, s)
-    if result.outcome != PLANNED:
-        return result
-    if result.from_color != planned.from_color:
-        result.outcome = REFUSED
-        result.reason = f"the host changed since the plan ({planned.from_color} was old, now {result.from_color})"
-        return result
-    started = time.monotonic()
-    old, timeout = result.from_color, s.timeouts.command
-    images = sorted(set(facts.images(s, old).values()))
-    remote.run(cpu.cancel_lift(s, old), timeout)
-    res = remote.run(cmd.down(s, old), s.stop_timeout + timeout)
-    result.outcome = CLEANED if res.ok else FAILED
-    result.step = "" if res.ok else "down"
-    result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
-    if res.ok:
-        remote.run(cmd.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
-    if res.ok and prune_images and images:
-        pruned = remote.run(cmd.remove_images(images), timeout)
-        result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
-    line = record.history_line("cleanup", s.name, result.outcome, **{
-        "from": old, "to": result.to_color, "removed": result.removes, "reason": result.reason})
-    remote.run(cmd.append_history(s, line), timeout)
-    result.seconds += time.monotonic() - started
-    return result
+    Exit code: 0 drained or nothing waited, 1 a host not drained, 2 usage or hosts-file error.
+    """
+    from . import report
+    from .host import drain as drain_host
 
-
-def _plan(s: HostSettings, facts: Facts, result: HostResult) -> None:
-    live = find_live(s, facts)
-    if live is None:
-        if any(facts.services(s, c) for c in ("blue", "green")):
-            raise Refused("no colour is live (no web container runs): cleanup will not guess which "
-                          "colour to remove; deploy first, or remove containers by hand")
-        result.outcome = NOTHING
-        return
-    old = other(live)
-    containers = facts.services(s, old)
-    result.to_color, result.version = live, version(s, facts, live)
-    if not containers:
-        result.outcome = NOTHING
-        return
-    result.from_color = old
-    result.removes = [f"{cmd.project(s, old)}-{name} ({c.state})" for name, c in sorted(containers.items())]
-    result.outcome = PLANNED
+    _one_line("--message", message)
+    hosts = _hosts(hosts_file, host, group, all_)
+    fleet = _fleet(c)
+    results = fleet.run(hosts, "drain", lambda r, s, say: drain_host.drain(r, s, say, message))
+    report.out.print(report.drain_table(results))
+    if not all(r.ok for r in results):
+        raise Exit(code=1)

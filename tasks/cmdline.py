@@ -18,9 +18,9 @@ import ast
 import functools
 import re
 
-from fabric.tasks import Task as FabricTask
 from invoke.exceptions import Exit, ParseError
 from invoke.parser import Argument
+from invoke.tasks import Task as InvokeTask
 
 from .mask import shown
 
@@ -40,8 +40,10 @@ class WholeNumber(Argument):
         super().set_value(value, cast)
 
 
-class Task(FabricTask):
-    """Fabric's task, with strict whole-number options (see WholeNumber)."""
+class Task(InvokeTask):
+    """Invoke's task, with strict whole-number options (see WholeNumber). Fabric's `fab` runs it as
+    it runs its own (Fabric's task class adds only a `hosts` list, which these tasks do not use), and
+    importing it loads neither Fabric nor paramiko."""
 
     def get_arguments(self, ignore_unknown_help=None) -> list[Argument]:
         return [WholeNumber(names=a.names, kind=a.kind, default=a.default, help=a.help, positional=a.positional,

@@ -1,4 +1,4 @@
-"""One error tree, caught once at the task edge (see tasks/cli.py)."""
+"""One error tree, caught once at the task edge (see edge() in tasks/edge.py)."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from .config.schema import HostSettings
 from .errors import Refused, Unreachable
-from .remote import DryRunRemote, Remote, SshRemote
+from .host.remote import DryRunRemote, Remote, SshRemote
 from .report import Progress
 from .result import FAILED, SKIPPED, UNREACHABLE, HostResult
-from .settings import HostSettings
 
 MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
 

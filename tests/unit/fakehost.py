@@ -1,5 +1,5 @@
 """A small simulated host for unit tests of the sequence: it answers the commands of
-tasks/commands.py by updating a dict of containers, and fails the steps a test asks it to.
+tasks/shell/ by updating a dict of containers, and fails the steps a test asks it to.
 
 Commands may carry others along (the guard's arming rides with the stop, the disarm with the
 next command): those parts are recognised and taken out before the rest is simulated."""
@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 import shlex
 
-from tasks.commands import MARK, remote_path
-from tasks.remote import RecordingRemote
-from tasks.settings import HostSettings
+from tasks.config.schema import HostSettings
+from tasks.host.remote import RecordingRemote
+from tasks.shell.base import MARK, remote_path
 
 
 class Patterns:

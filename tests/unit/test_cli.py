@@ -14,11 +14,12 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
-from tasks import cli
-from tasks.commands import MARK
+from tasks import fleet
 from tasks.errors import Unreachable
 from tasks.fleet import Fleet
-from tasks.remote import RecordingRemote
+from tasks.host.remote import RecordingRemote
+from tasks.inspect import history, logs, status
+from tasks.shell.base import MARK
 
 ROOT = Path(__file__).resolve().parents[2]
 FAB = Path(sys.executable).parent / "fab"
@@ -138,7 +139,7 @@ def connect(s):
 
 @pytest.fixture
 def fake_fleet(monkeypatch):
-    monkeypatch.setattr(cli, "Fleet", functools.partial(Fleet, connect=connect))
+    monkeypatch.setattr(fleet, "Fleet", functools.partial(Fleet, connect=connect))
 
 
 def run(task, tmp_path, hosts, **kwargs):
@@ -147,9 +148,9 @@ def run(task, tmp_path, hosts, **kwargs):
 
 
 @pytest.mark.parametrize("task, kwargs, said", [
-    (cli.status, {}, "h1"),
-    (cli.history, {}, "ann@laptop"),
-    (cli.logs, {"colour": "green", "service": "web"}, "hello from h1"),
+    (status, {}, "h1"),
+    (history, {}, "ann@laptop"),
+    (logs, {"colour": "green", "service": "web"}, "hello from h1"),
 ])
 def test_a_look_exits_1_when_a_host_could_not_be_read_and_shows_the_others(
         tmp_path, capsys, fake_fleet, task, kwargs, said):

@@ -2,17 +2,17 @@
 
 import subprocess
 
-from tasks import cpu
-from tasks.settings import HostSettings, Warmup
+from tasks.config.schema import HostSettings, Warmup
+from tasks.shell import cgroup, cpu
 
 
 def test_host_cpus_prints_a_positive_number():
-    out = subprocess.run(["sh", "-c", cpu.host_cpus()], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["sh", "-c", cgroup.host_cpus()], capture_output=True, text=True, check=True).stdout
     assert float(out.strip()) > 0
 
 
 def test_the_sampler_reads_cpu_time_and_memory_with_shell_builtins():
-    script = cpu.CGROUP + cpu._SAMPLER.replace("@STEPS@", "5").replace("@INTERVAL@", "0.1")
+    script = cgroup.CGROUP + cpu._SAMPLER.replace("@STEPS@", "5").replace("@INTERVAL@", "0.1")
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, timeout=10).stdout
     lines = out.splitlines()
     assert lines[0].startswith("# cpus ") and len(lines) == 6

@@ -10,9 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tasks import commands as cmd
-from tasks import guard
-from tasks.settings import HostSettings
+from tasks.config.schema import HostSettings
+from tasks.shell import base, detach, guard, state
 
 S = HostSettings(name="pi5", ssh="pi5", dir="~/app")
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -26,11 +25,11 @@ def sh(home: Path, line: str, timeout: float = 20) -> subprocess.CompletedProces
 
 def setup(tmp_path: Path, grace: float) -> tuple[Path, str]:
     app = tmp_path / "app"
-    (app / cmd.STATE_DIR).mkdir(parents=True)
-    undo = [cmd.in_dir(S, "echo undone >> undo.log")]
+    (app / state.STATE_DIR).mkdir(parents=True)
+    undo = [base.in_dir(S, "echo undone >> undo.log")]
     armed = sh(tmp_path, guard.arm(S, TOKEN, undo, grace))
     assert armed.returncode == 0, armed.stderr + armed.stdout
-    return app, (app / cmd.STATE_DIR / "app.guard.pid").read_text().split()[0]
+    return app, (app / state.STATE_DIR / "app.guard.pid").read_text().split()[0]
 
 
 def alive(pid: str) -> bool:
@@ -48,7 +47,7 @@ def test_a_silent_fab_leaves_the_host_to_the_guard_and_the_disarm_learns_it(tmp_
         time.sleep(0.2)
     assert (app / "undo.log").read_text() == "undone\n"
     time.sleep(0.5)
-    history = [json.loads(x) for x in (app / cmd.history_path(S)).read_text().splitlines()]
+    history = [json.loads(x) for x in (app / state.history_path(S)).read_text().splitlines()]
     assert history[-1]["action"] == "guard" and history[-1]["token"] == TOKEN[:8]
     res = sh(tmp_path, guard.disarm(S, TOKEN))
     assert guard.parse(res.stdout) == guard.ACTED
@@ -58,14 +57,14 @@ def test_a_silent_fab_leaves_the_host_to_the_guard_and_the_disarm_learns_it(tmp_
 def test_heartbeats_keep_the_guard_waiting_and_the_disarm_stops_it(tmp_path):
     app, pid = setup(tmp_path, grace=1)
     for _ in range(5):  # 3 s in all: well past the first deadline
-        assert sh(tmp_path, cmd.in_dir(S, guard.heartbeat(S, TOKEN, 2))).returncode == 0
+        assert sh(tmp_path, base.in_dir(S, guard.heartbeat(S, TOKEN, 2))).returncode == 0
         time.sleep(0.6)
     assert not (app / "undo.log").exists() and alive(pid)
     res = sh(tmp_path, guard.disarm(S, TOKEN))
     assert guard.parse(res.stdout) == guard.DISARMED
     time.sleep(0.3)
     assert not alive(pid)
-    assert not list((app / cmd.STATE_DIR).glob("app.guard*.pid"))
+    assert not list((app / state.STATE_DIR).glob("app.guard*.pid"))
     time.sleep(2.5)
     assert not (app / "undo.log").exists()
 
@@ -73,7 +72,7 @@ def test_heartbeats_keep_the_guard_waiting_and_the_disarm_stops_it(tmp_path):
 def test_another_runs_disarm_neither_stops_nor_extends_this_guard(tmp_path):
     app, pid = setup(tmp_path, grace=1)
     other = "f" * 32
-    beat = sh(tmp_path, f"{cmd.in_dir(S, guard.heartbeat(S, other, 60))}; echo ran")
+    beat = sh(tmp_path, f"{base.in_dir(S, guard.heartbeat(S, other, 60))}; echo ran")
     assert beat.returncode == 9 and "ran" not in beat.stdout and "no longer armed" in beat.stdout
     res = sh(tmp_path, guard.disarm(S, other))
     assert guard.parse(res.stdout) == guard.GONE and alive(pid)
@@ -88,7 +87,7 @@ def test_a_stale_pid_file_never_kills_a_stranger(tmp_path):
     try:
         pid_file = tmp_path / "x.pid"
         pid_file.write_text(f"{stranger.pid} fbg-lift:app.green\n")  # the lift died; its PID was reused
-        assert sh(tmp_path, f"cd {tmp_path} && {cmd.kill_detached('x.pid', 'fbg-lift:app.green')}").returncode == 0
+        assert sh(tmp_path, f"cd {tmp_path} && {detach.kill_detached('x.pid', 'fbg-lift:app.green')}").returncode == 0
         time.sleep(0.2)
         assert stranger.poll() is None and not pid_file.exists()
     finally:
@@ -97,12 +96,12 @@ def test_a_stale_pid_file_never_kills_a_stranger(tmp_path):
 
 
 def test_a_detached_process_outlives_its_shell_and_is_killed_by_its_tag(tmp_path):
-    line = (f"cd {tmp_path} && {cmd.DETACH_FUNCTIONS}; "
-            f"{cmd.detached('sleep 30', 'fbg-test:tag', 'p.pid')}")
+    line = (f"cd {tmp_path} && {detach.DETACH_FUNCTIONS}; "
+            f"{detach.detached('sleep 30', 'fbg-test:tag', 'p.pid')}")
     assert sh(tmp_path, line).returncode == 0
     pid, tag = (tmp_path / "p.pid").read_text().split()
     assert tag == "fbg-test:tag" and alive(pid)
-    assert sh(tmp_path, f"cd {tmp_path} && {cmd.kill_detached('p.pid', 'fbg-test:tag')}").returncode == 0
+    assert sh(tmp_path, f"cd {tmp_path} && {detach.kill_detached('p.pid', 'fbg-test:tag')}").returncode == 0
     time.sleep(0.3)
     assert not alive(pid)
 
@@ -129,7 +128,7 @@ def test_where_logind_kills_at_logout_detached_processes_go_through_sudo_systemd
         home = tmp_path / str(kills)
         home.mkdir()
         bin_ = fake_systemd(home, kills)
-        line = f"cd {home} && {cmd.DETACH_FUNCTIONS}; {cmd.detached('echo $HOME > home.txt; sleep 30', 'fbg-t', 'p.pid')}"
+        line = f"cd {home} && {detach.DETACH_FUNCTIONS}; {detach.detached('echo $HOME > home.txt; sleep 30', 'fbg-t', 'p.pid')}"
         env = {"PATH": f"{bin_}:{os.environ['PATH']}", "HOME": str(home)}
         res = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env=env, timeout=20)
         assert res.returncode == 0, res.stderr
@@ -141,12 +140,13 @@ def test_where_logind_kills_at_logout_detached_processes_go_through_sudo_systemd
             assert "--scope --uid=" in args.read_text() and "setsid nohup sh -c" in args.read_text()
         else:
             assert not args.exists()
-        subprocess.run(["sh", "-c", f"cd {home} && {cmd.kill_detached('p.pid', 'fbg-t')}"], check=True)
+        subprocess.run(["sh", "-c", f"cd {home} && {detach.kill_detached('p.pid', 'fbg-t')}"], check=True)
 
 
 def test_a_detached_script_that_ends_at_once_and_removes_its_pid_file_started_well(tmp_path):
     """A warm-up lift of 0 s: done (and its pid file gone) before fbg_detach looks for it."""
-    line = f"cd {tmp_path} && {cmd.DETACH_FUNCTIONS}; {cmd.detached('rm -f p.pid', 'fbg-t', 'p.pid')} && echo started"
+    line = (f"cd {tmp_path} && {detach.DETACH_FUNCTIONS}; "
+            f"{detach.detached('rm -f p.pid', 'fbg-t', 'p.pid')} && echo started")
     started = time.monotonic()
     assert "started" in sh(tmp_path, line).stdout
     assert time.monotonic() - started < 2  # it did not wait for a pid file that will never come

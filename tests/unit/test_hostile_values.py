@@ -24,13 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from tasks import check, cleanup, cpu, guard, inspect, record, settings
-from tasks import commands as cmd
-from tasks.bluegreen import Deploy, Rollback
-from tasks.drain import drain
+from tasks.config import loader
+from tasks.config.schema import HostSettings
 from tasks.errors import ConfigError
-from tasks.remote import DryRunRemote
+from tasks.host import check, cleanup, inspect
+from tasks.host.deploy import Deploy, Rollback
+from tasks.host.drain import drain
+from tasks.host.remote import DryRunRemote
 from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK
+from tasks.shell import base, broker, compose, cpu, guard, health, hooks, nginx, probe, record
+from tasks.shell import state as state_files
 
 from .fakehost import FakeHost
 from .sandbox import Sandbox
@@ -57,8 +60,8 @@ STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_m
 
 
 def string_keys() -> set[str]:
-    keys = {"ssh"} | {k for k, kind in settings._HOST_KEYS.items() if kind in STRING_KINDS}
-    for table, (_, schema) in settings._TABLES.items():
+    keys = {"ssh"} | {k for k, kind in loader._HOST_KEYS.items() if kind in STRING_KINDS}
+    for table, (_, schema) in loader._TABLES.items():
         keys |= {f"{table}.{k}" for k, kind in schema.items() if kind in STRING_KINDS}
     return keys
 
@@ -100,10 +103,10 @@ ssh = "h1"
 """
 
 
-def load(root: Path, **switch) -> settings.HostSettings:
+def load(root: Path, **switch) -> HostSettings:
     path = root / "hosts.toml"
     path.write_text(hosts_toml(root, **switch))
-    return settings.load(path).hosts["h1"]
+    return loader.load(path).hosts["h1"]
 
 
 def test_the_hostile_values_pass_validation_intact(tmp_path):
@@ -142,7 +145,7 @@ def test_a_strictly_validated_key_refuses_every_hostile_value_in_one_line_naming
             continue  # "/run/-a": a '-' after the leading '/' is no option (and the path is quoted anyway)
         path.write_text(host_toml(key, WRITTEN[key](value)))
         with pytest.raises(ConfigError) as e:
-            settings.load(path)
+            loader.load(path)
         message = str(e.value)
         assert e.value.exit_code == 2
         assert "\n" not in message and "\x1b" not in message, (key, value, message)
@@ -155,7 +158,7 @@ def test_a_quoted_key_still_refuses_a_second_line_and_control_characters(tmp_pat
     for bad in ("/a\nb", "/a\x1b]52;c;eA==\x07", "/a\rb"):
         path.write_text(host_toml(key, "http://h" + bad if key == "switch.verify_url" else bad))
         with pytest.raises(ConfigError) as e:
-            settings.load(path)
+            loader.load(path)
         assert "\n" not in str(e.value) and f"hosts.h1.{key}:" in str(e.value)
 
 
@@ -167,9 +170,9 @@ def test_switch_command_fills_in_exactly_color_and_port_nothing_else(tmp_path, c
     path = tmp_path / "hosts.toml"
     path.write_text(f'[hosts.h1]\nssh = "h1"\nswitch = {{ mode = "command", command = {json.dumps(command)} }}\n')
     with pytest.raises(ConfigError, match=r"hosts\.h1\.switch\.command: only \{color\} and \{port\} may be filled in"):
-        settings.load(path)
+        loader.load(path)
     path.write_text('[hosts.h1]\nssh = "h1"\nswitch = { mode = "command", command = "flip {color} {port} {{x}}" }\n')
-    assert cmd.switch_command(settings.load(path).hosts["h1"], "green") == "flip green 18002 {x}"
+    assert nginx.switch_command(loader.load(path).hosts["h1"], "green") == "flip green 18002 {x}"
 
 
 def test_fab_says_so_in_one_line_with_exit_code_2_and_runs_nothing(tmp_path):
@@ -194,7 +197,7 @@ def rollback_record() -> str:
         x: f"idblue{x}" for x in ALL}}}})
 
 
-def every_command_line(s: settings.HostSettings) -> list[str]:
+def every_command_line(s: HostSettings) -> list[str]:
     """Drive every task against fake hosts with these settings; every command line they sent."""
     lines: list[str] = []
     host = fake(s, running={"blue": ALL})
@@ -231,7 +234,7 @@ def every_command_line(s: settings.HostSettings) -> list[str]:
     return lines
 
 
-def settings_variants(root: Path) -> list[settings.HostSettings]:
+def settings_variants(root: Path) -> list[HostSettings]:
     return [load(root), load(root, mode="command", command="flip {color} {port}"), load(root, mode="none")]
 
 
@@ -307,50 +310,50 @@ def box(tmp_path):
     (app / "sub dir").mkdir(parents=True)
     (app / COMPOSE_FILE).write_text("services: {}\n")
     Path(s.switch.upstream_file).parent.mkdir(parents=True)
-    Path(s.switch.upstream_file).write_text(cmd.upstream_text(s, 18001))
+    Path(s.switch.upstream_file).write_text(nginx.upstream_text(s, 18001))
     sandbox.start_nginx(Path(s.switch.pid_file))
     yield sandbox, s, app
     sandbox.stop()
 
 
-def builders(s: settings.HostSettings) -> dict[str, str]:
+def builders(s: HostSettings) -> dict[str, str]:
     info = record.dump({"who": "ann@laptop", "task": "deploy", "message": MESSAGE, "token": TOKEN})
     return {
-        "stop": cmd.stop(s, "blue", ("worker", "beat")),
-        "stop_reporting": cmd.stop_reporting(s, "blue", ("worker", "beat")),
-        "up": cmd.up(s, "green", ("web", "redis")),
-        "start": cmd.start(s, "blue", ("worker",)),
-        "up_shared": cmd.up_shared(s),
-        "down": cmd.down(s, "blue"),
-        "logs": cmd.logs(s, "green", "web", 5),
-        "prepare": cmd.prepare(s, "green", "true"),
-        "hook": cmd.hook(s, "green", "blue", "{compose} config --services"),
-        "facts": cmd.facts(s),
-        "status": cmd.status(s),
-        "history": cmd.history(s, 5),
-        "wait_healthy": cmd.wait_healthy(s, "green"),
-        "wait_settled": cmd.wait_settled(s, "green", ("worker",)),
-        "count_queued": cmd.count_queued(s, "blue"),
-        "wait_drained": cmd.wait_drained(s, "blue", 1),
-        "preflight": cmd.preflight(s),
-        "switch_back": cmd.switch_nginx(s, cmd.upstream_text(s, 18001), cmd.upstream_text(s, 18002),
+        "stop": compose.stop(s, "blue", ("worker", "beat")),
+        "stop_reporting": compose.stop_reporting(s, "blue", ("worker", "beat")),
+        "up": compose.up(s, "green", ("web", "redis")),
+        "start": compose.start(s, "blue", ("worker",)),
+        "up_shared": compose.up_shared(s),
+        "down": compose.down(s, "blue"),
+        "logs": compose.logs(s, "green", "web", 5),
+        "prepare": hooks.prepare(s, "green", "true"),
+        "hook": hooks.hook(s, "green", "blue", "{compose} config --services"),
+        "facts": probe.facts(s),
+        "status": probe.status(s),
+        "history": state_files.history(s, 5),
+        "wait_healthy": health.wait_healthy(s, "green"),
+        "wait_settled": health.wait_settled(s, "green", ("worker",)),
+        "count_queued": broker.count_queued(s, "blue"),
+        "wait_drained": broker.wait_drained(s, "blue", 1),
+        "preflight": probe.preflight(s),
+        "switch_back": nginx.switch_nginx(s, nginx.upstream_text(s, 18001), nginx.upstream_text(s, 18002),
                                         unless_workers="1 2"),
-        "switch": cmd.switch_nginx(s, cmd.upstream_text(s, 18002), None),
-        "verify": cmd.verify(s),
-        "lock": cmd.lock(s, info),
-        "look_lock": cmd.look_lock(s),  # fab unlock: what it shows, then what it removes
-        "force_unlock": cmd.force_unlock(s, TOKEN, "0"),
-        "record": cmd.write_record(s, record.dump({"live": "green", "note": MESSAGE})),
-        "history_line": cmd.append_history(s, record.history_line("deploy", "h1", "deployed", message=MESSAGE)),
+        "switch": nginx.switch_nginx(s, nginx.upstream_text(s, 18002), None),
+        "verify": nginx.verify(s),
+        "lock": state_files.lock(s, info),
+        "look_lock": state_files.look_lock(s),  # fab unlock: what it shows, then what it removes
+        "force_unlock": state_files.force_unlock(s, TOKEN, "0"),
+        "record": state_files.write_record(s, record.dump({"live": "green", "note": MESSAGE})),
+        "history_line": state_files.append_history(s, record.history_line("deploy", "h1", "deployed", message=MESSAGE)),
         "sampler": f"{cpu.start_sampler(s)}; sleep 0.3; {cpu.stop_sampler(s)}",
         "capped": f"{cpu.start_capped(s, 'green', ('worker', 'beat'), 0.5, s.warmup.seconds)}\nsleep 0.8",
         "lift_stuck": cpu.lift_stuck(s),
         "cancel_lift": cpu.cancel_lift(s, "green"),
-        "guard": (f"{guard.arm(s, TOKEN, [cmd.stop(s, 'green')], 60, ('stop ' + MESSAGE,))} && "
-                  f"{{ {cmd.in_dir(s, guard.heartbeat(s, TOKEN, 60))}; {guard.disarm(s, TOKEN)}; }}"),
-        "unlock": cmd.unlock(s, TOKEN),
-        "remove_images": cmd.remove_images(["sha256:" + H]),
-        "logs_task": cmd.compose(s, "green", "logs", "--no-color", "--tail", "5", "web"),
+        "guard": (f"{guard.arm(s, TOKEN, [compose.stop(s, 'green')], 60, ('stop ' + MESSAGE,))} && "
+                  f"{{ {base.in_dir(s, guard.heartbeat(s, TOKEN, 60))}; {guard.disarm(s, TOKEN)}; }}"),
+        "unlock": state_files.unlock(s, TOKEN),
+        "remove_images": compose.remove_images(["sha256:" + H]),
+        "logs_task": compose.compose(s, "green", "logs", "--no-color", "--tail", "5", "web"),
     }
 
 
@@ -360,7 +363,7 @@ def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_i
     assert sandbox.pwned() == []
     failed = {name: (r.returncode, r.stdout[-300:], r.stderr[-300:]) for name, r in said.items() if r.returncode}
     assert set(failed) == {"wait_settled"}, failed  # no container runs on the fake host: the others pass
-    assert said["lock"].stdout == "acquired\n" and said["guard"].stdout == f"{cmd.MARK}disarmed\n"
+    assert said["lock"].stdout == "acquired\n" and said["guard"].stdout == f"{base.MARK}disarmed\n"
     assert json.dumps(MESSAGE) in said["look_lock"].stdout and said["force_unlock"].stdout == "removed\n"
     assert said["capped"].stdout == "capped\n" and said["count_queued"].stdout == "celery 0\nunacked 0\n"
     assert "ok compose v2.20.0" in said["preflight"].stdout and "fail" not in said["preflight"].stdout
@@ -387,11 +390,11 @@ def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_i
     assert urls and set(urls) <= {VERIFY_URL, "http://127.0.0.1:18001" + HEALTH_PATH,
                                   "http://127.0.0.1:18002" + HEALTH_PATH}
 
-    assert Path(s.switch.upstream_file).read_text() == cmd.upstream_text(s, 18002)
+    assert Path(s.switch.upstream_file).read_text() == nginx.upstream_text(s, 18002)
     assert any(argv == ["nginx", "-s", "reload"] for _, argv in sandbox.calls("nginx"))  # the reload ran
     assert any(argv[-2:] == ["rm", "sha256:" + H] for _, argv in sandbox.calls("docker"))
 
-    state = app / cmd.STATE_DIR
+    state = app / state_files.STATE_DIR
     assert json.loads((state / "app.json").read_text()) == {"live": "green", "note": MESSAGE}
     assert json.loads((state / "app.history.jsonl").read_text().splitlines()[-1])["message"] == MESSAGE
     assert not (state / "app.lock").exists()  # taken with MESSAGE in its info, freed by its token
@@ -400,8 +403,8 @@ def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_i
 def test_the_lock_keeps_the_message_intact(box):
     sandbox, s, app = box
     info = record.dump({"who": "ann@laptop", "task": "deploy", "message": MESSAGE, "token": TOKEN})
-    assert sandbox.sh(cmd.lock(s, info)).stdout == "acquired\n"
-    held = sandbox.sh(cmd.lock(s, info))
+    assert sandbox.sh(state_files.lock(s, info)).stdout == "acquired\n"
+    held = sandbox.sh(state_files.lock(s, info))
     assert held.returncode == 3 and json.loads(held.stdout.splitlines()[1])["message"] == MESSAGE
     assert sandbox.pwned() == []
 
@@ -413,7 +416,7 @@ def test_the_error_branches_run_nothing_hostile_either(box):
         sandbox.sh(line, fail=True)
     time.sleep(0.2)
     assert sandbox.pwned() == []
-    said = sandbox.sh(cmd.preflight(s), fail=True).stdout
+    said = sandbox.sh(probe.preflight(s), fail=True).stdout
     assert f"fail compose docker compose --profile {shlex.quote(COMPOSE_WORD)} does not run: " in said
 
 
@@ -422,10 +425,10 @@ def test_a_harmless_health_path_with_brackets_works(box, path):
     sandbox, s, _ = box
     (sandbox.root / "hosts.toml").write_text(
         hosts_toml(sandbox.root, verify_url="").replace(json.dumps(HEALTH_PATH), json.dumps(path)))
-    s = settings.load(sandbox.root / "hosts.toml").hosts["h1"]
-    assert cmd.verify_url(s) == "http://127.0.0.1" + path
+    s = loader.load(sandbox.root / "hosts.toml").hosts["h1"]
+    assert nginx.verify_url(s) == "http://127.0.0.1" + path
     sandbox.forget()
-    switch = f"{cmd.switch_nginx(s, cmd.upstream_text(s, 18002), None)} && {{ {cmd.verify(s)}; }}"
+    switch = f"{nginx.switch_nginx(s, nginx.upstream_text(s, 18002), None)} && {{ {nginx.verify(s)}; }}"
     res = sandbox.sh(switch)
     assert res.returncode == 0, res.stdout + res.stderr
     assert [argv[-1] for _, argv in sandbox.calls("curl")] == ["http://127.0.0.1" + path]

@@ -21,15 +21,18 @@ from invoke import Context
 from invoke.exceptions import Exit
 from rich.console import Console
 
-from tasks import cli, cpu, guard, inspect, lock, mask, record, report
-from tasks import commands as cmd
-from tasks.bluegreen import Deploy, user_failure
-from tasks.check import CheckResult
+from tasks import fleet, mask, report
+from tasks import inspect as inspect_tasks
+from tasks.config.schema import HostSettings, Hooks
 from tasks.errors import Refused
 from tasks.fleet import Fleet
-from tasks.remote import DryRunRemote, RecordingRemote, Result
+from tasks.host import inspect, lock
+from tasks.host.check import CheckResult
+from tasks.host.deploy import Deploy, user_failure
+from tasks.host.remote import DryRunRemote, RecordingRemote, Result
 from tasks.result import DEPLOYED, ROLLED_BACK, HostResult
-from tasks.settings import HostSettings, Hooks
+from tasks.shell import base, cpu, guard, record
+from tasks.shell import state as state_files
 
 from .fakehost import FakeHost
 from .sandbox import Sandbox
@@ -49,7 +52,7 @@ def mode(path: Path) -> int:
 def box(tmp_path):
     sandbox = Sandbox(tmp_path)
     (sandbox.home / "app").mkdir()
-    yield sandbox, sandbox.home / "app", sandbox.home / "app" / cmd.STATE_DIR
+    yield sandbox, sandbox.home / "app", sandbox.home / "app" / state_files.STATE_DIR
     sandbox.stop()
 
 
@@ -58,8 +61,8 @@ def box(tmp_path):
 def test_every_state_file_is_made_0600_in_a_0700_folder_whatever_the_umask(box):
     sandbox, app, state = box
     info = record.dump({"who": "ann@laptop", "task": "deploy", "message": "m", "token": TOKEN})
-    for line in (cmd.lock(S, info), cmd.write_record(S, '{"live": "blue"}'),
-                 cmd.append_history(S, record.history_line("deploy", "pi5", "deployed")),
+    for line in (state_files.lock(S, info), state_files.write_record(S, '{"live": "blue"}'),
+                 state_files.append_history(S, record.history_line("deploy", "pi5", "deployed")),
                  cpu.start_sampler(S), guard.arm(S, TOKEN, [":"], 60, ("put the record back",))):
         res = sandbox.sh(line, umask=0o022)
         assert res.returncode == 0, (line, res.stdout, res.stderr)
@@ -85,7 +88,7 @@ def test_the_lock_step_takes_away_what_earlier_versions_let_others_read(box):
         (state / name).chmod(0o644)
     state.chmod(0o755)
     (state / "app.lock").chmod(0o755)
-    res = sandbox.sh(cmd.lock(S, "{}"))  # held (by the stale lock): the modes are fixed all the same
+    res = sandbox.sh(state_files.lock(S, "{}"))  # held (by the stale lock): the modes are fixed all the same
     assert res.returncode == 3
     assert {p.name: mode(p) for p in [state, *state.rglob("*")]} == {
         ".fab-bluegreen": 0o700, "app.lock": 0o700, "info": 0o600, "app.json": 0o600,
@@ -98,14 +101,14 @@ def test_the_record_is_written_through_a_fresh_temporary_file_never_through_a_li
     victim = sandbox.root / "victim"
     victim.write_text("precious\n")
     (state / "app.json.tmp").symlink_to(victim)  # the fixed name the record was written through
-    res = sandbox.sh(cmd.write_record(S, '{"live": "green"}'))
+    res = sandbox.sh(state_files.write_record(S, '{"live": "green"}'))
     assert res.returncode == 0, res.stderr
     assert victim.read_text() == "precious\n"
     assert (state / "app.json").read_text() == '{"live": "green"}\n' and mode(state / "app.json") == 0o600
     assert sorted(p.name for p in state.iterdir()) == ["app.json", "app.json.tmp"]  # no temporary file left
     (state / "app.json").unlink()
     (state / "app.json").symlink_to(victim)
-    assert sandbox.sh(cmd.write_record(S, '{"live": "blue"}')).returncode == 0
+    assert sandbox.sh(state_files.write_record(S, '{"live": "blue"}')).returncode == 0
     assert victim.read_text() == "precious\n" and not (state / "app.json").is_symlink()  # the link replaced
 
 
@@ -115,7 +118,7 @@ def test_the_history_is_never_appended_through_a_link(box):
     victim = sandbox.root / "victim"
     victim.write_text("precious\n")
     (state / "app.history.jsonl").symlink_to(victim)
-    assert sandbox.sh(cmd.append_history(S, "a line")).returncode != 0
+    assert sandbox.sh(state_files.append_history(S, "a line")).returncode != 0
     assert victim.read_text() == "precious\n"
 
 
@@ -124,9 +127,9 @@ def test_a_state_folder_that_is_a_link_is_refused_and_nothing_is_written_through
     elsewhere = sandbox.root / "elsewhere"
     elsewhere.mkdir()
     state.symlink_to(elsewhere)
-    res = sandbox.sh(cmd.lock(S, "{}"))
+    res = sandbox.sh(state_files.lock(S, "{}"))
     assert res.returncode == 5 and "is a symbolic link" in Result("", 5, res.stdout).why()
-    for line in (cmd.write_record(S, "{}"), cmd.append_history(S, "x"), cpu.start_sampler(S)):
+    for line in (state_files.write_record(S, "{}"), state_files.append_history(S, "x"), cpu.start_sampler(S)):
         assert sandbox.sh(line).returncode != 0
     assert list(elsewhere.iterdir()) == []
     remote = RecordingRemote(answer=lambda c: (5, res.stdout))
@@ -189,9 +192,9 @@ def test_a_failing_prepare_command_and_a_warning_hook_are_named_by_their_index()
 def test_how_a_user_command_failed_is_said_in_the_tools_own_words():
     assert user_failure(Result("x", 1, "DATABASE_URL=postgres://a:b@c/d failed\n", "boom")) == "exit 1"
     assert user_failure(Result("x", 124, "partial", "timed out after 3 s")) == "timed out after 3 s"
-    gone = Result("x", 9, f"{cmd.WHY}{guard.GONE_REASON}\n")
+    gone = Result("x", 9, f"{base.WHY}{guard.GONE_REASON}\n")
     assert user_failure(gone) == guard.GONE_REASON
-    assert user_failure(Result("x", 9, f"{cmd.WHY}the hook's own words\n")) == "exit 9"
+    assert user_failure(Result("x", 9, f"{base.WHY}the hook's own words\n")) == "exit 9"
 
 
 def test_the_dry_run_plan_masks_credentials(capsys):
@@ -281,10 +284,10 @@ def test_fab_logs_shows_container_logs_without_escape_sequences(tmp_path, capsys
     def connect(s):
         return RecordingRemote(name=s.name, answer=lambda c: (0, f"web-1 | {HOSTILE}\n"))
 
-    monkeypatch.setattr(cli, "Fleet", functools.partial(Fleet, connect=connect))
+    monkeypatch.setattr(fleet, "Fleet", functools.partial(Fleet, connect=connect))
     path = tmp_path / "hosts.toml"
     path.write_text('[hosts.h1]\nssh = "h1"\n')
-    cli.logs(Context(), host=["h1"], hosts_file=str(path), colour="green", service="web")
+    inspect_tasks.logs(Context(), host=["h1"], hosts_file=str(path), colour="green", service="web")
     assert_clean(capsys.readouterr().out)
 
 
@@ -292,6 +295,6 @@ def test_an_error_line_masks_the_credential_it_quotes(tmp_path):
     path = tmp_path / "hosts.toml"
     path.write_text('[hosts.h1]\nssh = "h1"\nprepare = ["PASSWORD=hunter2\\u001b]0;x\\u0007 ./deploy"]\n')
     with pytest.raises(Exit) as e:
-        cli.status(Context(), hosts_file=str(path))
+        inspect_tasks.status(Context(), hosts_file=str(path))
     assert e.value.code == 2 and "PASSWORD=***" in e.value.message and "hunter2" not in e.value.message
     assert "\x1b" not in e.value.message and e.value.message.count("\n") == 0

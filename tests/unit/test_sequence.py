@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from tasks import cleanup
-from tasks.bluegreen import Deploy
-from tasks.drain import drain
+from tasks.host import cleanup
+from tasks.host.deploy import Deploy
+from tasks.host.drain import drain
 from tasks.result import (CLEANED, DEPLOYED, DRAINED, FAILED, NOTHING, NOTHING_TO_DRAIN, PLANNED, REFUSED,
                           ROLLED_BACK)
-from tasks.settings import HostSettings
+from tasks.config.schema import HostSettings
 
 from .fakehost import FakeHost
 
@@ -202,7 +202,7 @@ def test_a_drain_that_does_not_empty_the_queue_fails_and_says_what_next():
 
 
 def test_a_shared_service_also_in_front_is_a_check_warning():
-    from tasks.check import preflight
+    from tasks.host.check import preflight
     s = HostSettings(name="pi5", ssh="pi5", shared=("redis",))  # front is still web, redis
     host = FakeHost(running={"blue": ALL})
     checked = preflight(host.remote, s)

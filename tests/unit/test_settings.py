@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import settings
+from tasks.config import loader, schema
 from tasks.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +17,7 @@ def write(tmp_path, text: str) -> Path:
 
 
 def test_the_documented_example_loads():
-    inv = settings.load(ROOT / "hosts.toml")
+    inv = loader.load(ROOT / "hosts.toml")
     assert list(inv.hosts) == ["h1", "h2", "h3"]
     h3 = inv.hosts["h3"]
     assert h3.health.retries == 20 and h3.health.path == "/health/"  # one key overridden, others kept
@@ -26,18 +26,18 @@ def test_the_documented_example_loads():
 
 
 def test_only_ssh_is_required_and_defaults_match_the_contract(tmp_path):
-    s = settings.load(write(tmp_path, '[hosts.pi5]\nssh = "pi5"\n')).hosts["pi5"]
+    s = loader.load(write(tmp_path, '[hosts.pi5]\nssh = "pi5"\n')).hosts["pi5"]
     assert (s.app, s.dir, s.compose_file, s.compose) == ("app", "~/app", "compose.yml", "docker compose")
     assert s.front == ("web", "redis") and s.background == ("worker", "beat") and s.web == "web"
     assert (s.stop_timeout, s.settle, s.prepare) == (30, 5, ())
     assert (s.port("blue"), s.port("green")) == (18001, 18002)
-    assert s.health == settings.Health("/health/", 10, 1.0, 2.0, 0.0)
+    assert s.health == schema.Health("/health/", 10, 1.0, 2.0, 0.0)
     assert s.switch.mode == "nginx" and s.switch.upstream_name == "app_backend"
     assert s.switch.reload == "sudo nginx -s reload" and s.connect_timeout == 10
 
 
 def test_host_table_overrides_defaults_key_by_key(tmp_path):
-    inv = settings.load(write(tmp_path, """
+    inv = loader.load(write(tmp_path, """
 [defaults]
 stop_timeout = 12
 [defaults.health]
@@ -91,7 +91,7 @@ BAD = [
 def test_each_defect_is_one_line_naming_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as e:
-        settings.load(path)
+        loader.load(path)
     assert str(e.value).startswith(f"{path}: ")
     assert message in str(e.value)
     assert "\n" not in str(e.value)
@@ -100,11 +100,11 @@ def test_each_defect_is_one_line_naming_file_and_key(tmp_path, text, message):
 
 def test_missing_file_says_how_to_name_another(tmp_path):
     with pytest.raises(ConfigError, match="no such file.*--hosts-file"):
-        settings.load(tmp_path / "nope.toml")
+        loader.load(tmp_path / "nope.toml")
 
 
 def test_selection_unions_hosts_and_groups_in_order(tmp_path):
-    inv = settings.load(write(tmp_path, """
+    inv = loader.load(write(tmp_path, """
 [hosts.a]\nssh = "a"\n[hosts.b]\nssh = "b"\n[hosts.c]\nssh = "c"\n[groups]\nbc = ["b", "c"]
 """))
     assert [s.name for s in inv.select(["c"], ["bc"], False)] == ["c", "b"]
@@ -117,14 +117,14 @@ def test_selection_unions_hosts_and_groups_in_order(tmp_path):
     ([], [], "name the hosts to work on: --host NAME, --group NAME or --all"),
 ])
 def test_selection_errors_are_usage_errors_listing_known_names(tmp_path, hosts, groups, message):
-    inv = settings.load(write(tmp_path, '[hosts.a]\nssh = "a"\n[hosts.b]\nssh = "b"\n'))
+    inv = loader.load(write(tmp_path, '[hosts.a]\nssh = "a"\n[hosts.b]\nssh = "b"\n'))
     with pytest.raises(UsageError) as e:
         inv.select(hosts, groups, False)
     assert message in str(e.value) and e.value.exit_code == 2
 
 
 def test_broker_defaults_follow_front_and_shared(tmp_path):
-    inv = settings.load(write(tmp_path, """
+    inv = loader.load(write(tmp_path, """
 [hosts.per_colour]
 ssh = "a"
 [hosts.shared]
@@ -147,7 +147,7 @@ broker = { service = "" }
     assert named.drain_workers == ("worker",)
     assert off.broker_service is None
     # beat never drains, whatever it is called, unless workers names it
-    assert settings.HostSettings(name="x", ssh="x", background=("worker", "celery-beat", "flower")).drain_workers == \
+    assert schema.HostSettings(name="x", ssh="x", background=("worker", "celery-beat", "flower")).drain_workers == \
         ("worker", "flower")
 
 
@@ -243,18 +243,18 @@ def test_hostile_values_are_one_line_naming_file_and_key(tmp_path, text, message
     ("[fe80::1%eth0]:2222", (None, "fe80::1%eth0", 2222)),
 ])
 def test_ssh_forms_that_load_and_how_they_split(tmp_path, value, target):
-    s = settings.load(write(tmp_path, host(ssh=value))).hosts["a"]
+    s = loader.load(write(tmp_path, host(ssh=value))).hosts["a"]
     assert s.ssh == value and s.target == target
 
 
 @pytest.mark.parametrize("value", ["pi5", "deploy@203.0.113.7:2222", "_svc.x-1@host.example.com", "h1:22"])
 def test_ssh_splits_as_fabric_does_outside_ipv6(value):
     from fabric.connection import derive_shorthand
-    assert tuple(derive_shorthand(value).values()) == settings.parse_ssh(value)
+    assert tuple(derive_shorthand(value).values()) == schema.parse_ssh(value)
 
 
 def test_shell_text_keeps_its_freedom(tmp_path):
-    s = settings.load(write(tmp_path, host('prepare = ["git pull --ff-only && docker compose build\\t-q | tee b.log"]\n'
+    s = loader.load(write(tmp_path, host('prepare = ["git pull --ff-only && docker compose build\\t-q | tee b.log"]\n'
                                            'dir = "~/my app"\ncompose_file = "deploy/compose prod.yml"\n'
                                            'compose = "\\"/opt/my docker/docker\\" compose"\n'
                                            'switch = { reload = "sudo systemctl reload nginx; true", '
@@ -273,7 +273,7 @@ def test_a_hosts_file_that_cannot_be_read_is_one_line(tmp_path, make, message):
     path = tmp_path / "hosts.toml"
     make(path)
     with pytest.raises(ConfigError) as e:
-        settings.load(path)
+        loader.load(path)
     assert str(e.value).startswith(f"{path}: {message}")
     assert "\n" not in str(e.value) and e.value.exit_code == 2
 
@@ -286,7 +286,7 @@ def test_an_unreadable_hosts_file_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(ConfigError) as e:
-        settings.load(path)
+        loader.load(path)
     assert str(e.value) == f"{path}: cannot be read: Permission denied" and e.value.exit_code == 2
 
 
@@ -296,5 +296,5 @@ def test_an_unreadable_hosts_file_is_one_line(tmp_path, monkeypatch):
 ])
 def test_a_unicode_line_separator_is_no_way_around_one_line(tmp_path, extra, message):
     with pytest.raises(ConfigError) as e:
-        settings.load(write(tmp_path, host(extra)))
+        loader.load(write(tmp_path, host(extra)))
     assert message in str(e.value) and len(str(e.value).splitlines()) == 1

@@ -10,15 +10,17 @@ import shlex
 import pytest
 from rich.console import Console
 
-from tasks import cleanup, inspect, lock, record, report
-from tasks.bluegreen import Deploy, Rollback
-from tasks.drain import drain
+from tasks import report
+from tasks.config.schema import HostSettings
 from tasks.errors import Locked, Refused
-from tasks.facts import find_live, parse
 from tasks.fleet import Fleet
-from tasks.remote import RecordingRemote
+from tasks.host import cleanup, inspect, lock
+from tasks.host.deploy import Deploy, Rollback
+from tasks.host.drain import drain
+from tasks.host.facts import find_live, parse
+from tasks.host.remote import RecordingRemote
 from tasks.result import CLEANED, DEPLOYED, DRAINED, FAILED, PLANNED, REFUSED, ROLLED_BACK, HostResult
-from tasks.settings import HostSettings
+from tasks.shell import record
 
 from .fakehost import FakeHost
 

@@ -11,8 +11,8 @@ import json
 import socket
 from datetime import datetime, timezone
 
-from .mask import secrets
-from .settings import COLORS
+from ..config.schema import COLORS
+from ..mask import secrets
 
 
 def now() -> str:

@@ -17,18 +17,17 @@ from __future__ import annotations
 import math
 from shlex import quote
 
-from . import commands as cmd
-from . import record
-from .settings import HostSettings
+from ..config.schema import HostSettings
+from . import base, detach, record, state
 
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
 ARM_MARK = ": arm-guard;"  # starts the arming command, so that what follows it runs only if it worked
 DEFAULT_GRACE = 60.0  # seconds past a command's own time limit before the guard acts
-DISARMED, ACTED, GONE = "disarmed", "guard-acted", "guard-gone"  # what disarm() prints after cmd.MARK
+DISARMED, ACTED, GONE = "disarmed", "guard-acted", "guard-gone"  # what disarm() prints after base.MARK
 
 
 def path(s: HostSettings) -> str:
-    return f"{cmd.STATE_DIR}/{s.app}.guard"
+    return f"{state.STATE_DIR}/{s.app}.guard"
 
 
 def grace(s: HostSettings) -> float:
@@ -46,32 +45,32 @@ def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
     g, until = quote(path(s)), quote(path(s) + ".until")
     return (f"if grep -qF {quote(token)} {g} 2>/dev/null; then "
             f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} )) > {until}; "
-            f"else {cmd.why(GONE_REASON)}; exit 9; fi")
+            f"else {base.why(GONE_REASON)}; exit 9; fi")
 
 
 def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tuple[str, ...] = ()) -> str:
     """Start the guard detached; it acts once `seconds` pass without a heartbeat. `plan` says in
     words what `undo` does (fab unlock shows it)."""
-    g, until, history_file = path(s), path(s) + ".until", cmd.history_path(s)
+    g, until, history_file = path(s), path(s) + ".until", state.history_path(s)
     line = record.history_line("guard", s.name, "rolled back", time=NOW, token=token[:8],
                                reason="no word from fab within its deadline (the link or fab died)")
     history = (f"printf '%s\\n' {quote(line)} | sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" "
                f">> {quote(history_file)}")
-    act = "; ".join([*undo, cmd.in_dir(s, history), cmd.unlock(s, token),
-                     cmd.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(until)} {quote(g + '.pid')} {quote(g + '.plan')}")])
+    act = "; ".join([*undo, base.in_dir(s, history), state.unlock(s, token),
+                     base.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(until)} {quote(g + '.pid')} {quote(g + '.plan')}")])
     t = quote(token)
     wait = (f"while :; do sleep 1; grep -qF {t} {quote(g)} 2>/dev/null || exit 0; "
             f"read tok end 2>/dev/null < {quote(until)} || continue; [ \"$tok\" = {t} ] || exit 0; "
             f"[ $(date +%s) -lt \"$end\" ] || break; done")
     claim = f"grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.acting')} 2>/dev/null || exit 0"
-    script = f"cd {cmd.remote_path(s.dir)} || exit 1; {wait}; {claim}; {act}"
-    start = cmd.detached(script, token, g + ".pid", f"{cmd.STATE_DIR}/{s.app}.guard.log")
-    return (ARM_MARK + " " + cmd.DETACH_FUNCTIONS + "; " + cmd.in_dir(
-        s, cmd.state_dir() + " && " + cmd.private(  # the guard's files 0600; it keeps that umask
+    script = f"cd {base.remote_path(s.dir)} || exit 1; {wait}; {claim}; {act}"
+    start = detach.detached(script, token, g + ".pid", f"{state.STATE_DIR}/{s.app}.guard.log")
+    return (ARM_MARK + " " + detach.DETACH_FUNCTIONS + "; " + base.in_dir(
+        s, state.state_dir() + " && " + state.private(  # the guard's files 0600; it keeps that umask
            f"echo {t} > {quote(g)} && "
            f"echo {t} $(( $(date +%s) + {math.ceil(seconds)} )) > {quote(until)} && "
            f"printf '%s\\n' {' '.join(quote(x) for x in plan) or quote('')} > {quote(g + '.plan')} && "
-           f"{{ {start} || {{ rm -f {quote(g)}; {cmd.why('could not start the guard on the host')}; exit 1; }}; }}")))
+           f"{{ {start} || {{ rm -f {quote(g)}; {base.why('could not start the guard on the host')}; exit 1; }}; }}")))
 
 
 def disarm(s: HostSettings, token: str) -> str:
@@ -79,19 +78,19 @@ def disarm(s: HostSettings, token: str) -> str:
     guard-gone, and sets the shell variable fbg_guard to the same word. Never another run's."""
     g, t = path(s), quote(token)
     needle = '"token":"' + token[:8] + '"'  # in the history line the guard writes when it acts
-    history_has = (f"grep -F {quote(needle)} {quote(cmd.history_path(s))} 2>/dev/null "
+    history_has = (f"grep -F {quote(needle)} {quote(state.history_path(s))} 2>/dev/null "
                    "| grep -q '\"action\":\"guard\"'")
-    return cmd.in_dir(s, (
+    return base.in_dir(s, (
         f"if grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.off')} 2>/dev/null; then "
-        f"{cmd.kill_detached(g + '.pid', token)}; rm -f {quote(g + '.off')} {quote(g + '.until')} {quote(g + '.plan')}; "
+        f"{detach.kill_detached(g + '.pid', token)}; rm -f {quote(g + '.off')} {quote(g + '.until')} {quote(g + '.plan')}; "
         f"fbg_guard={DISARMED}; "
         f"elif grep -qF {t} {quote(g + '.acting')} 2>/dev/null || {history_has}; then fbg_guard={ACTED}; "
-        f"else fbg_guard={GONE}; fi; echo {cmd.MARK}$fbg_guard"))
+        f"else fbg_guard={GONE}; fi; echo {base.MARK}$fbg_guard"))
 
 
 def parse(stdout: str) -> str | None:
     """What disarm() found, from the output of the command it rode with (None: not in it)."""
     for word in (DISARMED, ACTED, GONE):
-        if f"{cmd.MARK}{word}" in stdout.splitlines():
+        if f"{base.MARK}{word}" in stdout.splitlines():
             return word
     return None

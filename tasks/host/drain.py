@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 
-from . import broker, lock, record
-from . import commands as cmd
-from .errors import Locked, Refused, Unreachable
+from ..config.schema import HostSettings
+from ..errors import Locked, Refused, Unreachable
+from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, REFUSED, UNREACHABLE, HostResult
+from ..shell import compose, record, state
+from ..shell.broker import wait_drained
+from . import broker, lock
 from .facts import find_live, killed, other, read
 from .remote import Remote
-from .result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, REFUSED, UNREACHABLE, HostResult
-from .settings import HostSettings
 
 
 def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = "") -> HostResult:
@@ -57,7 +58,7 @@ def _drain(remote: Remote, s: HostSettings, say, result: HostResult) -> None:
         raise Refused(before.problem)
     if before.down:
         raise Refused(f"{old}'s {s.broker_service} is {before.down}: start it (docker compose -p "
-                      f"{cmd.project(s, old)} start {s.broker_service}), then drain again")
+                      f"{compose.project(s, old)} start {s.broker_service}), then drain again")
     result.queued = before.describe()
     if before.no_broker or not before.waiting:
         result.outcome = NOTHING_TO_DRAIN
@@ -69,15 +70,15 @@ def _drain(remote: Remote, s: HostSettings, say, result: HostResult) -> None:
                       "(broker.workers names the worker services)")
     say(f"{before.waiting} message(s) wait in {old}'s {s.broker_service} ({before.describe()}): "
         f"starting {old} {', '.join(workers)}")
-    res = remote.run(cmd.start(s, old, workers), timeout)
+    res = remote.run(compose.start(s, old, workers), timeout)
     if not res.ok:
         _end(remote, s, result, FAILED, f"could not start {old}'s {', '.join(workers)}: {res.why()}", before)
         return
     say(f"waiting until {old}'s queues are empty (up to {s.broker.drain_timeout:g} s)")
-    emptied = remote.run(cmd.wait_drained(s, old, s.broker.drain_timeout, stale_unacked=before.unacked),
+    emptied = remote.run(wait_drained(s, old, s.broker.drain_timeout, stale_unacked=before.unacked),
                          s.broker.drain_timeout + timeout)
     say(f"stopping {old} {', '.join(workers)} (up to {s.stop_timeout:g} s each: running tasks finish)")
-    stop = remote.run(cmd.stop_reporting(s, old, workers), s.stop_timeout + timeout)
+    stop = remote.run(compose.stop_reporting(s, old, workers), s.stop_timeout + timeout)
     result.warnings += killed(s, old, workers, stop.stdout)
     after = broker.count(remote, s, old, timeout)
     result.warnings += broker.warnings(s, old, after)
@@ -98,4 +99,4 @@ def _end(remote: Remote, s: HostSettings, result: HostResult, outcome: str, why:
     result.outcome, result.reason = outcome, why
     line = record.history_line("drain", s.name, outcome, **{
         "from": result.from_color, "to": result.to_color, "queued": before.counts, "reason": why})
-    remote.run(cmd.append_history(s, line), s.timeouts.command)
+    remote.run(state.append_history(s, line), s.timeouts.command)

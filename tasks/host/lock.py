@@ -9,12 +9,11 @@ import json
 import time
 import uuid
 
-from . import commands as cmd
-from . import record
-from .errors import Locked, Refused
-from .mask import secrets
+from ..config.schema import HostSettings
+from ..errors import Locked, Refused
+from ..mask import secrets
+from ..shell import record, state
 from .remote import Remote, Result
-from .settings import HostSettings
 
 
 def new_token() -> str:
@@ -27,7 +26,7 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
     Locked naming the holder and the lock's age (Refused when its info is not what take() writes)."""
     info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": secrets(message),
                         "token": token, "since": int(time.time())})
-    command = cmd.lock(s, info)
+    command = state.lock(s, info)
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
     if res.exited == 4:
         raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
@@ -49,7 +48,7 @@ def problem(output: str, s: HostSettings | None = None) -> str | None:
     """One line when the lock's info is valid JSON but not what take() writes; None otherwise."""
     _, readable, info = _parsed(output)
     why = record.lock_problem(info) if readable else None
-    where = f"{s.dir}/{cmd.lock_path(s)}/info" if s else "info"
+    where = f"{s.dir}/{state.lock_path(s)}/info" if s else "info"
     return f"the lock {where} {why}" if why else None
 
 
@@ -67,7 +66,7 @@ def _parsed(output: str) -> tuple[str, bool, object]:
 
 
 def release_command(s: HostSettings, token: str) -> str:
-    return cmd.unlock(s, token)
+    return state.unlock(s, token)
 
 
 def holder(output: str, s: HostSettings | None = None) -> str:

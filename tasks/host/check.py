@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from . import commands as cmd
-from .errors import Refused
+from ..config.schema import HostSettings
+from ..errors import Refused
+from ..shell import base, compose, probe
 from .facts import find_live, other, read
 from .remote import Remote, Result
-from .settings import HostSettings
 
 
 @dataclass
@@ -28,7 +28,7 @@ class CheckResult:
 
 def run_checks(remote: Remote, s: HostSettings, then: str = "") -> tuple[CheckResult, Result]:
     """Run the checks (and `then`, a read such as the facts, in the same round trip)."""
-    res = remote.read(f"{cmd.preflight(s)}; {then}" if then else cmd.preflight(s), s.timeouts.command)
+    res = remote.read(f"{probe.preflight(s)}; {then}" if then else probe.preflight(s), s.timeouts.command)
     checked = parse_checks(s, res)
     checked.items += settings_warnings(s)
     return checked, res
@@ -40,13 +40,13 @@ def settings_warnings(s: HostSettings) -> list[tuple[str, str, str]]:
     if not both:
         return []
     return [("warn", "shared", f"{', '.join(both)} listed in shared and also in front or background: it runs "
-             f"once in {cmd.project(s, cmd.SHARED)} and again in each colour (remove it from one of the lists)")]
+             f"once in {compose.project(s, compose.SHARED)} and again in each colour (remove it from one of the lists)")]
 
 
 def parse_checks(s: HostSettings, res: Result) -> CheckResult:
     result = CheckResult()
     for line in res.stdout.splitlines():
-        if line.startswith(cmd.MARK):
+        if line.startswith(base.MARK):
             break  # what `then` printed
         level, _, rest = line.partition(" ")
         name, _, detail = rest.partition(" ")

@@ -19,16 +19,17 @@ import threading
 import time
 from typing import Callable
 
-from . import commands as cmd
-from . import broker, cpu, guard, lock, record
+from ..config.schema import HostSettings
+from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
+from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
+                      HostResult)
+from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
+from ..shell.broker import count_queued
+from . import broker, lock
 from .check import run_checks
-from .errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
 from .remote import Remote, Result
-from .result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
-                     HostResult)
-from .settings import HostSettings
 
 Say = Callable[[str], None]
 GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was not heard from in time (a laptop "
@@ -38,9 +39,9 @@ GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was no
 def user_failure(res: Result) -> str:
     """How a user's command (prepare, a hook) failed, in the tool's words: its exit code, or the
     timeout or the guard that stopped it. Never its command line or its output (see say_output)."""
-    if res.exited == 124 and res.stderr.startswith("timed out"):  # tasks/remote.py's own words
+    if res.exited == 124 and res.stderr.startswith("timed out"):  # tasks/host/remote.py's own words
         return res.stderr.strip()
-    own = [line[len(cmd.WHY):].strip() for line in res.stdout.splitlines() if line.startswith(cmd.WHY)]
+    own = [line[len(base.WHY):].strip() for line in res.stdout.splitlines() if line.startswith(base.WHY)]
     if res.exited == 9 and guard.GONE_REASON in own:  # the heartbeat in front of it stopped it
         return guard.GONE_REASON
     return f"exit {res.exited}"
@@ -145,7 +146,7 @@ class Deploy:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
         and the facts the sequence decides on, in one round trip."""
         self.at("check")
-        checked, res = run_checks(self.remote, self.s, then=cmd.facts(self.s))
+        checked, res = run_checks(self.remote, self.s, then=probe.facts(self.s))
         self.host_cpus = float(checked.info.get("cpus") or 1)
         for level, name, detail in checked.items:
             if level == "warn":
@@ -179,7 +180,7 @@ class Deploy:
         for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            res = self.send(cmd.prepare(self.s, self.new, line), self.timeouts.prepare)
+            res = self.send(hooks.prepare(self.s, self.new, line), self.timeouts.prepare)
             if not res.ok:
                 self.say_output(res)
                 raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
@@ -200,8 +201,8 @@ class Deploy:
         if not self.s.shared:
             return
         self.at("start shared")
-        self.say(f"shared {', '.join(self.s.shared)} ({cmd.project(self.s, cmd.SHARED)}): starting if not running")
-        self.check(cmd.up_shared(self.s), self.timeouts.command, "could not start the shared services")
+        self.say(f"shared {', '.join(self.s.shared)} ({compose.project(self.s, compose.SHARED)}): starting if not running")
+        self.check(compose.up_shared(self.s), self.timeouts.command, "could not start the shared services")
 
     def stop_old_background(self) -> None:
         """Gracefully: each service gets stop_timeout seconds (Celery's warm shutdown finishes
@@ -211,7 +212,7 @@ class Deploy:
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
         self.old_background_stopped = True  # even a half-done stop is undone by a start
-        res = self.check(cmd.stop_reporting(self.s, self.live, self.s.background),
+        res = self.check(compose.stop_reporting(self.s, self.live, self.s.background),
                          self.s.stop_timeout + self.timeouts.command, f"could not stop {self.live}'s background services")
         was_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
         self.result.warnings += killed(self.s, self.live, was_running, res.stdout)
@@ -225,19 +226,19 @@ class Deploy:
 
     def start_command(self, services: tuple[str, ...]) -> str:
         """A deploy recreates: whatever the colour ran before is the old version."""
-        return cmd.up(self.s, self.new, services)
+        return compose.up(self.s, self.new, services)
 
     def wait_until_healthy(self) -> None:
         self.at("health check")
         h = self.s.health
         budget = h.start_delay + h.retries * (h.timeout + h.interval) + self.timeouts.command
-        res = self.send(cmd.wait_healthy(self.s, self.new), budget)
+        res = self.send(health.wait_healthy(self.s, self.new), budget)
         tries = [line.split() for line in res.stdout.splitlines() if line.startswith("try ")]
         self.result.tries = len(tries)
         if not res.ok:
             code = tries[-1][-1] if tries and len(tries[-1]) == 3 else "?"
             answer = "no answer" if code in ("000", "?") else f"HTTP {code}"
-            raise StepFailed("health check", f"{cmd.health_url(self.s, self.new)} gave {answer} after "
+            raise StepFailed("health check", f"{health.health_url(self.s, self.new)} gave {answer} after "
                              f"{len(tries)} tries", service=self.s.web)
         self.say(f"healthy after {len(tries)} tries")
 
@@ -245,7 +246,7 @@ class Deploy:
         for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.send(cmd.hook(self.s, self.new, self.live, line), self.timeouts.hook)
+            res = self.send(hooks.hook(self.s, self.new, self.live, line), self.timeouts.hook)
             self.say_output(res)
             if not res.ok and warn_only:
                 self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
@@ -266,13 +267,13 @@ class Deploy:
         self.say(f"switching {mode} to {self.new} (port {self.s.port(self.new)})")
         self.switched = True  # from here on, the rollback switches back
         if mode == "command":
-            switch = cmd.switch_command(self.s, self.new)
+            switch = nginx.switch_command(self.s, self.new)
         else:
-            switch = cmd.switch_nginx(self.s, cmd.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
+            switch = nginx.switch_nginx(self.s, nginx.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
         rec = record.with_live(self.facts.record, self.s.app, self.new, self.live)
         # switch (nginx serves the new upstream), record the new live colour, verify: one round trip
-        self.check(f"{switch} && {{ {cmd.write_record(self.s, record.dump(rec))} || {{ "
-                   f"{cmd.why('could not write the record')}; exit 6; }}; }} && {{ {cmd.verify(self.s)}; }}",
+        self.check(f"{switch} && {{ {state.write_record(self.s, record.dump(rec))} || {{ "
+                   f"{base.why('could not write the record')}; exit 6; }}; }} && {{ {nginx.verify(self.s)}; }}",
                    self.timeouts.command * 3 + self.s.switch.reload_timeout, "the switch failed", service=self.s.web)
         self.facts.record = rec
 
@@ -314,12 +315,12 @@ class Deploy:
         self.at("settle")
         self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
         # the facts for the record, and the old colour's queues, ride along (fewer round trips)
-        reads = cmd.facts(self.s)
+        reads = probe.facts(self.s)
         if self.will_count_old_queue():
-            reads += f"; echo {cmd.MARK}queued; {cmd.count_queued(self.s, self.live)}"
-        res = self.send(f"{{ {cmd.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
+            reads += f"; echo {base.MARK}queued; {count_queued(self.s, self.live)}"
+        res = self.send(f"{{ {health.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
                         f"{reads}; exit $rc", self.s.settle + self.timeouts.command)
-        if res.ok and f"{cmd.MARK}containers" in res.stdout:
+        if res.ok and f"{base.MARK}containers" in res.stdout:
             self.final_facts = facts_from(res)
         if not res.ok:
             what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
@@ -352,16 +353,16 @@ class Deploy:
         rec = facts.record
         if self.result.outcome == DEPLOYED:
             rec = self.recorded_colors(rec or {}, facts)
-            self.closing.append((cmd.write_record(self.s, record.dump(rec)), "the record was not updated"))
+            self.closing.append((state.write_record(self.s, record.dump(rec)), "the record was not updated"))
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
                   "service": self.result.failed_service, "message": self.message,
                   "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}}
         line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
-        self.closing.append((cmd.append_history(self.s, line), "the history line was not written"))
+        self.closing.append((state.append_history(self.s, line), "the history line was not written"))
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
-        self.acted_history = cmd.append_history(self.s, acted)
+        self.acted_history = state.append_history(self.s, acted)
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
         return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
@@ -381,11 +382,11 @@ class Deploy:
         if self.switched:
             left += self.switch_back()
         if self.new_started:
-            res = self.send(cmd.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
+            res = self.send(compose.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.new} could not be stopped ({res.why()})")
         if self.old_background_stopped and not (left and self.new_background_started):
-            res = self.send(cmd.start(self.s, self.live, self.s.background), self.timeouts.command)
+            res = self.send(compose.start(self.s, self.live, self.s.background), self.timeouts.command)
             if not res.ok:
                 left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
         elif self.old_background_stopped:
@@ -418,19 +419,19 @@ class Deploy:
         """Traffic back to where it went before this run (the file as it was; if nginx rejected
         that, the new one stays in place rather than none at all)."""
         if self.s.switch.mode == "command" and self.live:
-            return cmd.switch_command(self.s, self.live)
+            return nginx.switch_command(self.s, self.live)
         if self.s.switch.mode == "nginx" and self.old_upstream is not None:
-            new = cmd.upstream_text(self.s, self.s.port(self.new))
-            return cmd.switch_nginx(self.s, self.old_upstream, new, unless_workers=self.facts.nginx_workers)
+            new = nginx.upstream_text(self.s, self.s.port(self.new))
+            return nginx.switch_nginx(self.s, self.old_upstream, new, unless_workers=self.facts.nginx_workers)
         return ""
 
     def undo_commands(self) -> list[str]:
         """What the guard runs if the tool goes silent: the same undo as roll_back(), as commands."""
         undo = [back] if (back := self.switch_back_command()) else []
-        undo += [cpu.cancel_lift(self.s, self.new), cmd.stop(self.s, self.new)]
+        undo += [cpu.cancel_lift(self.s, self.new), compose.stop(self.s, self.new)]
         if self.live and self.s.background:
-            undo.append(cmd.start(self.s, self.live, self.s.background))
-        undo.append(cmd.write_record(self.s, record.dump(self.old_record)))
+            undo.append(compose.start(self.s, self.live, self.s.background))
+        undo.append(state.write_record(self.s, record.dump(self.old_record)))
         return undo
 
     def undo_plan(self) -> tuple[str, ...]:
@@ -438,17 +439,17 @@ class Deploy:
         plan = []
         if self.switch_back_command():
             plan.append(f"switch back to {self.live or 'the upstream before'} ({self.s.switch.mode})")
-        plan.append(f"stop {cmd.project(self.s, self.new)} (kept for its logs)")
+        plan.append(f"stop {compose.project(self.s, self.new)} (kept for its logs)")
         if self.live and self.s.background:
-            plan.append(f"start {cmd.project(self.s, self.live)} {' '.join(self.s.background)} again")
+            plan.append(f"start {compose.project(self.s, self.live)} {' '.join(self.s.background)} again")
         plan.append(f"put the record back ({self.live or 'no'} colour live)")
         return tuple(plan)
 
     def log_tail(self, service: str | None) -> str:
         if not service or not self.new_started:
             return ""
-        self.result.logs_command = f"ssh {self.s.ssh} {shlex.quote(cmd.logs(self.s, self.new, service, 200))}"
-        res = self.remote.read(cmd.logs(self.s, self.new, service), self.timeouts.command)
+        self.result.logs_command = f"ssh {self.s.ssh} {shlex.quote(compose.logs(self.s, self.new, service, 200))}"
+        res = self.remote.read(compose.logs(self.s, self.new, service), self.timeouts.command)
         return res.stdout.strip() or res.stderr.strip()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -466,7 +467,7 @@ class Deploy:
             self.remote.run(cpu.stop_sampler(self.s), self.timeouts.command)
             return
         self.disarm_guard()
-        confirmed = "; ".join([*(f"{{ {c}; }} || echo '{cmd.MARK}failed {what}'" for c, what in self.closing),
+        confirmed = "; ".join([*(f"{{ {c}; }} || echo '{base.MARK}failed {what}'" for c, what in self.closing),
                                lock.release_command(self.s, self.token)])
         if self.disarming:  # the record and the lock only if the guard did not act (it frees the lock itself)
             confirmed = (f"if [ \"$fbg_guard\" != {guard.ACTED} ]; then {confirmed}; "
@@ -479,13 +480,13 @@ class Deploy:
             return  # the guard frees the lock, or fab unlock does
         self.note_disarm(res)
         for line in res.stdout.splitlines():
-            if line.startswith(f"{cmd.MARK}failed "):
+            if line.startswith(f"{base.MARK}failed "):
                 self.result.left.append(line.split(" ", 1)[1])
         load = cpu.parse_samples(res.stdout)
         self.result.host_load = load.describe() if load else ""
 
     def write_record(self, rec: dict) -> None:
-        self.check(cmd.write_record(self.s, record.dump(rec)), self.timeouts.command, "could not write the record")
+        self.check(state.write_record(self.s, record.dump(rec)), self.timeouts.command, "could not write the record")
         self.facts.record = rec
 
     def read_facts(self) -> Facts:
@@ -497,7 +498,7 @@ class Deploy:
         line = command
         if self.guard_armed and not self.disarming:  # the heartbeat: the guard waits while fab works
             beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
-            line = f"{cmd.in_dir(self.s, beat)}; {line}"
+            line = f"{base.in_dir(self.s, beat)}; {line}"
         for queued in reversed(self.pending):
             line = f"{queued} && {{ {line}; }}" if queued.startswith(guard.ARM_MARK) else f"{queued}; {line}"
         self.pending = []
@@ -568,7 +569,7 @@ class Rollback(Deploy):
                    f"could not start {self.new}'s background services", service=services[0])
 
     def start_command(self, services: tuple[str, ...]) -> str:
-        return cmd.start(self.s, self.new, services)
+        return compose.start(self.s, self.new, services)
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
         return rec  # the colour runs what the record already says

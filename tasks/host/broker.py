@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import commands as cmd
+from ..config.schema import HostSettings
+from ..shell.broker import UNACKED, count_queued
 from .remote import Remote
-from .settings import HostSettings
 
 
 @dataclass
@@ -47,12 +47,12 @@ def parse(s: HostSettings, color: str, stdout: str) -> Queued:
     if lines and lines[0][0] == "broker-down":
         return Queued(down=lines[0][1] if len(lines[0]) > 1 else "not running")
     queued = Queued()
-    for name in (*s.broker.queues, cmd.UNACKED):
+    for name in (*s.broker.queues, UNACKED):
         row = next((x for x in lines if x[0] == name), None)
         if row is None or len(row) != 2 or not row[1].isdigit():
             return Queued(problem=f"redis-cli in {color}'s {s.broker_service} gave no count for {name!r}: "
                                   f"{' '.join(row[1:]) if row else 'no answer'}")
-        if name == cmd.UNACKED:
+        if name == UNACKED:
             queued.unacked = int(row[1])
         else:
             queued.counts[name] = int(row[1])
@@ -61,7 +61,7 @@ def parse(s: HostSettings, color: str, stdout: str) -> Queued:
 
 def count(remote: Remote, s: HostSettings, color: str, timeout: float) -> Queued:
     """The messages waiting in a colour's broker (a read: it runs in a dry run too)."""
-    res = remote.read(cmd.count_queued(s, color), timeout)
+    res = remote.read(count_queued(s, color), timeout)
     if not res.ok:
         return Queued(problem=f"could not count {color}'s queues: {res.why()}")
     return parse(s, color, res.stdout)
@@ -77,7 +77,7 @@ def warnings(s: HostSettings, color: str, queued: Queued) -> list[str]:
                      "saves to its volume keeps them there; volumes stay)")
     if queued.unacked:  # the colour's workers are stopped: a killed one held these
         found.append(f"{color}'s {s.broker_service} holds {queued.unacked} unacknowledged message(s) "
-                     f"({cmd.UNACKED}): held by a worker that was killed; kombu delivers them again only after "
+                     f"({UNACKED}): held by a worker that was killed; kombu delivers them again only after "
                      f"its visibility timeout (1 h by default), and removing {color} loses them")
     return found
 

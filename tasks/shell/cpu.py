@@ -1,5 +1,6 @@
 """CPU on a small host: the warm-up cap of the new background, and the host's own CPU and memory
-sampled while a deploy runs. Command builders (pure, like commands.py) and the parser of samples.
+sampled while a deploy runs. Command builders (pure, like the rest of tasks/shell/) and the parser
+of samples.
 
 The cap: the new colour's capped services are created without starting, capped with
 `docker update`, then started; a process on the host (setsid, no SSH needed) lifts the cap after
@@ -15,39 +16,17 @@ import math
 from dataclasses import dataclass
 from shlex import quote
 
-from .commands import (DETACH_FUNCTIONS, LABEL_PROJECT, LABEL_SERVICE, STATE_DIR, compose, detached, in_dir,
-                       kill_detached, private, project, state_dir)
-from .settings import HostSettings
+from ..config.schema import HostSettings
+from .base import in_dir
+from .cgroup import CGROUP
+from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project
+from .detach import DETACH_FUNCTIONS, detached, kill_detached
+from .state import STATE_DIR, private, state_dir
 
 PERIOD = 100_000  # CFS period, microseconds
 SAMPLE_SECONDS = 0.25
 SAMPLER_MAX_SECONDS = 3600  # the sampler ends by itself even if nobody stops it
 
-# Finds the cgroup that limits this session's CPU (walking up to the first with a quota) and
-# sets CPUS (the host's effective CPUs) and USAGE (how to read its CPU time in ns).
-CGROUP = r"""
-n=$(nproc 2>/dev/null || echo 1); CPUS=$n; USAGE=stat
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  p=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
-  while :; do
-    d=/sys/fs/cgroup$p
-    if [ -r "$d/cpu.max" ]; then read q per < "$d/cpu.max"
-      if [ "$q" != max ]; then CPUS=$(awk -v q="$q" -v p="$per" -v n="$n" 'BEGIN {c = q / p; if (c > n) c = n; print c}'); USAGE="v2 $d/cpu.stat"; break; fi
-    fi
-    [ -z "$p" ] || [ "$p" = / ] && break; p=$(dirname "$p")
-  done
-else
-  p=$(awk -F: '{k = split($2, a, ","); for (i = 1; i <= k; i++) if (a[i] == "cpu") print $3}' /proc/self/cgroup)
-  while [ -n "$p" ]; do
-    d=/sys/fs/cgroup/cpu$p; q=$(cat "$d/cpu.cfs_quota_us" 2>/dev/null || echo -1)
-    if [ "$q" -gt 0 ] 2>/dev/null; then per=$(cat "$d/cpu.cfs_period_us")
-      CPUS=$(awk -v q="$q" -v p="$per" -v n="$n" 'BEGIN {c = q / p; if (c > n) c = n; print c}')
-      [ -r "/sys/fs/cgroup/cpuacct$p/cpuacct.usage" ] && USAGE="v1 /sys/fs/cgroup/cpuacct$p/cpuacct.usage"; break
-    fi
-    [ "$p" = / ] && break; p=$(dirname "$p")
-  done
-fi
-"""
 
 # One line per sample: "<uptime seconds> <cpu ns used so far> <MemAvailable kB>", builtins only.
 _SAMPLER = r"""
@@ -69,11 +48,6 @@ done
 
 def _file(s: HostSettings, what: str) -> str:
     return f"{STATE_DIR}/{s.app}.{what}"
-
-
-def host_cpus() -> str:
-    """Print the host's effective CPUs (its cgroup quota when it has one, else nproc)."""
-    return CGROUP + 'echo "$CPUS"'
 
 
 def sampler_tag(s: HostSettings) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .commands import WHY
-from .errors import Unreachable
-from .settings import HostSettings
+from ..config.schema import HostSettings
+from ..errors import Unreachable
+from ..shell.base import WHY
 
 KEEPALIVE_SECONDS = 3
 DEAD_LINK_SECONDS = 12  # unacknowledged data for this long: the link is dead

@@ -1,4 +1,4 @@
-"""State read from a host: pure parsers of the output of commands.facts(), and the rules
+"""State read from a host: pure parsers of the output of shell.probe.facts(), and the rules
 that decide which colour is live. Tested on captured output, no SSH needed."""
 
 from __future__ import annotations
@@ -7,11 +7,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .commands import MARK, history_path, project, record_path
-from .commands import facts as facts_command
-from .errors import Refused
-from .record import history_problem, record_problem
-from .settings import COLORS, HostSettings
+from ..config.schema import COLORS, HostSettings
+from ..errors import Refused
+from ..shell.base import MARK
+from ..shell.compose import project
+from ..shell.probe import facts as facts_command
+from ..shell.record import history_problem, record_problem
+from ..shell.state import history_path, record_path
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Facts:
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
     capped: list[str] = field(default_factory=list)  # colours whose warm-up cap is not lifted yet
     stuck_caps: list[str] = field(default_factory=list)  # ... and whose lift process is gone
-    queued: str | None = None  # commands.count_queued()'s output, when it rode along
+    queued: str | None = None  # shell.broker.count_queued()'s output, when it rode along
     # state files not as fab-bluegreen writes them: section -> what is wrong (their data is left out,
     # so record, last and last_guard always have the shape record.py writes); find_live() refuses
     bad: dict[str, str] = field(default_factory=dict)
@@ -62,7 +64,7 @@ class Facts:
 
 
 def read(remote, s: HostSettings, timeout: float = 120.0) -> Facts:
-    """One round trip: run commands.facts() on the host and parse it."""
+    """One round trip: run shell.probe.facts() on the host and parse it."""
     return from_result(remote.read(facts_command(s), timeout))
 
 

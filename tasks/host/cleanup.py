@@ -1,0 +1,109 @@
+"""Cleanup on one host: remove the colour that is not live, after a person said yes.
+
+plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
+old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
+never the shared services, which are a project of their own). With a broker per colour, both
+refuse while tasks wait in the old colour's broker: `fab drain` runs them first.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..config.schema import HostSettings
+from ..errors import Locked, Refused, Unreachable
+from ..result import CLEANED, FAILED, LOCKED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
+from ..shell import compose, cpu, record, state
+from . import broker, lock
+from .facts import Facts, find_live, other, read, version
+from .remote import Remote
+
+
+def plan(remote: Remote, s: HostSettings) -> HostResult:
+    """What cleanup would remove on this host (outcome PLANNED), or why not."""
+    return _planned(remote, s)[0]
+
+
+def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]:
+    """The plan, and the facts it was made from (None when they could not be read)."""
+    started = time.monotonic()
+    result, facts = HostResult(host=s.name, action="cleanup"), None
+    try:
+        facts = read(remote, s, s.timeouts.command)
+        _plan(s, facts, result)
+        if result.outcome == PLANNED and broker.counted(s):
+            queued = broker.count(remote, s, result.from_color, s.timeouts.command)
+            if why := broker.refusal(s, result.from_color, queued):
+                raise Refused(why)
+            result.warnings += broker.warnings(s, result.from_color, queued)
+    except Refused as e:
+        result.outcome, result.reason = REFUSED, str(e)
+    except Unreachable as e:
+        result.outcome, result.reason = UNREACHABLE, str(e)
+    result.seconds = time.monotonic() - started
+    return result, facts
+
+
+def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool = False) -> HostResult:
+    """Remove the colour that plan() named, if it is still the old one."""
+    token = lock.new_token()
+    try:
+        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
+    except Locked as e:
+        return HostResult(host=s.name, action="cleanup", outcome=LOCKED, step="lock", reason=str(e))
+    except (Refused, Unreachable) as e:
+        return HostResult(host=s.name, action="cleanup", outcome=REFUSED, step="lock", reason=str(e))
+    try:
+        return _remove(remote, s, planned, prune_images)
+    finally:
+        try:
+            lock.release(remote, s, token, s.timeouts.command)
+        except Unreachable:
+            pass
+
+
+def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool) -> HostResult:
+    result, facts = _planned(remote, s)
+    if result.outcome != PLANNED:
+        return result
+    if result.from_color != planned.from_color:
+        result.outcome = REFUSED
+        result.reason = f"the host changed since the plan ({planned.from_color} was old, now {result.from_color})"
+        return result
+    started = time.monotonic()
+    old, timeout = result.from_color, s.timeouts.command
+    images = sorted(set(facts.images(s, old).values()))
+    remote.run(cpu.cancel_lift(s, old), timeout)
+    res = remote.run(compose.down(s, old), s.stop_timeout + timeout)
+    result.outcome = CLEANED if res.ok else FAILED
+    result.step = "" if res.ok else "down"
+    result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
+    if res.ok:
+        remote.run(state.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
+    if res.ok and prune_images and images:
+        pruned = remote.run(compose.remove_images(images), timeout)
+        result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
+    line = record.history_line("cleanup", s.name, result.outcome, **{
+        "from": old, "to": result.to_color, "removed": result.removes, "reason": result.reason})
+    remote.run(state.append_history(s, line), timeout)
+    result.seconds += time.monotonic() - started
+    return result
+
+
+def _plan(s: HostSettings, facts: Facts, result: HostResult) -> None:
+    live = find_live(s, facts)
+    if live is None:
+        if any(facts.services(s, c) for c in ("blue", "green")):
+            raise Refused("no colour is live (no web container runs): cleanup will not guess which "
+                          "colour to remove; deploy first, or remove containers by hand")
+        result.outcome = NOTHING
+        return
+    old = other(live)
+    containers = facts.services(s, old)
+    result.to_color, result.version = live, version(s, facts, live)
+    if not containers:
+        result.outcome = NOTHING
+        return
+    result.from_color = old
+    result.removes = [f"{compose.project(s, old)}-{name} ({c.state})" for name, c in sorted(containers.items())]
+    result.outcome = PLANNED

@@ -1,0 +1,184 @@
+"""Read-only looks at a host, and freeing a lock left behind: status, history, logs, unlock.
+
+Each returns plain rows for the report; none takes the deploy lock (none changes the app)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..config.schema import COLORS, NAME, HostSettings
+from ..errors import Refused, Unreachable
+from ..shell import base, compose, cpu, guard, probe, state
+from ..shell.record import history_problem
+from . import lock
+from .facts import bad_file, find_live, parse, version
+from .remote import Remote
+
+
+@dataclass
+class HostStatus:
+    host: str
+    ok: bool = True
+    error: str = ""
+    live: str | None = None
+    since: str = ""
+    colors: dict[str, str] = field(default_factory=dict)  # colour -> "version: web running, ..."
+    health: str = ""
+    lock: str = ""
+    guard: str = ""
+    last: str = ""
+    shared: str = ""  # the shared services and their states, e.g. "broker running"
+
+
+def status(remote: Remote, s: HostSettings) -> HostStatus:
+    row = HostStatus(host=s.name)
+    res = remote.read(probe.status(s), s.timeouts.command)
+    if f"{base.MARK}containers" not in res.stdout:
+        row.ok, row.error = False, f"cannot read the host: {res.why()}"
+        return row
+    facts = parse(res.stdout)
+    # a bad history line is shown in its own column: the live colour can still be told
+    last_problem = bad_file(s, facts, "history")
+    facts.bad.pop("history", None)
+    try:
+        row.live = find_live(s, facts)
+    except Refused as e:
+        row.error = str(e)
+    row.since = ((facts.record or {}).get("since") or "")[:16].replace("T", " ") if row.live else ""
+    for color in COLORS:
+        services = facts.services(s, color)
+        if services:
+            by_state: dict[str, list[str]] = {}
+            for name, c in sorted(services.items()):
+                by_state.setdefault(c.state, []).append(name)
+            states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
+            cap = " (warm-up cap on)" if color in facts.capped else ""
+            if color in facts.stuck_caps:
+                cap = (f" (warm-up cap STILL ON, its lift is gone: the next deploy lifts it, or run "
+                       f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host)")
+            row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
+    if s.shared:
+        present = facts.services(s, compose.SHARED)
+        row.shared = ", ".join(f"{name} {present[name].state if name in present else 'missing'}" for name in s.shared)
+    if row.live:
+        code = facts.health.get(row.live, "000")
+        row.health = f"{code} {'ok' if code[:1] in '23' else 'FAILING'}"
+    row.lock = lock.holder(facts.lock, s) if facts.lock else ""
+    row.guard = summary(facts.last_guard) if facts.last_guard else bad_file(s, facts, "guard") or ""
+    row.last = summary(facts.last) if facts.last else last_problem or ""
+    return row
+
+
+def summary(line: dict) -> str:
+    """One history line in words: "2026-11-28T09:00:00+00:00 deploy blue->green deployed (alice@laptop)"."""
+    move = f"{line.get('from') or '-'}->{line.get('to') or '-'}"
+    why = f" at {line['step']}: {line.get('reason', '')}" if line.get("step") else ""
+    return f"{line.get('time', '?')} {line.get('action', '?')} {move} {line.get('result', '?')}{why} ({line.get('user', '?')})"
+
+
+def history(remote: Remote, s: HostSettings, lines: int) -> list[dict]:
+    res = remote.read(state.history(s, lines), s.timeouts.command)
+    rows = []
+    for text in res.stdout.splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            rows.append({"action": "?", "reason": text[:200]})
+            continue
+        why = history_problem(line)
+        rows.append({"action": "?", "reason": f"a line of {s.dir}/{state.history_path(s)} {why}: {text[:200]}"}
+                    if why else line)
+    return rows
+
+
+def logs(remote: Remote, s: HostSettings, service: str | None, color: str | None, lines: int) -> tuple[str, str]:
+    """The last lines of a colour's services: by default the failed ones of the last deploy."""
+    if not color or not service:
+        last = (history(remote, s, 1) or [{}])[-1]
+        if last.get("result") in ("rolled back", "failed", "interrupted"):
+            color = color or last.get("to")
+            named = last.get("service")  # host text: a service name, or nothing (never an option)
+            service = service or (named if isinstance(named, str) and NAME.match(named) else None)
+        if not color:
+            res = remote.read(probe.facts(s), s.timeouts.command)
+            color = find_live(s, parse(res.stdout)) if res.ok else None
+    if color not in COLORS:
+        raise Refused("no colour to show: name one with --colour blue|green")
+    command = compose.compose(s, color, "logs", "--no-color", "--tail", str(int(lines)), *([service] if service else []))
+    res = remote.read(command, s.timeouts.command)
+    return f"{s.name}: {compose.project(s, color)} {service or 'all services'}", (res.stdout + res.stderr).strip()
+
+
+@dataclass
+class LockLook:
+    """A host's deploy lock as fab unlock shows it, and the guard of the run that holds it."""
+    host: str
+    error: str = ""  # the host could not be read
+    held: bool = False
+    holder: str = ""  # "alice@laptop (deploy, since ...) for 42 s"
+    token: str = ""  # the holding run's token ("" for a lock without readable info)
+    since: str = ""  # the lock's mtime, epoch seconds
+    guard: str = ""  # "armed: acts in 40 s unless fab is heard from", or why not
+    plan: list[str] = field(default_factory=list)  # what that guard would do
+
+
+def read_lock(remote: Remote, s: HostSettings) -> LockLook:
+    """Who holds the lock, and whether that run's guard is armed and what it would do (reads only)."""
+    res = remote.read(state.look_lock(s), s.timeouts.command)
+    if not res.ok:
+        raise Refused(f"cannot read the lock: {res.why()}")
+    head, _, tail = res.stdout.partition(f"{base.MARK}guard\n")
+    look = LockLook(host=s.name, held=head.startswith("held"))
+    if not look.held:
+        return look
+    look.holder = lock.holder(head, s)
+    first = head.split("\n", 1)[0].split()
+    look.since = first[2] if len(first) == 3 else ""
+    look.token = _token(head)
+    guard_file, _, rest = tail.partition(f"{base.MARK}until\n")
+    until, _, plan = rest.partition(f"{base.MARK}plan\n")
+    look.plan = [line for line in plan.splitlines() if line.strip()]
+    armed_token = guard_file.split()[0] if guard_file.split() else ""
+    if not armed_token:
+        look.guard = "none armed"
+    elif look.token and armed_token != look.token:
+        look.guard, look.plan = "armed by another run", []
+    else:
+        look.guard = _deadline(until, first)
+    return look
+
+
+def _token(head: str) -> str:
+    try:
+        info = json.loads(head.split("\n", 1)[1].strip().splitlines()[0])
+    except (json.JSONDecodeError, IndexError):
+        return ""
+    token = info.get("token") if isinstance(info, dict) else None
+    return token if isinstance(token, str) and token.isalnum() else ""
+
+
+def _deadline(until: str, first: list[str]) -> str:
+    parts = until.split()
+    if len(parts) == 2 and parts[1].isdigit() and len(first) == 3 and first[1].isdigit():
+        left = int(parts[1]) - int(first[1])
+        when = f"in {left} s" if left >= 0 else f"{-left} s ago (it may be acting now)"
+        return f"armed: puts the host back {when} unless that run is heard from"
+    return "armed"
+
+
+def remove_lock(remote: Remote, s: HostSettings, look: LockLook) -> str:
+    """Remove the lock fab unlock showed, and disarm its run's guard; say what happened."""
+    res = remote.run(state.force_unlock(s, look.token, look.since), s.timeouts.command)
+    said = res.stdout.strip()
+    if not res.ok or said not in ("removed", "gone", "changed"):
+        raise Refused(f"could not remove the lock: {res.why()}")
+    if said == "changed":
+        return "not removed: the lock changed since it was shown (another run took it): look again"
+    done = "removed the lock" if said == "removed" else "the lock was already gone"
+    if not look.token:
+        return done
+    disarmed = guard.parse(remote.run(guard.disarm(s, look.token), s.timeouts.command).stdout)
+    return done + {guard.DISARMED: "; disarmed its guard (the host stays as it is now: see fab status)",
+                   guard.ACTED: "; its guard had already put the host back",
+                   guard.GONE: ""}.get(disarmed or "", "; its guard could not be reached")

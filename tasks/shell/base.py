@@ -1,0 +1,34 @@
+"""What every command line is built from: where it runs (the app's dir, `~` meaning the SSH user's
+home) and what its output carries for the tool to read (section markers, reasons in the tool's words).
+"""
+
+from __future__ import annotations
+
+from shlex import quote
+
+from ..config.schema import HostSettings
+
+MARK = "@@fbg:"  # section markers in the output of facts()
+
+
+def remote_path(path: str) -> str:
+    """A path for the remote shell: quoted, with a leading ~ meaning the SSH user's home."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + quote(path[2:])
+    return quote(path)
+
+
+def in_dir(s: HostSettings, line: str) -> str:
+    return f"cd {remote_path(s.dir)} && {line}"
+
+
+WHY = MARK + "why "  # a reason line of the tool's own, printed by a command that fails
+LAST_LINE = '"$(echo "$out" | grep -v ^$ | tail -n 1)"'  # the last non-empty line of $out
+
+
+def why(text: str, *args: str) -> str:
+    """Print a reason line in the tool's own words: printf's format (quoted here) with shell
+    expressions as its arguments (e.g. '"$codes"'); Result.why() prefers it to the last line."""
+    return f"printf {quote(WHY + text + chr(92) + 'n')} {' '.join(args)}".rstrip()

@@ -1,0 +1,88 @@
+"""docker compose per colour: each colour is its own compose project (`<app>-blue`, `<app>-green`,
+and `<app>-shared` for the services of neither), from the one compose file, with DEPLOY_COLOR and
+DEPLOY_PORT in its environment; the verbs the sequences use, and the listing of compose containers.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from shlex import quote
+
+from ..config.schema import HostSettings
+from .base import MARK, in_dir
+
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+SHARED = "shared"  # the pseudo-colour of the services that belong to neither colour
+
+
+def project(s: HostSettings, color: str) -> str:
+    """<app>-blue, <app>-green, or <app>-shared for the shared services."""
+    return f"{s.app}-{color}"
+
+
+def color_env(s: HostSettings, color: str) -> str:
+    """DEPLOY_COLOR/DEPLOY_PORT, so one compose file serves both colours."""
+    return f"DEPLOY_COLOR={color} DEPLOY_PORT={s.port(color)}"
+
+
+def compose(s: HostSettings, color: str, *args: str) -> str:
+    """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment
+    (DEPLOY_COLOR=shared and no port for the shared project: the same every deploy)."""
+    base = shlex.join(shlex.split(s.compose))
+    argv = ["-p", project(s, color), "-f", s.compose_file, *args]
+    env = f"DEPLOY_COLOR={SHARED}" if color == SHARED else color_env(s, color)
+    return in_dir(s, f"{env} {base} {shlex.join(argv)}")
+
+
+# --- compose verbs -----------------------------------------------------------------------
+
+def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> str:
+    """Stop (not remove), giving each service stop_timeout seconds to finish gracefully."""
+    return compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services)
+
+
+def up(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Recreate exactly these services (no dependencies pulled in: beat must not start early)."""
+    return compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *services)
+
+
+def start(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Start stopped containers as they were: the fast way back in a rollback."""
+    return compose(s, color, "start", *services)
+
+
+def up_shared(s: HostSettings) -> str:
+    """Start the shared services if they are not running; never recreate them (that would stop
+    the broker both colours use): a changed shared service is the user's own `up`."""
+    return compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared)
+
+
+def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """stop(), then every container's state and exit code (the facts' `containers` section: 137 is
+    a service killed at the end of its grace period), keeping the stop's exit status."""
+    return f"{stop(s, color, services)}; rc=$?; echo {MARK}containers; {containers()}; exit $rc"
+
+
+def down(s: HostSettings, color: str) -> str:
+    """Remove a colour's containers and networks. Never -v: volumes stay."""
+    return compose(s, color, "down", "--remove-orphans", "-t", str(math.ceil(s.stop_timeout)))
+
+
+def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> str:
+    return compose(s, color, "logs", "--no-color", "--tail", str(lines), service)
+
+
+def containers() -> str:
+    """One line per compose container: project service state restarts image id exit_code."""
+    fmt = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .Config.Labels "{LABEL_SERVICE}"}}}} '
+           "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
+    return (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}) || exit 3; "
+            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids')
+
+
+def remove_images(image_ids: list[str]) -> str:
+    """Remove images no container uses; docker refuses (without -f) those still in use: kept."""
+    ids = " ".join(quote(i) for i in image_ids)
+    return f"for i in {ids}; do docker image rm \"$i\" >/dev/null 2>&1 && echo \"removed $i\" || echo \"in use $i\"; done"

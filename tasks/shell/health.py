@@ -1,0 +1,41 @@
+"""Is the new colour up? Its health check polled with curl on the host until 2xx/3xx, and its
+background services watched for settle seconds (not exited, not restarting)."""
+
+from __future__ import annotations
+
+import math
+from shlex import quote
+
+from ..config.schema import HostSettings
+from .compose import containers, project
+
+
+def http_code(url: str, timeout: float) -> str:
+    """curl printing only the HTTP status code of url (000: no answer within timeout seconds)."""
+    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout:g} {quote(url)}"
+
+
+def health_url(s: HostSettings, color: str) -> str:
+    return f"http://127.0.0.1:{s.port(color)}{s.health.path}"
+
+
+def wait_healthy(s: HostSettings, color: str) -> str:
+    """Poll until 2xx/3xx or retries run out; prints `try N CODE` per try (000: no answer)."""
+    h = s.health
+    curl = http_code(health_url(s, color), h.timeout)
+    loop = (f"i=0; while :; do i=$((i+1)); code=$({curl}); echo \"try $i $code\"; "
+            f"case $code in 2??|3??) exit 0;; esac; [ $i -ge {h.retries} ] && exit 1; sleep {h.interval:g}; done")
+    return f"sleep {h.start_delay:g}; {loop}" if h.start_delay else loop
+
+
+def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Fail as soon as one of the services is not running or has restarted, within settle seconds."""
+    proj = project(s, color)
+    want = " ".join(services)
+    check = (f"{containers()} | awk -v p={quote(proj)} -v want={quote(want)} "
+             "'BEGIN{n=split(want,w,\" \"); for(i=1;i<=n;i++) seen[w[i]]=0} "
+             "$1==p && ($2 in seen) {seen[$2]=1; if ($3!=\"running\" || $4!=\"0\") "
+             "{print $2\" \"$3\" (exit code \"$7\", restarts \"$4\")\"; bad=1}} "
+             "END{for (x in seen) if (!seen[x]) {print x\" has no container\"; bad=1}; exit bad}'")
+    end = f"end=$(( $(date +%s) + {math.ceil(s.settle)} ))"
+    return f"{end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done"

@@ -1,0 +1,101 @@
+"""The state files under dir/.fab-bluegreen/ (mode 0700, every file 0600): the record and the history
+every deployer of the app shares, and the deploy lock beside them (made with mkdir: atomic). What the
+record, a history line and the lock's info hold is built and checked in tasks/shell/record.py."""
+
+from __future__ import annotations
+
+from shlex import quote
+
+from ..config.schema import HostSettings
+from .base import MARK, in_dir, remote_path, why
+
+STATE_DIR = ".fab-bluegreen"  # under dir: the record and history every deployer of the app shares
+
+
+# --- the record and history, under dir -----------------------------------------------------
+
+def record_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.json"
+
+
+def history_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.history.jsonl"
+
+
+def private(line: str) -> str:
+    """Run line in a subshell whose new files are the SSH user's alone (umask 077: folders 0700,
+    files 0600): the state files may hold what a deploy ran and why it failed. The umask stays in
+    the subshell: the commands that ride along (compose, the user's hooks) keep the host's own."""
+    return f"(umask 077 && {line})"
+
+
+def state_dir() -> str:
+    """Make dir/.fab-bluegreen (0700) if it is missing; false if a symbolic link stands in its place
+    (nothing is written through it). The lock step also tightens the modes of what is there."""
+    return f"[ ! -L {STATE_DIR} ] && {private(f'mkdir -p {STATE_DIR}')}"
+
+
+def write_record(s: HostSettings, text: str) -> str:
+    """Through a fresh temporary file beside it (mktemp: mode 0600, never an existing file or a
+    symbolic link someone left there), then a rename."""
+    path, tmp = quote(record_path(s)), quote(record_path(s) + ".XXXXXX")
+    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ printf '%s\\n' {quote(text)} > \"$fbg_tmp\" "
+                     f"&& mv -f \"$fbg_tmp\" {path} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
+def append_history(s: HostSettings, line: str) -> str:
+    """One line at the end of the history (made 0600 if new); never through a symbolic link."""
+    path = quote(history_path(s))
+    append = private(f"printf '%s\\n' {quote(line)} >> {path}")
+    return in_dir(s, f"{state_dir()} && [ ! -L {path} ] && {append}")
+
+
+def history(s: HostSettings, lines: int) -> str:
+    return f"tail -n {int(lines)} {remote_path(s.dir)}/{quote(history_path(s))} 2>/dev/null; true"
+
+
+# --- the deploy lock, beside the record: mkdir is atomic --------------------------------------
+
+def lock_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.lock"
+
+
+def lock(s: HostSettings, info: str) -> str:
+    """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info.
+    On the way, the state folder and its files become the SSH user's alone (0700 and 0600), as
+    earlier versions did not make them."""
+    path = quote(lock_path(s))
+    linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
+                 '"$(pwd)"', STATE_DIR)
+    write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
+    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; "
+            f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
+            f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
+            f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "
+            f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; exit 3; "
+            f"else echo cannot create {path} in \"$(pwd)\"; exit 5; fi")
+
+
+def unlock(s: HostSettings, token: str) -> str:
+    """Free the lock only if it still carries this run's token: never someone else's."""
+    path = quote(lock_path(s))
+    return in_dir(s, f"if grep -qF {quote(token)} {path}/info 2>/dev/null; then rm -rf {path}; fi")
+
+
+def look_lock(s: HostSettings) -> str:
+    """The lock, if any (`held NOW SINCE` and its info), then the guard of the run that holds it:
+    the guard file's token, its deadline (`TOKEN EPOCH`) and what it would do (its plan)."""
+    path, g = quote(lock_path(s)), quote(f"{STATE_DIR}/{s.app}.guard")
+    return in_dir(s, f"if [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); "
+                     f"head -n 1 {path}/info 2>/dev/null; echo; fi; echo {MARK}guard; cat {g} 2>/dev/null; "
+                     f"echo {MARK}until; cat {g}.until 2>/dev/null; echo {MARK}plan; cat {g}.plan 2>/dev/null; true")
+
+
+def force_unlock(s: HostSettings, token: str, since: str) -> str:
+    """Remove the lock that look_lock() showed: only if it still carries that run's token (or, for
+    a lock without one, the same age), never one taken since. Prints `removed` or `changed`."""
+    path = quote(lock_path(s))
+    same = (f"grep -qF {quote(token)} {path}/info 2>/dev/null" if token else
+            f"[ \"$(stat -c %Y {path} 2>/dev/null)\" = {quote(since)} ]")
+    return in_dir(s, f"if [ ! -d {path} ]; then echo gone; elif {same}; then rm -rf {path} && echo removed; "
+                     "else echo changed; fi")
