@@ -197,10 +197,14 @@ def median(rounds: list[Round], attr: str) -> float:
     return statistics.median(getattr(r, attr) for r in rounds)
 
 
+MULTI = (1, 3, 5, 10)  # hosts in one run; 10 is the connection cap (fleet.MAX_PARALLEL)
+
+
 def multi_host(bed: Bed, work: Path) -> dict[int, float]:
-    """`fab deploy` wall time on 1, 3 and 5 hosts in one run (no CPU quota: the hosts share 2 cores)."""
+    """`fab deploy` wall time on 1, 3, 5 and 10 hosts in one run (no CPU quota: the hosts share the
+    machine's 2 cores, so this measures the workstation and the bed together, not a real fleet)."""
     times = {}
-    for n in (1, 3, 5):
+    for n in MULTI:
         hosts = bed.hosts[:n]
         for h in hosts:
             h.run("ids=$(docker ps -aq); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null", timeout=120)
@@ -264,8 +268,8 @@ def main() -> None:
     work = ROOT / "bench" / ".work"
     work.mkdir(exist_ok=True)
     bed = Bed()
-    if not bed.is_up(5):
-        bed.up(5)
+    if not bed.is_up(max(MULTI)):
+        bed.up(max(MULTI))
     h = bed.hosts[0]
     bed.set_cpus(1, hosts=[h])
     rounds: dict[str, list[Round]] = {v: [] for v in VARIANTS}
@@ -304,9 +308,11 @@ def report(rounds, multi, commands, startup, args) -> None:
     lines += ["", "| target | measured | met |", "|---|---|---|",
               f"| throttled with the cap <= 25 % of the staged script's | {thr:.0%} | {'yes' if thr <= 0.25 else 'no'} |",
               f"| fab deploy <= 1.3x the staged script's seconds | {spd:.2f}x | {'yes' if spd <= 1.3 else 'no'} |",
-              f"| 3 hosts in one run <= 1.5x one host | {par:.2f}x ({multi[1]:.1f} s, {multi[3]:.1f} s; 5 hosts "
-              f"{multi[5]:.1f} s) | {'yes' if par <= 1.5 else 'no'} |",
+              f"| 3 hosts in one run <= 1.5x one host | {par:.2f}x ({multi[1]:.1f} s, {multi[3]:.1f} s) | "
+              f"{'yes' if par <= 1.5 else 'no'} |",
               f"| zero failed requests in the tool's variants | {fails} | {'yes' if fails == 0 else 'no'} |",
+              "", "Hosts in one `fab deploy` (all at once, the bed's hosts sharing the machine's 2 cores): "
+              + ", ".join(f"{n}: {t:.1f} s" for n, t in sorted(multi.items())) + ".",
               "", f"SSH commands per host deploy (its dry-run plan): {commands}. `fab -l` start-up: {startup:.2f} s "
               "(median of 5)."]
     text = "\n".join(lines) + "\n"

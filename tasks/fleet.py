@@ -16,17 +16,12 @@ from .config.schema import HostSettings
 from .errors import Refused, Unreachable
 from .host.remote import DryRunRemote, Remote, SshRemote
 from .report import Progress
-from .result import FAILED, SKIPPED, UNREACHABLE, HostResult
+from .result import FAILED, SKIPPED, HostResult, internal_error, outcome_for
 
 MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
 
 T = TypeVar("T")
 Job = Callable[[Remote, HostSettings, Callable[[str], None]], HostResult]
-
-
-def internal_error(e: BaseException) -> str:
-    """A bug met on one host, in one line: that host's row says it, the others carry on."""
-    return f"internal error: {type(e).__name__}: {' '.join(str(e).split())} (please report it)"
 
 
 @dataclass
@@ -87,11 +82,11 @@ class Fleet:
                 if hasattr(remote, "open"):
                     remote.open()
             except Unreachable as e:
-                return failed(s.name, str(e))
+                return failed(s.name, outcome_for(e)[1])
             try:
                 return fn(remote, s)
             except (Unreachable, Refused) as e:
-                return failed(s.name, str(e))
+                return failed(s.name, outcome_for(e)[1])
             finally:
                 remote.close()
 
@@ -103,7 +98,7 @@ class Fleet:
         try:
             return self._host(s, action, job, say)
         except Exception as e:  # a bug: this host's row says so, the others carry on
-            reason = internal_error(e)
+            reason = internal_error(e)  # not outcome_for: whatever a job let through is a bug of the job's
             say(f"failed: {reason}")
             return HostResult(host=s.name, action=action, outcome=FAILED, reason=reason)
 
@@ -118,10 +113,17 @@ class Fleet:
             if hasattr(remote, "open"):
                 remote.open()
         except Unreachable as e:
-            say(f"unreachable: {e}")
-            return HostResult(host=s.name, action=action, outcome=UNREACHABLE, step="connect", reason=str(e))
+            outcome, reason = outcome_for(e)
+            say(f"{outcome}: {reason}")
+            return HostResult(host=s.name, action=action, outcome=outcome, step="connect", reason=reason)
         try:
-            result = job(remote, s, say)
+            try:
+                result = job(remote, s, say)
+            except Unreachable as e:  # lost mid-job where the job has no finer word for it (e.g. cleanup's down)
+                outcome, reason = outcome_for(e)
+                reason += "; check the host with fab status"
+                say(f"{outcome}: {reason}")
+                return HostResult(host=s.name, action=action, outcome=outcome, reason=reason)
             if isinstance(remote, DryRunRemote):
                 result.plan = [f"{'# reads: ' if kind == 'read' else ''}{line}" for kind, line in remote.plan]
             return result

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import Locked, Refused, Unreachable
+
 DEPLOYED = "deployed"
 ROLLED_BACK = "rolled back"  # a step failed and the host was put back: the old colour serves
 FAILED = "failed"  # a step failed and the rollback did not fully succeed: a person must look
@@ -46,3 +48,23 @@ class HostResult:
     @property
     def ok(self) -> bool:
         return self.outcome in (DEPLOYED, CLEANED, NOTHING, PLANNED, DRY_RUN, DRAINED, NOTHING_TO_DRAIN)
+
+
+def internal_error(e: BaseException) -> str:
+    """A bug met on one host, in one line: that host's row says it, the others carry on."""
+    return f"internal error: {type(e).__name__}: {' '.join(str(e).split())} (please report it)"
+
+
+def outcome_for(e: BaseException) -> tuple[str, str]:
+    """How an error ends one host's run, the same in every task: (outcome, reason).
+
+    Another run's lock: LOCKED; the host's state: REFUSED; no connection (or a lost one): UNREACHABLE;
+    anything else is a bug: FAILED, `internal error: ...`. A sequence adds what only it knows (the
+    step, what is left on the host) to the reason."""
+    if isinstance(e, Locked):
+        return LOCKED, str(e)
+    if isinstance(e, Refused):
+        return REFUSED, str(e)
+    if isinstance(e, Unreachable):
+        return UNREACHABLE, str(e)
+    return FAILED, internal_error(e)

@@ -12,7 +12,7 @@ import time
 
 from ..config.schema import HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import CLEANED, FAILED, LOCKED, NOTHING, PLANNED, REFUSED, UNREACHABLE, HostResult
+from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, HostResult, outcome_for
 from ..shell import compose, cpu, record, state
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
@@ -36,10 +36,8 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]
             if why := broker.refusal(s, result.from_color, queued):
                 raise Refused(why)
             result.warnings += broker.warnings(s, result.from_color, queued)
-    except Refused as e:
-        result.outcome, result.reason = REFUSED, str(e)
-    except Unreachable as e:
-        result.outcome, result.reason = UNREACHABLE, str(e)
+    except (Refused, Unreachable) as e:
+        result.outcome, result.reason = outcome_for(e)
     result.seconds = time.monotonic() - started
     return result, facts
 
@@ -49,10 +47,9 @@ def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: b
     token = lock.new_token()
     try:
         lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
-    except Locked as e:
-        return HostResult(host=s.name, action="cleanup", outcome=LOCKED, step="lock", reason=str(e))
-    except (Refused, Unreachable) as e:
-        return HostResult(host=s.name, action="cleanup", outcome=REFUSED, step="lock", reason=str(e))
+    except (Locked, Refused, Unreachable) as e:
+        outcome, reason = outcome_for(e)
+        return HostResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
     try:
         return _remove(remote, s, planned, prune_images)
     finally:

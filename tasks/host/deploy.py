@@ -21,8 +21,8 @@ from typing import Callable
 
 from ..config.schema import HostSettings
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
-from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, REFUSED, ROLLED_BACK, UNREACHABLE,
-                      HostResult)
+from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, HostResult,
+                      outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.broker import count_queued
 from . import broker, lock
@@ -116,14 +116,12 @@ class Deploy:
             self.fail(INTERRUPTED, stop.step, "interrupted (Ctrl-C) before anything was changed")
         except StepFailed as failure:
             self.fail(ROLLED_BACK, failure.step, f"{failure.reason} (nothing was changed)")
-        except Locked as held:
-            self.fail(LOCKED, "lock", str(held))
-        except Refused as refusal:
-            self.fail(REFUSED, self.step, str(refusal))
-        except Unreachable as lost:
-            left_to = "its guard" if self.guard_armed else "itself"
-            self.fail(UNREACHABLE, self.step, f"{lost}; the host is left to {left_to} mid-step: "
-                                              "check it with fab status before deploying again")
+        except (Locked, Refused, Unreachable) as e:
+            outcome, reason = outcome_for(e)
+            if outcome == UNREACHABLE:
+                left_to = "its guard" if self.guard_armed else "itself"
+                reason += f"; the host is left to {left_to} mid-step: check it with fab status before deploying again"
+            self.fail(outcome, "lock" if outcome == LOCKED else self.step, reason)
         self.note_guard_acted()
         if self.remote.dry_run and self.result.outcome == DEPLOYED:
             self.result.outcome = DRY_RUN

@@ -13,7 +13,7 @@ import time
 
 from ..config.schema import HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, REFUSED, UNREACHABLE, HostResult
+from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, UNREACHABLE, HostResult, outcome_for
 from ..shell import compose, record, state
 from ..shell.broker import wait_drained
 from . import broker, lock
@@ -31,12 +31,12 @@ def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = 
             _drain(remote, s, say, result)
         finally:
             lock.release(remote, s, token, s.timeouts.command)
-    except Locked as e:
-        result.outcome, result.step, result.reason = LOCKED, "lock", str(e)
-    except Refused as e:
-        result.outcome, result.reason = REFUSED, str(e)
-    except Unreachable as e:
-        result.outcome, result.reason = UNREACHABLE, f"{e}; the old colour's workers may still run: fab status"
+    except (Locked, Refused, Unreachable) as e:
+        result.outcome, result.reason = outcome_for(e)
+        if result.outcome == LOCKED:
+            result.step = "lock"
+        if result.outcome == UNREACHABLE:
+            result.reason += "; the old colour's workers may still run: fab status"
     result.seconds = time.monotonic() - started
     return result
 
