@@ -20,7 +20,7 @@ from ..config.schema import HostSettings
 from .base import in_dir
 from .cgroup import CGROUP
 from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project
-from .detach import DETACH_FUNCTIONS, detached, kill_detached
+from .detach import DETACH_FUNCTIONS, detached, kill_detached, still_running
 from .state import STATE_DIR, private, state_dir
 
 PERIOD = 100_000  # CFS period, microseconds
@@ -89,8 +89,7 @@ def lift_stuck(s: HostSettings) -> str:
     parts = []
     for color in ("blue", "green"):
         f, tag = quote(lift_file(s, color)), quote(lift_tag(s, color))
-        parts.append(f"if [ -f {f}.sh ] && ! {{ read p t 2>/dev/null < {f} && [ \"$t\" = {tag} ] && "
-                     f"tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- {tag}; }}; then "
+        parts.append(f"if [ -f {f}.sh ] && ! {still_running(f, tag)}; then "
                      f"sh {f}.sh >/dev/null 2>&1 && rm -f {f} {f}.sh && echo lifted {color}; fi")
     return in_dir(s, "; ".join(parts) + "; true")
 

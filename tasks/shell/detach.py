@@ -35,13 +35,19 @@ def detached(script: str, tag: str, pid_file: str, log: str = "/dev/null") -> st
     return f"fbg_detach {quote(pid_file)} {quote(log)} {quote(body)}"
 
 
+def still_running(pid_file: str, tag: str) -> str:
+    """A shell condition (sets $p): the process a pid file names still runs and is the one that
+    wrote it (the file holds the tag, and so does the process's command line; a reused PID does
+    not). Both arguments are shell words, quoted by the caller."""
+    return (f"{{ read p t 2>/dev/null < {pid_file} && [ \"$t\" = {tag} ] && "
+            f"tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- {tag}; }}")
+
+
 def kill_detached(pid_file: str, tag: str) -> str:
     """Stop a detached process (its whole process group) and remove its pid file, only if the PID
-    still belongs to it (its command line carries the tag): a stale file never kills a stranger."""
-    f, t = quote(pid_file), quote(tag)
-    return (f"if read p t 2>/dev/null < {f} && [ \"$t\" = {t} ] && "
-            f"tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- {t}; then "
-            f"kill -- -$p 2>/dev/null || kill $p 2>/dev/null; fi; rm -f {f}")
+    still belongs to it: a stale file never kills a stranger."""
+    f = quote(pid_file)
+    return f"if {still_running(f, quote(tag))}; then kill -- -$p 2>/dev/null || kill $p 2>/dev/null; fi; rm -f {f}"
 
 
 def detach_check() -> str:

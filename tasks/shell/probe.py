@@ -11,7 +11,7 @@ from ..config.schema import HostSettings
 from .base import MARK, remote_path
 from .cgroup import CGROUP
 from .compose import LABEL_PROJECT, SHARED, color_env, containers, project
-from .detach import DETACH_FUNCTIONS, detach_check
+from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
 from .state import STATE_DIR, history_path, lock_path, record_path
@@ -42,6 +42,7 @@ def status(s: HostSettings) -> str:
     lock_dir, hist = f"{d}/{quote(lock_path(s))}", f"{d}/{quote(history_path(s))}"
     health = "; ".join(
         f"echo \"{c} $({http_code(health_url(s, c), s.health.timeout)})\"" for c in ("blue", "green"))
+    lift, tag = '"$f"', f'"fbg-lift:{s.app}.$c"'  # each colour's lift (cpu.lift_file, cpu.lift_tag); app is validated
     parts = [
         facts(s),
         f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
@@ -49,7 +50,7 @@ def status(s: HostSettings) -> str:
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
         f"echo {MARK}lift; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
-        "if read p t 2>/dev/null < \"$f\" && tr '\\0' ' ' 2>/dev/null < /proc/$p/cmdline | grep -qF -- \"$t\"; then "
+        f"if {still_running(lift, tag)}; then "
         "echo $c pending; else echo $c stuck; fi; done; true",
     ]
     return "; ".join(parts)
