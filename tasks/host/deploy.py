@@ -2,8 +2,8 @@
 
     lock -> check the host -> find the live colour -> prepare -> arm the guard
     -> start the shared services (if not running) -> stop the live colour's background
-    -> start the new front -> health check -> after_front hooks -> switch nginx
-    -> after_switch hooks -> start the new background -> settle
+    -> start the new front, then its health check -> after_front hooks -> switch nginx
+    -> after_switch hooks -> start the new background, then watch it settle
     -> count the tasks left in the old colour's broker -> record -> disarm the guard -> unlock
     any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
     restart the old background), keeping the failed colour's containers for their logs.
@@ -24,12 +24,14 @@ from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, HostResult,
                       outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
+from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
 from . import broker, lock
 from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
-from .remote import Remote, Result
+from .remote import TIMED_OUT, Remote, Result
+from .trip import Trip
 
 Say = Callable[[str], None]
 GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was not heard from in time (a laptop "
@@ -39,10 +41,10 @@ GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was no
 def user_failure(res: Result) -> str:
     """How a user's command (prepare, a hook) failed, in the tool's words: its exit code, or the
     timeout or the guard that stopped it. Never its command line or its output (see say_output)."""
-    if res.exited == 124 and res.stderr.startswith("timed out"):  # tasks/host/remote.py's own words
+    if res.exited == TIMED_OUT and res.stderr.startswith("timed out"):  # tasks/host/remote.py's own words
         return res.stderr.strip()
     own = [line[len(base.WHY):].strip() for line in res.stdout.splitlines() if line.startswith(base.WHY)]
-    if res.exited == 9 and guard.GONE_REASON in own:  # the heartbeat in front of it stopped it
+    if res.exited == guard.GONE_EXIT and guard.GONE_REASON in own:  # the heartbeat in front of it stopped it
         return guard.GONE_REASON
     return f"exit {res.exited}"
 
@@ -58,6 +60,7 @@ class Deploy:
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
         self.token = lock.new_token()
+        self.trip = Trip(remote, s, self.token, say)  # every command after the lock goes through it
         self.result = HostResult(host=s.name, action=self.task)
         self.facts = Facts()
         self.live: str | None = None
@@ -66,20 +69,13 @@ class Deploy:
         self.old_upstream: str | None = None
         self.old_record: dict = {}
         # what has been changed so far, so the rollback undoes exactly that
-        self.guard_armed = False
         self.old_background_stopped = False
         self.new_started = False
         self.new_background_started = False
         self.switched = False
-        # writes that ride along with the next command (one SSH round trip instead of two)
-        self.pending: list[str] = []
-        self.disarming = False  # a disarm is queued
-        self.guard_acted = False  # the guard put the host back before fab could disarm it
         self.crashed = False  # an unexpected error (a bug): the guard, if armed, is left to act
         self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
-        self.closing: list[tuple[str, str]] = []  # (command, what failed) sent by finish()
         self.host_cpus = 1.0
-        self.final_facts: Facts | None = None  # read with the settle check
 
     def run(self) -> HostResult:
         started = time.monotonic()
@@ -90,23 +86,22 @@ class Deploy:
                 self.find_live_color()
                 self.run_prepare()
                 self.arm_guard()
+                settled: Facts | None = None  # the host once the new background settled
                 try:
                     self.start_shared()
                     self.stop_old_background()
-                    self.start_new_front()
-                    self.wait_until_healthy()
+                    self.start_new_front()  # then poll its health check (one round trip)
                     self.run_hooks("after_front")
                     self.switch_upstream()
                     self.run_hooks("after_switch", warn_only=True)
-                    self.start_new_background()
-                    self.wait_until_settled()
-                    self.count_old_queue()
+                    settled = self.start_new_background()  # then watch it settle, and read the host
+                    self.count_old_queue(settled)
                     self.result.outcome = DEPLOYED
                     self.say(f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves")
                 except StepFailed as failure:
-                    self.disarm_guard()
+                    self.trip.disarm()
                     self.roll_back(failure)
-                self.record_deploy()
+                self.record_deploy(settled)
             except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
                 self.crashed = True
                 raise
@@ -119,7 +114,7 @@ class Deploy:
         except (Locked, Refused, Unreachable) as e:
             outcome, reason = outcome_for(e)
             if outcome == UNREACHABLE:
-                left_to = "its guard" if self.guard_armed else "itself"
+                left_to = "its guard" if self.trip.armed else "itself"
                 reason += f"; the host is left to {left_to} mid-step: check it with fab status before deploying again"
             self.fail(outcome, "lock" if outcome == LOCKED else self.step, reason)
         self.note_guard_acted()
@@ -178,7 +173,7 @@ class Deploy:
         for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            res = self.send(hooks.prepare(self.s, self.new, line), self.timeouts.prepare)
+            res = self.send(hooks.prepare(self.s, self.new, line))
             if not res.ok:
                 self.say_output(res)
                 raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
@@ -187,9 +182,7 @@ class Deploy:
         """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
         self.at("guard")
         grace = guard.grace(self.s)
-        self.pending.append(guard.arm(self.s, self.token, self.undo_commands(), grace,
-                                      self.undo_plan()))  # sent with the stop
-        self.guard_armed = True
+        self.trip.arm(guard.arm(self.s, self.token, self.undo_commands(), grace, self.undo_plan()))  # with the next command
         self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s past a step's "
                  "time limit")
 
@@ -200,7 +193,7 @@ class Deploy:
             return
         self.at("start shared")
         self.say(f"shared {', '.join(self.s.shared)} ({compose.project(self.s, compose.SHARED)}): starting if not running")
-        self.check(compose.up_shared(self.s), self.timeouts.command, "could not start the shared services")
+        self.check(compose.up_shared(self.s), "could not start the shared services")
 
     def stop_old_background(self) -> None:
         """Gracefully: each service gets stop_timeout seconds (Celery's warm shutdown finishes
@@ -210,41 +203,41 @@ class Deploy:
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
         self.old_background_stopped = True  # even a half-done stop is undone by a start
-        res = self.check(compose.stop_reporting(self.s, self.live, self.s.background),
-                         self.s.stop_timeout + self.timeouts.command, f"could not stop {self.live}'s background services")
+        ids = [c.id for c in self.facts.containers if c.project == compose.project(self.s, self.live)
+               and c.service in self.s.background]
+        res = self.check(compose.stop_ids(self.s, ids), f"could not stop {self.live}'s background services")
         was_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
         self.result.warnings += killed(self.s, self.live, was_running, res.stdout)
 
     def start_new_front(self) -> None:
+        """Start the new front, then poll its health check until 2xx/3xx: one round trip."""
         self.at("start new front")
-        self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)})")
+        self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)}), then its health check")
         self.new_started = True
-        self.check(self.start_command(self.s.front), self.timeouts.command,
-                   f"could not start {self.new}'s front services", service=self.s.web)
+        res = self.send(self.start_command(self.s.front).then(Command(f"echo {MARK}started", 0))
+                        .then(health.wait_healthy(self.s, self.new)))
+        if not self.reached(res, f"{MARK}started"):
+            raise StepFailed(self.step, f"could not start {self.new}'s front services: {res.why()}", service=self.s.web)
+        self.step = "health check"
+        codes = health.tries(res.stdout)
+        self.result.tries = len(codes)
+        if not res.ok:
+            code = codes[-1] if codes else "?"
+            answer = "no answer" if code in ("000", "?") else f"HTTP {code}"
+            reason = res.why() if res.exited == TIMED_OUT or not codes else \
+                f"{health.health_url(self.s, self.new)} gave {answer} after {len(codes)} tries"
+            raise StepFailed(self.step, reason, service=self.s.web)
+        self.say(f"healthy after {len(codes)} tries")
 
-    def start_command(self, services: tuple[str, ...]) -> str:
+    def start_command(self, services: tuple[str, ...]) -> Command:
         """A deploy recreates: whatever the colour ran before is the old version."""
         return compose.up(self.s, self.new, services)
-
-    def wait_until_healthy(self) -> None:
-        self.at("health check")
-        h = self.s.health
-        budget = h.start_delay + h.retries * (h.timeout + h.interval) + self.timeouts.command
-        res = self.send(health.wait_healthy(self.s, self.new), budget)
-        tries = [line.split() for line in res.stdout.splitlines() if line.startswith("try ")]
-        self.result.tries = len(tries)
-        if not res.ok:
-            code = tries[-1][-1] if tries and len(tries[-1]) == 3 else "?"
-            answer = "no answer" if code in ("000", "?") else f"HTTP {code}"
-            raise StepFailed("health check", f"{health.health_url(self.s, self.new)} gave {answer} after "
-                             f"{len(tries)} tries", service=self.s.web)
-        self.say(f"healthy after {len(tries)} tries")
 
     def run_hooks(self, name: str, warn_only: bool = False) -> None:
         for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.send(hooks.hook(self.s, self.new, self.live, line), self.timeouts.hook)
+            res = self.send(hooks.hook(self.s, self.new, self.live, line))
             self.say_output(res)
             if not res.ok and warn_only:
                 self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
@@ -270,32 +263,51 @@ class Deploy:
             switch = nginx.switch_nginx(self.s, nginx.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
         rec = record.with_live(self.facts.record, self.s.app, self.new, self.live)
         # switch (nginx serves the new upstream), record the new live colour, verify: one round trip
-        self.check(f"{switch} && {{ {state.write_record(self.s, record.dump(rec))} || {{ "
-                   f"{base.why('could not write the record')}; exit 6; }}; }} && {{ {nginx.verify(self.s)}; }}",
-                   self.timeouts.command * 3 + self.s.switch.reload_timeout, "the switch failed", service=self.s.web)
+        self.check(Command(f"{switch} && {{ {state.write_record(self.s, record.dump(rec))} || {{ "
+                           f"{base.why('could not write the record')}; exit 6; }}; }} && {{ {nginx.verify(self.s)}; }}",
+                           nginx.switching(self.s)), "the switch failed", service=self.s.web)
         self.facts.record = rec
 
-    def start_new_background(self) -> None:
+    def start_new_background(self) -> Facts | None:
+        """Start the new background (capped ones under the warm-up cap), then watch it for settle
+        seconds, then read the host's facts (and the old colour's queues): one round trip. Returns
+        those facts, which the record and the queue count use."""
         if not self.s.background:
-            return
+            return None
         self.at("start new background")
         capped = tuple(x for x in self.s.background if x in self.s.capped)
         plain = tuple(x for x in self.s.background if x not in capped)
-        self.say(f"starting {self.new} {', '.join(self.s.background)}")
+        self.say(f"starting {self.new} {', '.join(self.s.background)}, then checking that they stay up for "
+                 f"{self.s.settle:g} s")
         self.new_background_started = True
-        if capped:
-            self.start_capped(capped)
-        if plain:
-            self.check(self.start_command(plain), self.timeouts.command,
-                       f"could not start {self.new}'s background services", service=plain[0])
-
-    def start_capped(self, services: tuple[str, ...]) -> None:
-        """Start services under the warm-up cap, so their start-up burst cannot starve the host."""
         cap = cpu.default_cap(self.s, self.host_cpus)
-        res = self.check(self.capped_start_command(services, cap), self.timeouts.command,
-                         f"could not start {self.new}'s background services", service=services[0])
-        if res.stdout.strip().startswith("nocap"):
-            why = res.stdout.strip()[6:] or "docker cannot set CPU limits"
+        starts = [(self.capped_start_command(capped, cap), capped)] if capped else []
+        starts += [(self.start_command(plain), plain)] if plain else []
+        reads = probe.facts(self.s)
+        if self.will_count_old_queue():
+            reads += f"; echo {MARK}queued; {count_queued(self.s, self.live)}"
+        settle = health.wait_settled(self.s, self.new, self.s.background)
+        then = Command(f"{{ {settle}; rc=$?; {reads}; exit $rc; }}", settle.budget + self.timeouts.command)
+        for start, group in reversed(starts):  # each start in its own shell: the capped one may `exit 0`
+            then = Command(f"( {start} ) && echo {MARK}started {group[0]}", start.budget).then(then)
+        res = self.send(then)
+        for start, group in starts:
+            if not self.reached(res, f"{MARK}started {group[0]}"):
+                raise StepFailed(self.step, f"could not start {self.new}'s background services: {res.why()}",
+                                 service=group[0])
+        if capped:
+            self.note_cap(capped, cap, res.stdout)
+        self.step = "settle"
+        if not res.ok:
+            out = res.stdout.split(f"{MARK}started {starts[-1][1][0]}\n", 1)[-1].strip()
+            what = out.splitlines()[0] if out and not out.startswith(MARK) else res.why()
+            raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
+        return facts_from(res) if f"{MARK}containers" in res.stdout else None
+
+    def note_cap(self, services: tuple[str, ...], cap: float, stdout: str) -> None:
+        nocap = next((ln for ln in stdout.splitlines() if ln.startswith("nocap")), None)
+        if nocap is not None:
+            why = nocap[6:] or "docker cannot set CPU limits"
             self.result.cap = f"no cap ({why if len(why) < 120 else why[:117] + '...'})"
             self.say(f"started without the warm-up cap: {self.result.cap}")
         else:
@@ -305,32 +317,13 @@ class Deploy:
     def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
         return cpu.start_capped(self.s, self.new, services, cap, self.s.warmup.seconds)
 
-
-
-    def wait_until_settled(self) -> None:
-        if not self.s.background:
-            return
-        self.at("settle")
-        self.say(f"checking that {', '.join(self.s.background)} stay up for {self.s.settle:g} s")
-        # the facts for the record, and the old colour's queues, ride along (fewer round trips)
-        reads = probe.facts(self.s)
-        if self.will_count_old_queue():
-            reads += f"; echo {base.MARK}queued; {count_queued(self.s, self.live)}"
-        res = self.send(f"{{ {health.wait_settled(self.s, self.new, self.s.background)}; }}; rc=$?; "
-                        f"{reads}; exit $rc", self.s.settle + self.timeouts.command)
-        if res.ok and f"{base.MARK}containers" in res.stdout:
-            self.final_facts = facts_from(res)
-        if not res.ok:
-            what = res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.why()
-            raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
-
-    def count_old_queue(self) -> None:
+    def count_old_queue(self, settled: Facts | None) -> None:
         """With a broker per colour: tasks the old web queued after the old worker stopped wait in
         the old broker. Said in the table; cleanup refuses until `fab drain` has run them."""
         if not self.will_count_old_queue():
             return
         self.step = "count old queue"  # not at(): a Ctrl-C now must not undo a finished deploy
-        counted = self.final_facts.queued if self.final_facts else None  # read with the settle check
+        counted = settled.queued if settled else None  # read after the settle check
         queued = broker.parse(self.s, self.live, counted) if counted is not None else \
             broker.count(self.remote, self.s, self.live, self.timeouts.command)
         if queued.problem:
@@ -344,21 +337,21 @@ class Deploy:
     def will_count_old_queue(self) -> bool:
         return bool(self.live) and broker.counted(self.s) and not self.remote.dry_run
 
-    def record_deploy(self) -> None:
+    def record_deploy(self, settled: Facts | None) -> None:
         """Write what each colour runs now and one history line (sent by finish()); report the live version."""
-        facts = self.final_facts if self.result.outcome == DEPLOYED and self.final_facts else self.read_facts()
+        facts = settled if self.result.outcome == DEPLOYED and settled else self.read_facts()
         live = self.new if self.result.outcome == DEPLOYED else self.live
         rec = facts.record
         if self.result.outcome == DEPLOYED:
             rec = self.recorded_colors(rec or {}, facts)
-            self.closing.append((state.write_record(self.s, record.dump(rec)), "the record was not updated"))
+            self.trip.at_close(state.write_record(self.s, record.dump(rec)), "the record was not updated")
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
                   "service": self.result.failed_service, "message": self.message,
                   "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}}
         line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
-        self.closing.append((state.append_history(self.s, line), "the history line was not written"))
+        self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
         self.acted_history = state.append_history(self.s, acted)
 
@@ -380,11 +373,11 @@ class Deploy:
         if self.switched:
             left += self.switch_back()
         if self.new_started:
-            res = self.send(compose.stop(self.s, self.new), self.s.stop_timeout + self.timeouts.command)
+            res = self.send(compose.stop(self.s, self.new))
             if not res.ok:
                 left.append(f"{self.new} could not be stopped ({res.why()})")
         if self.old_background_stopped and not (left and self.new_background_started):
-            res = self.send(compose.start(self.s, self.live, self.s.background), self.timeouts.command)
+            res = self.send(compose.start(self.s, self.live, self.s.background))
             if not res.ok:
                 left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
         elif self.old_background_stopped:
@@ -406,14 +399,13 @@ class Deploy:
         try:
             back = self.switch_back_command()
             if back:
-                self.check(back, self.timeouts.command * 3 + self.s.switch.reload_timeout,
-                           f"could not switch back to {self.live or 'the old upstream'}")
+                self.check(back, f"could not switch back to {self.live or 'the old upstream'}")
             self.write_record(self.old_record)
             return []
         except StepFailed as e:
             return [f"traffic may still go to {self.new}: {e.reason}"]
 
-    def switch_back_command(self) -> str:
+    def switch_back_command(self) -> Command | str:
         """Traffic back to where it went before this run (the file as it was; if nginx rejected
         that, the new one stays in place rather than none at all)."""
         if self.s.switch.mode == "command" and self.live:
@@ -447,87 +439,56 @@ class Deploy:
         if not service or not self.new_started:
             return ""
         self.result.logs_command = f"ssh {self.s.ssh} {shlex.quote(compose.logs(self.s, self.new, service, 200))}"
-        res = self.remote.read(compose.logs(self.s, self.new, service), self.timeouts.command)
+        logs = compose.logs(self.s, self.new, service)
+        res = self.remote.read(logs, logs.budget)
         return res.stdout.strip() or res.stderr.strip()
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def disarm_guard(self) -> None:
-        """Sent with the next command (the rollback's first, or finish()); armed until it is sent."""
-        if self.guard_armed and not self.disarming:
-            self.pending.append(f"{{ {guard.disarm(self.s, self.token)}; }}")
-            self.disarming = True
-
     def finish(self) -> None:
         """One round trip at the end: the record and history, disarm, unlock, the host's samples."""
-        if self.crashed and self.guard_armed:  # leave the host, and its lock, to the guard
-            self.pending, self.closing = [], []
+        if self.crashed and self.trip.armed:  # leave the host, and its lock, to the guard
+            self.trip.abandon()
             self.remote.run(cpu.stop_sampler(self.s), self.timeouts.command)
             return
-        self.disarm_guard()
-        confirmed = "; ".join([*(f"{{ {c}; }} || echo '{base.MARK}failed {what}'" for c, what in self.closing),
-                               lock.release_command(self.s, self.token)])
-        if self.disarming:  # the record and the lock only if the guard did not act (it frees the lock itself)
-            confirmed = (f"if [ \"$fbg_guard\" != {guard.ACTED} ]; then {confirmed}; "
-                         f"else {self.acted_history or ':'}; fi")
-        parts = [*self.pending, confirmed, cpu.stop_sampler(self.s)]
-        self.pending, self.closing = [], []
-        try:
-            res = self.remote.run("; ".join(parts), self.timeouts.command)
-        except Unreachable:
+        res, failed = self.trip.close(lock.release_command(self.s, self.token), otherwise=self.acted_history,
+                                      then=cpu.stop_sampler(self.s))
+        if res is None:
             return  # the guard frees the lock, or fab unlock does
-        self.note_disarm(res)
-        for line in res.stdout.splitlines():
-            if line.startswith(f"{base.MARK}failed "):
-                self.result.left.append(line.split(" ", 1)[1])
+        self.result.left += failed
         load = cpu.parse_samples(res.stdout)
         self.result.host_load = load.describe() if load else ""
 
     def write_record(self, rec: dict) -> None:
-        self.check(state.write_record(self.s, record.dump(rec)), self.timeouts.command, "could not write the record")
+        self.check(state.write_record(self.s, record.dump(rec)), "could not write the record")
         self.facts.record = rec
 
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
-    def send(self, command: str, timeout: float) -> Result:
-        """Run a command, with the writes waiting to ride along in front of it (the guard's
-        arming must succeed first; a disarm is best effort)."""
-        line = command
-        if self.guard_armed and not self.disarming:  # the heartbeat: the guard waits while fab works
-            beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
-            line = f"{base.in_dir(self.s, beat)}; {line}"
-        for queued in reversed(self.pending):
-            line = f"{queued} && {{ {line}; }}" if queued.startswith(guard.ARM_MARK) else f"{queued}; {line}"
-        self.pending = []
-        res = self.remote.run(line, timeout)
-        self.note_disarm(res)
-        return res
+    def send(self, command: str) -> Result:
+        return self.trip.send(command)
 
     def note_guard_acted(self) -> None:
         """Whatever fab did, a host its guard put back is `failed`, with that reason (once)."""
-        if self.guard_acted and not self.result.reason.startswith(GUARD_ACTED):
+        if self.trip.guard_acted and not self.result.reason.startswith(GUARD_ACTED):
             self.result.outcome, self.result.version = FAILED, ""
             self.result.reason = "; ".join(filter(None, [GUARD_ACTED, self.result.reason]))
 
-    def note_disarm(self, res: Result) -> None:
-        """A disarm that rode along reached the host: did the guard act before it?"""
-        if self.disarming:
-            self.guard_armed = self.disarming = False
-            if guard.parse(res.stdout) == guard.ACTED:
-                self.guard_acted = True
-                self.say("the guard had already put the host back: fab was not heard from in time")
-
-    def check(self, command: str, timeout: float, what: str, service: str | None = None) -> Result:
-        res = self.send(command, timeout)
+    def check(self, command: str, what: str, service: str | None = None) -> Result:
+        res = self.send(command)
         if not res.ok:
             raise StepFailed(self.step, f"{what}: {res.why()}", service=service)
         return res
 
     def best_effort(self, command: str, what: str) -> None:
-        res = self.send(command, self.timeouts.command)
+        res = self.send(command)
         if not res.ok:
             self.result.left.append(f"{what} ({res.why()})")
+
+    def reached(self, res: Result, marker: str) -> bool:
+        """The part of a round trip in front of `echo marker` succeeded (a dry run assumes so)."""
+        return self.remote.dry_run or marker in res.stdout.splitlines()
 
     def at(self, step: str) -> None:
         self.step = step
@@ -561,12 +522,12 @@ class Rollback(Deploy):
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there
 
-    def start_capped(self, services: tuple[str, ...]) -> None:
+    def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
         # the containers already warmed up once, when they were deployed: no cap
-        self.check(self.start_command(services), self.timeouts.command,
-                   f"could not start {self.new}'s background services", service=services[0])
+        return self.start_command(services).then(
+            Command("echo 'nocap not needed: a rollback starts containers that warmed up before'", 0))
 
-    def start_command(self, services: tuple[str, ...]) -> str:
+    def start_command(self, services: tuple[str, ...]) -> Command:
         return compose.start(self.s, self.new, services)
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:

@@ -28,7 +28,7 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
                         "token": token, "since": int(time.time())})
     command = state.lock(s, info)
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
-    if res.exited == 4:
+    if res.exited == state.NO_DIR_EXIT:
         raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
     if res.stdout.startswith("held") and (why := problem(res.stdout, s)):
         raise Refused(f"{why}: if no run holds the lock, remove it with fab unlock --host {s.name}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..shell.base import WHY
 
 KEEPALIVE_SECONDS = 3
 DEAD_LINK_SECONDS = 12  # unacknowledged data for this long: the link is dead
+TIMED_OUT = 124  # Result.exited of a command stopped at its time limit (as timeout(1) exits)
+TRACE = os.environ.get("FBG_TRACE") == "1"  # each command's seconds on stderr (bench/run.py counts them)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class SshRemote:
         try:
             r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
         except CommandTimedOut:
-            return Result(command, 124, "", f"timed out after {timeout:g} s")
+            return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
         except (OSError, EOFError, socket.timeout) as e:
             raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
         except Exception as e:  # paramiko.SSHException and friends: the session is gone
@@ -95,9 +98,12 @@ class SshRemote:
             raise
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
             raise Unreachable("the connection was lost (no answer from the host)")
+        if TRACE:
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {r.exited}: {command[:100]}",
+                  file=sys.stderr, flush=True)
         if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
             # the runner's timer stopped it, but the timeout was not reported as such: say so
-            return Result(command, 124, r.stdout, f"timed out after {timeout:g} s")
+            return Result(command, TIMED_OUT, r.stdout, f"timed out after {timeout:g} s")
         return Result(command, r.exited, r.stdout, r.stderr)
 
     read = run

@@ -11,6 +11,32 @@ from ..config.schema import HostSettings
 MARK = "@@fbg:"  # section markers in the output of facts()
 
 
+class Command(str):
+    """A command line and the seconds it may take (its budget), both decided by the builder that
+    knows what the command waits for, so that no caller recomputes a time limit. It is its line
+    (a str): it joins, prints and compares as one; a plain str is a command without a budget."""
+
+    budget: float
+
+    def __new__(cls, line: str, budget: float) -> "Command":
+        command = super().__new__(cls, line)
+        command.budget = budget
+        return command
+
+    def then(self, other: "Command", joined: str = " && ") -> "Command":
+        """Both in one round trip: the line joined, the budgets added."""
+        return Command(f"{self}{joined}{other}", self.budget + budget_of(other))
+
+
+def budget_of(command: str, default: float = 0.0) -> float:
+    return command.budget if isinstance(command, Command) else default
+
+
+def step(s: HostSettings, line: str) -> Command:
+    """A command that waits for nothing of its own: timeouts.command."""
+    return Command(line, s.timeouts.command)
+
+
 def remote_path(path: str) -> str:
     """A path for the remote shell: quoted, with a leading ~ meaning the SSH user's home."""
     if path == "~":

@@ -10,7 +10,7 @@ import shlex
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import MARK, in_dir
+from .base import MARK, Command, in_dir, step
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
@@ -38,48 +38,66 @@ def compose(s: HostSettings, color: str, *args: str) -> str:
 
 # --- compose verbs -----------------------------------------------------------------------
 
-def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> str:
+def stopping(s: HostSettings) -> float:
+    """The budget of a command that stops containers: their grace period, then the command's own time."""
+    return s.stop_timeout + s.timeouts.command
+
+
+def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> Command:
     """Stop (not remove), giving each service stop_timeout seconds to finish gracefully."""
-    return compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services)
+    return Command(compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services), stopping(s))
 
 
-def up(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+def up(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """Recreate exactly these services (no dependencies pulled in: beat must not start early)."""
-    return compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *services)
+    return step(s, compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *services))
 
 
-def start(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+def start(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """Start stopped containers as they were: the fast way back in a rollback."""
-    return compose(s, color, "start", *services)
+    return step(s, compose(s, color, "start", *services))
 
 
-def up_shared(s: HostSettings) -> str:
+def up_shared(s: HostSettings) -> Command:
     """Start the shared services if they are not running; never recreate them (that would stop
     the broker both colours use): a changed shared service is the user's own `up`."""
-    return compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared)
+    return step(s, compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared))
 
 
-def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """stop(), then every container's state and exit code (the facts' `containers` section: 137 is
     a service killed at the end of its grace period), keeping the stop's exit status."""
-    return f"{stop(s, color, services)}; rc=$?; echo {MARK}containers; {containers()}; exit $rc"
+    return Command(f"{stop(s, color, services)}; rc=$?; echo {MARK}containers; {containers()}; exit $rc", stopping(s))
 
 
-def down(s: HostSettings, color: str) -> str:
+def stop_ids(s: HostSettings, ids: list[str]) -> Command:
+    """Stop these containers (IDs the facts listed) as stop_reporting() does, with the docker CLI
+    alone: on a starved host a compose call costs several times a docker call."""
+    if not ids:
+        return Command(f"echo {MARK}containers", s.timeouts.command)
+    listed = " ".join(quote(i) for i in ids)
+    return Command(f"docker stop -t {math.ceil(s.stop_timeout)} {listed} >/dev/null; rc=$?; echo {MARK}containers; "
+                   f"docker inspect -f {quote(CONTAINER_FORMAT)} {listed}; exit $rc", stopping(s))
+
+
+def down(s: HostSettings, color: str) -> Command:
     """Remove a colour's containers and networks. Never -v: volumes stay."""
-    return compose(s, color, "down", "--remove-orphans", "-t", str(math.ceil(s.stop_timeout)))
+    return Command(compose(s, color, "down", "--remove-orphans", "-t", str(math.ceil(s.stop_timeout))), stopping(s))
 
 
-def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> str:
-    return compose(s, color, "logs", "--no-color", "--tail", str(lines), service)
+def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> Command:
+    return step(s, compose(s, color, "logs", "--no-color", "--tail", str(lines), service))
+
+
+# one line per compose container: project service state restarts image id exit_code
+CONTAINER_FORMAT = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .Config.Labels "{LABEL_SERVICE}"}}}} '
+                    "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
 
 
 def containers() -> str:
-    """One line per compose container: project service state restarts image id exit_code."""
-    fmt = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .Config.Labels "{LABEL_SERVICE}"}}}} '
-           "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
+    """One line per compose container (CONTAINER_FORMAT): two docker calls, whatever their number."""
     return (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}) || exit 3; "
-            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids')
+            f'[ -z "$ids" ] || docker inspect -f {quote(CONTAINER_FORMAT)} $ids')
 
 
 def remove_images(image_ids: list[str]) -> str:

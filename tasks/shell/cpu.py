@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import in_dir
+from .base import Command, in_dir, step
 from .cgroup import CGROUP
 from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project
 from .detach import DETACH_FUNCTIONS, detached, kill_detached, still_running
@@ -94,7 +94,7 @@ def lift_stuck(s: HostSettings) -> str:
     return in_dir(s, "; ".join(parts) + "; true")
 
 
-def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> str:
+def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> Command:
     """Create services without starting them, cap their CPU (cpus shared between them), start them,
     and leave a detached process that restores each container's own limits after `seconds`.
     Prints `capped` or `nocap <why>` (then they start uncapped). Few docker calls: on a starved
@@ -138,7 +138,7 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
     )
     create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *services)
-    return f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}"
+    return step(s, f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}")
 
 
 @dataclass(frozen=True)

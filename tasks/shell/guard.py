@@ -35,17 +35,18 @@ def grace(s: HostSettings) -> float:
     return s.guard_deadline if s.guard_deadline is not None else DEFAULT_GRACE
 
 
+GONE_EXIT = 9  # the exit code of a heartbeat that found the guard gone (its command did not run)
 GONE_REASON = ("the guard is no longer armed: it put the host back (fab was not heard from in time), or "
                "fab unlock disarmed it")
 
 
 def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
     """Move the guard's deadline to `seconds` from now; if this run's guard is no longer armed (it
-    acted), stop there (exit 9): the command it rides with must not run. Runs in dir."""
+    acted), stop there (GONE_EXIT): the command it rides with must not run. Runs in dir."""
     g, until = quote(path(s)), quote(path(s) + ".until")
     return (f"if grep -qF {quote(token)} {g} 2>/dev/null; then "
             f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} )) > {until}; "
-            f"else {base.why(GONE_REASON)}; exit 9; fi")
+            f"else {base.why(GONE_REASON)}; exit {GONE_EXIT}; fi")
 
 
 def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tuple[str, ...] = ()) -> str:

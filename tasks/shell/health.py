@@ -7,6 +7,7 @@ import math
 from shlex import quote
 
 from ..config.schema import HostSettings
+from .base import Command
 from .compose import containers, project
 
 
@@ -19,17 +20,26 @@ def health_url(s: HostSettings, color: str) -> str:
     return f"http://127.0.0.1:{s.port(color)}{s.health.path}"
 
 
-def wait_healthy(s: HostSettings, color: str) -> str:
-    """Poll until 2xx/3xx or retries run out; prints `try N CODE` per try (000: no answer)."""
+def wait_healthy(s: HostSettings, color: str) -> Command:
+    """Poll until 2xx/3xx or retries run out; prints `try N CODE` per try (000: no answer). Its own
+    shell (a subshell): it ends with `exit`, and may be followed by other commands."""
     h = s.health
+    budget = h.start_delay + h.retries * (h.timeout + h.interval) + s.timeouts.command
     curl = http_code(health_url(s, color), h.timeout)
     loop = (f"i=0; while :; do i=$((i+1)); code=$({curl}); echo \"try $i $code\"; "
             f"case $code in 2??|3??) exit 0;; esac; [ $i -ge {h.retries} ] && exit 1; sleep {h.interval:g}; done")
-    return f"sleep {h.start_delay:g}; {loop}" if h.start_delay else loop
+    return Command(f"( sleep {h.start_delay:g}; {loop} )" if h.start_delay else f"( {loop} )", budget)
 
 
-def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
-    """Fail as soon as one of the services is not running or has restarted, within settle seconds."""
+def tries(stdout: str) -> list[str]:
+    """wait_healthy()'s answers, one HTTP code per try ("000": no answer)."""
+    return [line.split()[2] if len(line.split()) == 3 else "?" for line in stdout.splitlines()
+            if line.startswith("try ")]
+
+
+def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
+    """Fail as soon as one of the services is not running or has restarted, within settle seconds.
+    Prints what is wrong (`worker exited (exit code 1, restarts 0)`). A subshell, as wait_healthy()."""
     proj = project(s, color)
     want = " ".join(services)
     check = (f"{containers()} | awk -v p={quote(proj)} -v want={quote(want)} "
@@ -38,4 +48,5 @@ def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
              "{print $2\" \"$3\" (exit code \"$7\", restarts \"$4\")\"; bad=1}} "
              "END{for (x in seen) if (!seen[x]) {print x\" has no container\"; bad=1}; exit bad}'")
     end = f"end=$(( $(date +%s) + {math.ceil(s.settle)} ))"
-    return f"{end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done"
+    return Command(f"( {end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done )",
+                   s.settle + s.timeouts.command)

@@ -8,7 +8,7 @@ import math
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import LAST_LINE, why
+from .base import LAST_LINE, Command, why
 from .health import http_code
 
 
@@ -69,7 +69,13 @@ def reload_applied(s: HostSettings) -> str:
     )
 
 
-def switch_nginx(s: HostSettings, text: str, previous: str | None, unless_workers: str | None = None) -> str:
+def switching(s: HostSettings) -> float:
+    """The budget of a switch: write, test, reload and wait for the reload, verify (one command's time
+    each), and the wait for nginx to take up the new upstream."""
+    return s.timeouts.command * 3 + s.switch.reload_timeout
+
+
+def switch_nginx(s: HostSettings, text: str, previous: str | None, unless_workers: str | None = None) -> Command:
     """Point nginx at an upstream in one round trip: write the file atomically, `nginx -t` (on
     failure put the previous file back), reload, and wait until nginx serves it.
 
@@ -82,11 +88,11 @@ def switch_nginx(s: HostSettings, text: str, previous: str | None, unless_worker
     if unless_workers is not None:
         reload_step = (f'if [ "$(fbg_workers)" = {quote(unless_workers)} ]; then '
                        f"echo nginx never took up the new upstream: no reload needed; else {reload_step}; fi")
-    return (f"{nginx_workers(s)}; "
-            f"{write_root_file(file, text)} || {{ {why('could not write %s through sudo -n', f)}; exit 2; }}; "
-            f"if ! out=$({nginx_test()} 2>&1); then {back}; "
-            f"{why('nginx -t rejects the new upstream: %s', LAST_LINE)}; exit 3; fi; "
-            f"{reload_step}")
+    return Command(f"{nginx_workers(s)}; "
+                   f"{write_root_file(file, text)} || {{ {why('could not write %s through sudo -n', f)}; exit 2; }}; "
+                   f"if ! out=$({nginx_test()} 2>&1); then {back}; "
+                   f"{why('nginx -t rejects the new upstream: %s', LAST_LINE)}; exit 3; fi; "
+                   f"{reload_step}", switching(s))
 
 
 def nginx_test() -> str:
@@ -115,6 +121,6 @@ def verify(s: HostSettings) -> str:
             "exit 7; fi; sleep 0.5; done")
 
 
-def switch_command(s: HostSettings, color: str) -> str:
+def switch_command(s: HostSettings, color: str) -> Command:
     """mode = "command": the user's command with {color} and {port} filled in (validated values)."""
-    return s.switch.command.format(color=color, port=s.port(color))
+    return Command(s.switch.command.format(color=color, port=s.port(color)), switching(s))

@@ -60,6 +60,9 @@ def lock_path(s: HostSettings) -> str:
     return f"{STATE_DIR}/{s.app}.lock"
 
 
+NO_DIR_EXIT = 4  # lock(): the app's dir does not exist
+
+
 def lock(s: HostSettings, info: str) -> str:
     """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info.
     On the way, the state folder and its files become the SSH user's alone (0700 and 0600), as
@@ -68,7 +71,7 @@ def lock(s: HostSettings, info: str) -> str:
     linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
                  '"$(pwd)"', STATE_DIR)
     write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
-    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit 4; }}; "
+    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
             f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
             f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
             f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "

@@ -93,12 +93,13 @@ class FakeHost:
             rest = rest.split("; else ", 1)[1]
         if self.guard_acts_after and self.guard_acts_after in rest:
             self.guard_acts = True  # fab is silent after this command, past the guard's deadline
-        for needle in self.fail:
-            if needle in rest:
-                self.fail.remove(needle)
-                return 1, f"simulated failure of {needle}"
+        failed = next((needle for needle in self.fail if needle in rest), None)
+        if failed:  # what comes before it in the line ran (and said so); it and what follows did not
+            self.fail.remove(failed)
+            rest = rest[:rest.index(failed)]
+        out += self.markers(rest)
         for m in self.p.compose.finditer(rest):
-            out = self.compose(m.group(1), m.group(2), m.group(3).split()) or out
+            out += self.compose(m.group(1), m.group(2), m.group(3).split())
         if self.p.upstream in rest:
             lexer = shlex.shlex(rest.split(self.p.upstream, 1)[1], posix=True)
             lexer.whitespace_split = True
@@ -106,15 +107,25 @@ class FakeHost:
         records = self.p.record.findall(rest)
         if records:
             self.record = shlex.split(records[-1])[0]
-        if rest.startswith("i=0; while"):
-            return 0, "try 1 200\n"
+        for m in re.finditer(r"docker stop -t \d+ ([^;>]*)", rest):  # compose.stop_ids()
+            for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in m.group(1).split()]:
+                self.containers[key] = "exited"
+        if rest.startswith("i=0; while") or "( i=0; while" in rest:  # health.wait_healthy()
+            out += "try 1 200\n"
         if f"echo {MARK}record" in rest:  # the facts, riding along with another command
             out += self.facts()
         if re.search(r"docker exec -i \"\$cid\" redis-cli -n \d+", rest):  # commands.count_queued()
             out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
         if f"echo {MARK}containers" in rest and f"echo {MARK}record" not in rest:  # commands.stop_reporting()
             out += f"{MARK}containers\n" + self.container_lines()
+        if failed:
+            return 1, out + f"simulated failure of {failed}\n"
         return 0, out
+
+    @staticmethod
+    def markers(line: str) -> str:
+        """What `echo @@fbg:started ...` parts of a line print (the steps that got that far)."""
+        return "".join(f"{m.group(1)}\n" for m in re.finditer(rf"echo ({MARK}started(?: [\w.-]+)?)(?=[ ;&]|$)", line))
 
     def counts(self) -> str:
         state = self.containers.get((self.queued_in, "redis"))

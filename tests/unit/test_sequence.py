@@ -38,7 +38,7 @@ def test_blue_to_green_runs_the_steps_in_order():
     assert (r.outcome, r.from_color, r.to_color, r.tries) == (DEPLOYED, "blue", "green", 1)
     order = [host.index(x) for x in (
         "git pull --ff-only",
-        "-p app-blue -f compose.yml stop -t 30 worker beat",
+        "docker stop -t 30 idblueworker idbluebeat",
         "-p app-green -f compose.yml up -d --force-recreate --no-deps web redis",
         "i=0; while",
         "sudo -n sh -c",
@@ -127,13 +127,16 @@ def test_cleanup_plans_then_removes_only_the_old_colour():
 
 
 def test_a_deploy_takes_few_round_trips():
-    """Writes ride along with the next command: lock+sampling, check+facts, prepare, arm+stop, up,
-    health, switch+record+verify, capped start, settle+facts, record+history+disarm+unlock."""
+    """At most 8 round trips, writes riding along with the next command: lock+sampling, check+facts,
+    prepare, arm+stop, up+health, switch+record+verify, capped start+settle+facts+queues,
+    record+history+disarm+unlock."""
     host = FakeHost(running={"blue": ALL})
     assert deploy(host).outcome == DEPLOYED
-    assert len(host.commands) == 10
+    assert len(host.commands) == 8
     assert host.guard_armed is False  # armed with the stop, disarmed at the end
-    assert ": arm-guard;" in host.commands[3] and "stop -t 30 worker beat" in host.commands[3]
+    assert ": arm-guard;" in host.commands[3] and "docker stop -t 30 idblueworker idbluebeat" in host.commands[3]
+    assert "up -d --force-recreate --no-deps web redis" in host.commands[4] and "i=0; while" in host.commands[4]
+    assert "up --no-start --force-recreate --no-deps worker beat" in host.commands[6] and "end=$((" in host.commands[6]
 
 
 def test_shared_services_start_before_anything_stops_and_are_never_stopped():
@@ -142,7 +145,7 @@ def test_shared_services_start_before_anything_stops_and_are_never_stopped():
     r = deploy(host, s)
     assert r.outcome == DEPLOYED
     up_shared = host.index("-p app-shared -f compose.yml up -d --no-recreate --no-deps broker")
-    assert up_shared < host.index("-p app-blue -f compose.yml stop") < host.index("-p app-green -f compose.yml up")
+    assert up_shared < host.index("docker stop -t 30 idblueworker idbluebeat") < host.index("-p app-green -f compose.yml up")
     assert not any(re.search(r"-p app-shared -f compose.yml (stop|down|rm|kill|restart)", c) for c in host.commands)
     # no broker per colour: nothing is counted
     assert not any("redis-cli" in c for c in host.commands)
@@ -166,7 +169,7 @@ def test_tasks_left_in_the_old_broker_are_counted_after_the_switch():
     assert any("holds 1 unacknowledged message(s) (unacked): held by a worker that was killed" in w for w in r.warnings)
     count = host.index("'LLEN celery'")
     assert count > host.index("sudo nginx -s reload")  # after the switch, riding with the settle check
-    assert len(host.commands) == 10
+    assert len(host.commands) == 8
 
 
 def test_cleanup_refuses_while_tasks_wait_and_drain_runs_them_with_workers_only():
@@ -229,8 +232,8 @@ def test_every_command_after_arming_carries_a_heartbeat_and_the_disarm_rides_wit
     host = FakeHost(running={"blue": ALL})
     assert deploy(host).outcome == DEPLOYED
     armed = next(i for i, c in enumerate(host.commands) if ": arm-guard;" in c)
-    # the stop (with the arming), up, health, switch, capped start, settle: one heartbeat each
-    assert host.heartbeats == len(host.commands) - armed - 1 == 6
+    # the stop (with the arming), up+health, switch, capped start+settle: one heartbeat each
+    assert host.heartbeats == len(host.commands) - armed - 1 == 4
     assert "@@fbg:$fbg_guard" in host.commands[-1] and host.guard_armed is False
 
 

@@ -1,0 +1,93 @@
+"""How a sequence's commands reach one host: few round trips, and the guard kept informed.
+
+- A write that need not be its own round trip rides along with the next command: the guard's
+  arming (which must succeed, or the command does not run) and its disarming (best effort).
+- While the guard is armed, every command carries a heartbeat in front of it, which moves the
+  guard's deadline past that command's own time limit (its budget).
+- The last round trip (close) confirms what the run did (the record, the history line), unless the
+  guard acted first, and frees the lock.
+
+A sequence only says what to send; it never builds these lines itself.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config.schema import HostSettings
+from ..errors import Unreachable
+from ..shell import base, guard
+from .remote import Remote, Result
+
+
+class Trip:
+    def __init__(self, remote: Remote, s: HostSettings, token: str, say: Callable[[str], None] = lambda msg: None):
+        self.remote, self.s, self.token, self.say = remote, s, token, say
+        self.arming = ""  # the guard's arming, sent in front of the next command (which runs only if it worked)
+        self.riding: list[str] = []  # best-effort writes sent in front of the next command
+        self.closing: list[tuple[str, str]] = []  # (command, what failed) confirmed by close()
+        self.armed = False  # heartbeats go in front of each command
+        self.disarming = False  # a disarm rides with the next command
+        self.guard_acted = False  # the guard put the host back before fab could disarm it
+
+    def arm(self, command: str) -> None:
+        """Arm the guard with the next command; from now on every command carries a heartbeat."""
+        self.arming, self.armed = command, True
+
+    def disarm(self) -> None:
+        """Disarm with the next command (the guard stays armed until it is sent)."""
+        if self.armed and not self.disarming:
+            self.riding.append(f"{{ {guard.disarm(self.s, self.token)}; }}")
+            self.disarming = True
+
+    def at_close(self, command: str, what: str) -> None:
+        """A write to confirm in the last round trip (`what` is said if it fails)."""
+        self.closing.append((command, what))
+
+    def send(self, command: str, timeout: float | None = None) -> Result:
+        """One round trip: what rides along, the heartbeat, then the command, within its budget
+        (a Command's own, else `timeout`, else timeouts.command)."""
+        if timeout is None:
+            timeout = base.budget_of(command, self.s.timeouts.command)
+        line = command
+        if self.armed and not self.disarming:  # the guard waits while fab works
+            beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
+            line = f"{base.in_dir(self.s, beat)}; {line}"
+        if self.arming:
+            line = f"{self.arming} && {{ {line}; }}"
+        line = "; ".join([*self.riding, line])
+        self.arming, self.riding = "", []
+        res = self.remote.run(line, timeout)
+        self._heard(res)
+        return res
+
+    def close(self, unlock: str, otherwise: str = "", then: str = "") -> tuple[Result | None, list[str]]:
+        """The last round trip: disarm, the writes to confirm and `unlock` (or, if the guard acted,
+        `otherwise`: it frees the lock itself), then `then`. Returns the result (None: the link is
+        gone, the guard or fab unlock frees the lock) and what failed to be confirmed."""
+        self.disarm()
+        confirmed = "; ".join([*(f"{{ {c}; }} || echo '{base.MARK}failed {what}'" for c, what in self.closing),
+                               unlock])
+        if self.disarming:
+            confirmed = f"if [ \"$fbg_guard\" != {guard.ACTED} ]; then {confirmed}; else {otherwise or ':'}; fi"
+        line = "; ".join(filter(None, [*self.riding, confirmed, then]))
+        self.riding, self.closing = [], []
+        try:
+            res = self.remote.run(line, self.s.timeouts.command)
+        except Unreachable:
+            return None, []
+        self._heard(res)
+        failed = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines() if ln.startswith(f"{base.MARK}failed ")]
+        return res, failed
+
+    def abandon(self) -> None:
+        """Leave the host to its armed guard (a bug of the tool's): send nothing more that was queued."""
+        self.arming, self.riding, self.closing = "", [], []
+
+    def _heard(self, res: Result) -> None:
+        """A disarm that rode along reached the host: did the guard act before it?"""
+        if self.disarming:
+            self.armed = self.disarming = False
+            if guard.parse(res.stdout) == guard.ACTED:
+                self.guard_acted = True
+                self.say("the guard had already put the host back: fab was not heard from in time")
