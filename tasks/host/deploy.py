@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..config.schema import HostSettings
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
-from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, HostResult,
+from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, DeployResult,
                       outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.broker import count_queued
@@ -58,7 +58,7 @@ class Deploy:
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
         self.token = lock.new_token()
-        self.result = HostResult(host=s.name, action=self.task)
+        self.result = DeployResult(host=s.name, action=self.task)
         self.facts = Facts()
         self.live: str | None = None
         self.new = "blue"
