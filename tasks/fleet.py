@@ -16,7 +16,7 @@ from .config.schema import HostSettings
 from .errors import Refused, Unreachable
 from .host.remote import DryRunRemote, Remote, SshRemote
 from .report import Progress
-from .result import FAILED, SKIPPED, HostResult, internal_error, outcome_for
+from .result import FAILED, SKIPPED, HostResult, internal_error, outcome_for, result_for
 
 MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
 
@@ -48,7 +48,7 @@ class Fleet:
             if s.name not in results:
                 why = "interrupted before it started" if self.interrupted.is_set() else \
                     f"not started: {self.max_fail} host(s) already failed (--max-fail)"
-                results[s.name] = HostResult(host=s.name, action=action, outcome=SKIPPED, reason=why)
+                results[s.name] = result_for(action, s.name, outcome=SKIPPED, reason=why)
         return [results[s.name] for s in hosts]
 
     def _run_batch(self, hosts: list[HostSettings], action: str, job: Job, offset: int) -> dict[str, HostResult]:
@@ -100,11 +100,11 @@ class Fleet:
         except Exception as e:  # a bug: this host's row says so, the others carry on
             reason = internal_error(e)  # not outcome_for: whatever a job let through is a bug of the job's
             say(f"failed: {reason}")
-            return HostResult(host=s.name, action=action, outcome=FAILED, reason=reason)
+            return result_for(action, s.name, outcome=FAILED, reason=reason)
 
     def _host(self, s: HostSettings, action: str, job: Job, say: Callable[[str], None]) -> HostResult:
         if self.interrupted.is_set():
-            return HostResult(host=s.name, action=action, outcome=SKIPPED, reason="interrupted before it started")
+            return result_for(action, s.name, outcome=SKIPPED, reason="interrupted before it started")
         try:
             remote = self.connect(s) if self.connect else SshRemote(s, self.base_config)
             if self.dry_run:
@@ -115,7 +115,7 @@ class Fleet:
         except Unreachable as e:
             outcome, reason = outcome_for(e)
             say(f"{outcome}: {reason}")
-            return HostResult(host=s.name, action=action, outcome=outcome, step="connect", reason=reason)
+            return result_for(action, s.name, outcome=outcome, step="connect", reason=reason)
         try:
             try:
                 result = job(remote, s, say)
@@ -123,7 +123,7 @@ class Fleet:
                 outcome, reason = outcome_for(e)
                 reason += "; check the host with fab status"
                 say(f"{outcome}: {reason}")
-                return HostResult(host=s.name, action=action, outcome=outcome, reason=reason)
+                return result_for(action, s.name, outcome=outcome, reason=reason)
             if isinstance(remote, DryRunRemote):
                 result.plan = [f"{'# reads: ' if kind == 'read' else ''}{line}" for kind, line in remote.plan]
             return result

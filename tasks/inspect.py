@@ -62,7 +62,7 @@ def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service=
     from .config import schema
     from .host import inspect
 
-    if colour and colour not in ("blue", "green"):
+    if colour and colour not in schema.COLORS:
         raise UsageError(f"--colour {colour!r}: expected blue or green")
     if service and not schema.NAME.match(service):
         raise UsageError(f"--service {service!r}: expected a service name (letters, digits, '_', '.' and '-', "

@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.markup import escape as _markup_escape
 from rich.table import Table
 
+from .config.schema import COLORS
 from .mask import shown
+from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
 
-from .result import (CLEANED, DEPLOYED, DRAINED, DRY_RUN, INTERRUPTED, NOTHING, NOTHING_TO_DRAIN, PLANNED,
-                     ROLLED_BACK, SKIPPED, HostResult)
-
-OUTCOME_STYLE = {DEPLOYED: "green", CLEANED: "green", NOTHING: "green", DRAINED: "green", NOTHING_TO_DRAIN: "green",
-                 PLANNED: "cyan", DRY_RUN: "cyan",
-                 ROLLED_BACK: "yellow", SKIPPED: "dim", INTERRUPTED: "yellow"}
+OUTCOME_STYLE = {Outcome.DEPLOYED: "green", Outcome.CLEANED: "green", Outcome.NOTHING: "green",
+                 Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green",
+                 Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
+                 Outcome.ROLLED_BACK: "yellow", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
 
@@ -59,14 +59,15 @@ class Progress:
 
 
 def _color(c: str | None) -> str:
-    return {"blue": "[blue]blue[/]", "green": "[green]green[/]"}.get(c or "", escape(c or "-"))
+    """A colour in its own colour; anything else (a host's history may say anything) escaped."""
+    return f"[{c}]{c}[/]" if c in COLORS else escape(c or "-")
 
 
 def _outcome(r: HostResult) -> str:
     return f"[{OUTCOME_STYLE.get(r.outcome, 'red')}]{r.outcome}[/]"
 
 
-def deploy_table(results: list[HostResult], title: str = "fab deploy") -> Table:
+def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "host CPU and memory",
                    "why"):
@@ -81,7 +82,7 @@ def deploy_table(results: list[HostResult], title: str = "fab deploy") -> Table:
     return table
 
 
-def cleanup_table(results: list[HostResult], title: str = "fab cleanup") -> Table:
+def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("host", "remove", "containers", "keep (live)", "result", "why"):
         table.add_column(column, no_wrap=column in ("host", "remove", "result"))
@@ -92,7 +93,7 @@ def cleanup_table(results: list[HostResult], title: str = "fab cleanup") -> Tabl
     return table
 
 
-def drain_table(results: list[HostResult]) -> Table:
+def drain_table(results: list[DrainResult]) -> Table:
     table = Table(title="fab drain", title_justify="left")
     for column in ("host", "drained", "waited", "live", "result", "seconds", "why"):
         table.add_column(column, no_wrap=column not in ("waited", "why"))
@@ -103,7 +104,7 @@ def drain_table(results: list[HostResult]) -> Table:
     return table
 
 
-def failure_details(results: list[HostResult], console: Console = err) -> None:
+def failure_details(results: list[DeployResult], console: Console = err) -> None:
     """The last log lines of each failing service, and what to do next."""
     for r in results:
         if r.log_tail:

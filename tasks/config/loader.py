@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
-from .schema import (ABSPATH, CONTROL, CONTROL_BUT_TAB, NAME, PROJECT, SWITCH_MODES, URL, URLPATH, Broker, Health,
-                     Hooks, HostSettings, Switch, Timeouts, Warmup, parse_ssh)
+from .schema import (ABSPATH, COLORS, CONTROL, CONTROL_BUT_TAB, NAME, PROJECT, SWITCH_MODES, URL, URLPATH, Broker,
+                     Color, Health, Hooks, HostSettings, Switch, Timeouts, Warmup, parse_ssh)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ _HOST_KEYS: dict[str, str] = {
     "warmup": "table", "broker": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
-    "ports": (dict, {"blue": "port", "green": "port"}),
+    "ports": (dict, {c: "port" for c in COLORS}),
     "health": (Health, {"path": "urlpath", "retries": "count", "interval": "seconds",
                         "timeout": "seconds+", "start_delay": "seconds"}),
     "switch": (Switch, {"mode": "switch_mode", "upstream_file": "abspath", "upstream_name": "name",
@@ -156,12 +156,12 @@ class _Parser:
             for k, v in table.items():
                 merged[k] = self.value(f"{at}.{k}", schema[k], v)
         if cls is dict:
-            return tuple({**dict(HostSettings.ports), **merged}.items())
+            return tuple((c, merged.get(c, port)) for c, port in HostSettings.ports)  # keys: Color
         return cls(**merged)
 
     def cross_checks(self, s: HostSettings, where: str) -> None:
-        if s.port("blue") == s.port("green"):
-            self.fail(f"{where}.ports", f"blue and green both use port {s.port('blue')}: give each colour its own")
+        if s.port(Color.BLUE) == s.port(Color.GREEN):
+            self.fail(f"{where}.ports", f"blue and green both use port {s.port(Color.BLUE)}: give each colour its own")
         unknown = set(s.capped) - set(s.front) - set(s.background)
         if unknown:
             self.fail(f"{where}.warmup.services", f"{sorted(unknown)} are neither front nor background services")

@@ -7,9 +7,22 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
-COLORS = ("blue", "green")
+
+class Color(StrEnum):
+    """A colour of the app. A StrEnum: printed, compared and written to JSON as "blue" or "green"."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Color:
+        return Color.GREEN if self is Color.BLUE else Color.BLUE
+
+
+COLORS = (Color.BLUE, Color.GREEN)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # never "-x": it would read as an option
 PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # docker compose's own rule for project names
 SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -91,7 +104,7 @@ class HostSettings:
     connect_timeout: float = 10.0
     ssh_config: str = ""  # empty: ~/.ssh/config; relative paths are relative to the hosts file
     guard_deadline: float | None = None  # seconds past the time limit of the last command; None: 60
-    ports: tuple[tuple[str, int], ...] = (("blue", 18001), ("green", 18002))
+    ports: tuple[tuple[Color, int], ...] = ((Color.BLUE, 18001), (Color.GREEN, 18002))
     health: Health = Health()
     switch: Switch = Switch()
     timeouts: Timeouts = Timeouts()

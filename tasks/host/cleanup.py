@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import time
 
-from ..config.schema import HostSettings
+from ..config.schema import COLORS, HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, HostResult, outcome_for
+from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, CleanupResult, outcome_for
 from ..shell import compose, cpu, record, state
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
 from .remote import Remote
 
 
-def plan(remote: Remote, s: HostSettings) -> HostResult:
+def plan(remote: Remote, s: HostSettings) -> CleanupResult:
     """What cleanup would remove on this host (outcome PLANNED), or why not."""
     return _planned(remote, s)[0]
 
 
-def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]:
+def _planned(remote: Remote, s: HostSettings) -> tuple[CleanupResult, Facts | None]:
     """The plan, and the facts it was made from (None when they could not be read)."""
     started = time.monotonic()
-    result, facts = HostResult(host=s.name, action="cleanup"), None
+    result, facts = CleanupResult(host=s.name, action="cleanup"), None
     try:
         facts = read(remote, s, s.timeouts.command)
         _plan(s, facts, result)
@@ -42,14 +42,14 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[HostResult, Facts | None]
     return result, facts
 
 
-def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool = False) -> HostResult:
+def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False) -> CleanupResult:
     """Remove the colour that plan() named, if it is still the old one."""
     token = lock.new_token()
     try:
         lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
     except (Locked, Refused, Unreachable) as e:
         outcome, reason = outcome_for(e)
-        return HostResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
+        return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
     try:
         return _remove(remote, s, planned, prune_images)
     finally:
@@ -59,7 +59,7 @@ def remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: b
             pass
 
 
-def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: bool) -> HostResult:
+def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool) -> CleanupResult:
     result, facts = _planned(remote, s)
     if result.outcome != PLANNED:
         return result
@@ -87,10 +87,10 @@ def _remove(remote: Remote, s: HostSettings, planned: HostResult, prune_images: 
     return result
 
 
-def _plan(s: HostSettings, facts: Facts, result: HostResult) -> None:
+def _plan(s: HostSettings, facts: Facts, result: CleanupResult) -> None:
     live = find_live(s, facts)
     if live is None:
-        if any(facts.services(s, c) for c in ("blue", "green")):
+        if any(facts.services(s, c) for c in COLORS):
             raise Refused("no colour is live (no web container runs): cleanup will not guess which "
                           "colour to remove; deploy first, or remove containers by hand")
         result.outcome = NOTHING

@@ -19,9 +19,9 @@ import threading
 import time
 from typing import Callable
 
-from ..config.schema import HostSettings
+from ..config.schema import Color, HostSettings
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
-from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, HostResult,
+from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, DeployResult,
                       outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.base import MARK, Command
@@ -61,10 +61,10 @@ class Deploy:
         self.timeouts = s.timeouts
         self.token = lock.new_token()
         self.trip = Trip(remote, s, self.token, say)  # every command after the lock goes through it
-        self.result = HostResult(host=s.name, action=self.task)
+        self.result = DeployResult(host=s.name, action=self.task)
         self.facts = Facts()
         self.live: str | None = None
-        self.new = "blue"
+        self.new = Color.BLUE
         self.step = "connect"
         self.old_upstream: str | None = None
         self.old_record: dict = {}
@@ -77,7 +77,7 @@ class Deploy:
         self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
         self.host_cpus = 1.0
 
-    def run(self) -> HostResult:
+    def run(self) -> DeployResult:
         started = time.monotonic()
         try:
             self.take_lock()
@@ -166,8 +166,8 @@ class Deploy:
                      f"({self.facts.last.get('reason')})")
         self.say(f"live colour: {self.live or 'none'}; {self.task} to {self.new}")
 
-    def choose_target(self) -> str:
-        return other(self.live) if self.live else "blue"
+    def choose_target(self) -> Color:
+        return other(self.live) if self.live else Color.BLUE
 
     def run_prepare(self) -> None:
         for i, line in enumerate(self.s.prepare):
@@ -506,7 +506,7 @@ class Rollback(Deploy):
 
     task = "rollback"
 
-    def choose_target(self) -> str:
+    def choose_target(self) -> Color:
         rec = self.facts.record or {}
         previous = rec.get("previous")
         if not self.live or previous not in ("blue", "green") or previous == self.live:
@@ -517,7 +517,7 @@ class Rollback(Deploy):
         if not served or any(now.get(name) != cid for name, cid in served.items()):
             raise Refused(f"{previous}'s containers are not the ones that served before (recreated by a later "
                           f"deploy, or removed by cleanup): deploy the version you want instead")
-        return previous
+        return Color(previous)
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there

@@ -13,7 +13,7 @@ import time
 
 from ..config.schema import HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, UNREACHABLE, HostResult, outcome_for
+from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, UNREACHABLE, DrainResult, Outcome, outcome_for
 from ..shell import compose, record, state
 from ..shell.broker import wait_drained
 from . import broker, lock
@@ -21,9 +21,9 @@ from .facts import find_live, killed, other, read
 from .remote import Remote
 
 
-def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = "") -> HostResult:
+def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = "") -> DrainResult:
     started = time.monotonic()
-    result = HostResult(host=s.name, action="drain")
+    result = DrainResult(host=s.name, action="drain")
     token = lock.new_token()
     try:
         lock.take(remote, s, "drain", token, message, s.timeouts.command)
@@ -41,7 +41,7 @@ def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = 
     return result
 
 
-def _drain(remote: Remote, s: HostSettings, say, result: HostResult) -> None:
+def _drain(remote: Remote, s: HostSettings, say, result: DrainResult) -> None:
     timeout = s.timeouts.command
     if not broker.counted(s):
         result.outcome = NOTHING_TO_DRAIN
@@ -95,7 +95,8 @@ def _drain(remote: Remote, s: HostSettings, say, result: HostResult) -> None:
     say(f"drained: {before.describe()} ran on {old}'s workers" if not why else f"not drained: {why}")
 
 
-def _end(remote: Remote, s: HostSettings, result: HostResult, outcome: str, why: str, before: broker.Queued) -> None:
+def _end(remote: Remote, s: HostSettings, result: DrainResult, outcome: Outcome, why: str,
+         before: broker.Queued) -> None:
     result.outcome, result.reason = outcome, why
     line = record.history_line("drain", s.name, outcome, **{
         "from": result.from_color, "to": result.to_color, "queued": before.counts, "reason": why})

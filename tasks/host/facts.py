@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..config.schema import COLORS, HostSettings
+from ..config.schema import COLORS, Color, HostSettings
 from ..errors import Refused
 from ..shell.base import MARK
 from ..shell.compose import project
@@ -165,15 +165,15 @@ def upstream_port(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def port_color(s: HostSettings, port: int | None) -> str | None:
+def port_color(s: HostSettings, port: int | None) -> Color | None:
     return next((c for c in COLORS if s.port(c) == port), None)
 
 
-def other(color: str) -> str:
-    return "green" if color == "blue" else "blue"
+def other(color: str) -> Color:
+    return Color(color).other
 
 
-def find_live(s: HostSettings, facts: Facts) -> str | None:
+def find_live(s: HostSettings, facts: Facts) -> Color | None:
     """The colour serving now, or None. Refuses when the record and nginx disagree.
 
     A colour counts as live only while its web container runs. With no record: the colour
@@ -186,6 +186,7 @@ def find_live(s: HostSettings, facts: Facts) -> str | None:
     nginx = port_color(s, upstream_port(facts.upstream)) if s.switch.mode == "nginx" else None
     recorded = (facts.record or {}).get("live")
     if recorded in COLORS:
+        recorded = Color(recorded)
         if nginx and nginx != recorded and facts.running(s, recorded, s.web):
             port = upstream_port(facts.upstream)
             raise Refused(

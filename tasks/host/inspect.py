@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..config.schema import COLORS, NAME, HostSettings
 from ..errors import Refused, Unreachable
+from ..result import FAILED, INTERRUPTED, ROLLED_BACK
 from ..shell import base, compose, cpu, guard, probe, state
 from ..shell.record import history_problem
 from . import lock
@@ -96,7 +97,7 @@ def logs(remote: Remote, s: HostSettings, service: str | None, color: str | None
     """The last lines of a colour's services: by default the failed ones of the last deploy."""
     if not color or not service:
         last = (history(remote, s, 1) or [{}])[-1]
-        if last.get("result") in ("rolled back", "failed", "interrupted"):
+        if last.get("result") in (ROLLED_BACK, FAILED, INTERRUPTED):
             color = color or last.get("to")
             named = last.get("service")  # host text: a service name, or nothing (never an option)
             service = service or (named if isinstance(named, str) and NAME.match(named) else None)

@@ -18,6 +18,7 @@ import math
 from shlex import quote
 
 from ..config.schema import HostSettings
+from ..result import ROLLED_BACK
 from . import base, detach, record, state
 
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
@@ -53,7 +54,7 @@ def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tupl
     """Start the guard detached; it acts once `seconds` pass without a heartbeat. `plan` says in
     words what `undo` does (fab unlock shows it)."""
     g, until, history_file = path(s), path(s) + ".until", state.history_path(s)
-    line = record.history_line("guard", s.name, "rolled back", time=NOW, token=token[:8],
+    line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=token[:8],
                                reason="no word from fab within its deadline (the link or fab died)")
     history = (f"printf '%s\\n' {quote(line)} | sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" "
                f">> {quote(history_file)}")

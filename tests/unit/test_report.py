@@ -3,7 +3,7 @@
 from rich.console import Console
 
 from tasks import report
-from tasks.result import DEPLOYED, ROLLED_BACK, HostResult
+from tasks.result import DEPLOYED, ROLLED_BACK, DeployResult
 
 
 def render(table) -> str:
@@ -14,9 +14,9 @@ def render(table) -> str:
 
 def test_deploy_table_has_one_row_per_host_with_step_and_reason():
     text = render(report.deploy_table([
-        HostResult("pi5", "deploy", DEPLOYED, "blue", "green", tries=2, seconds=7.25, version="web@abc"),
-        HostResult("vm1", "deploy", ROLLED_BACK, "blue", "green", "health check", "gave [bold]HTTP 500[/]",
-                   tries=10, left=["nginx [x]"]),
+        DeployResult("pi5", "deploy", DEPLOYED, "blue", "green", tries=2, seconds=7.25, version="web@abc"),
+        DeployResult("vm1", "deploy", ROLLED_BACK, "blue", "green", "health check", "gave [bold]HTTP 500[/]",
+                     tries=10, left=["nginx [x]"]),
     ]))
     pi5 = next(line for line in text.splitlines() if "pi5" in line)
     vm1 = next(line for line in text.splitlines() if "vm1" in line)

@@ -30,7 +30,7 @@ from tasks.host import inspect, lock
 from tasks.host.check import CheckResult
 from tasks.host.deploy import Deploy, user_failure
 from tasks.host.remote import DryRunRemote, RecordingRemote, Result
-from tasks.result import DEPLOYED, ROLLED_BACK, HostResult
+from tasks.result import DEPLOYED, ROLLED_BACK, CleanupResult, DeployResult, DrainResult
 from tasks.shell import base, cpu, guard, record
 from tasks.shell import state as state_files
 
@@ -139,7 +139,7 @@ def test_a_state_folder_that_is_a_link_is_refused_and_nothing_is_written_through
 
 # --- a command line with a password: never in the table or the history --------------------------
 
-def deploy_with(s: HostSettings, host: FakeHost, failing: str = "", output: str = "") -> tuple[HostResult, str]:
+def deploy_with(s: HostSettings, host: FakeHost, failing: str = "", output: str = "") -> tuple[DeployResult, str]:
     """Deploy on the fake host; `failing` commands exit 1 printing `output`. The result, and the progress."""
     real = host.answer
 
@@ -255,13 +255,16 @@ def assert_clean(out: str) -> None:
 
 
 def test_the_tables_show_no_escape_sequence_and_no_credential():
-    r = HostResult("pi5", "deploy", ROLLED_BACK, "blue", "green", "health check", HOSTILE, left=[HOSTILE],
-                   warnings=[HOSTILE], version=HOSTILE, removes=[HOSTILE], queued=HOSTILE, host_load=HOSTILE)
+    common = dict(host="pi5", outcome=ROLLED_BACK, from_color="blue", to_color="green", step="health check",
+                  reason=HOSTILE, warnings=[HOSTILE])
+    deployed = DeployResult(action="deploy", left=[HOSTILE], version=HOSTILE, host_load=HOSTILE, **common)
+    cleaned = CleanupResult(action="cleanup", version=HOSTILE, removes=[HOSTILE], **common)
+    drained = DrainResult(action="drain", queued=HOSTILE, **common)
     status = inspect.HostStatus("pi5", live="blue", since=HOSTILE, colors={"blue": HOSTILE}, health=HOSTILE,
                                 lock=HOSTILE, guard=HOSTILE, last=HOSTILE, shared=HOSTILE)
     lines = [{"time": HOSTILE, "action": "deploy", "user": HOSTILE, "from": HOSTILE, "to": "green",
               "result": HOSTILE, "step": HOSTILE, "reason": HOSTILE, "message": HOSTILE, "versions": {"blue": HOSTILE}}]
-    for table in (report.deploy_table([r]), report.cleanup_table([r]), report.drain_table([r]),
+    for table in (report.deploy_table([deployed]), report.cleanup_table([cleaned]), report.drain_table([drained]),
                   report.status_table([status, inspect.HostStatus("vm1", False, HOSTILE)]),
                   report.history_table([("pi5", lines)]),
                   report.check_table([("pi5", CheckResult([("fail", "nginx", HOSTILE)]))]),
@@ -272,8 +275,8 @@ def test_the_tables_show_no_escape_sequence_and_no_credential():
 def test_progress_and_failure_details_show_no_escape_sequence_and_no_credential():
     console = Console(file=io.StringIO(), width=400, force_terminal=False, color_system=None)
     report.Progress(console).for_host("pi5")(f"  {HOSTILE}")  # a hook's output line
-    r = HostResult("pi5", "deploy", ROLLED_BACK, "blue", "green", log_tail=f"{HOSTILE}\nline 2", left=[HOSTILE],
-                   logs_command="ssh pi5 'docker compose logs web'")
+    r = DeployResult("pi5", "deploy", ROLLED_BACK, "blue", "green", log_tail=f"{HOSTILE}\nline 2", left=[HOSTILE],
+                     logs_command="ssh pi5 'docker compose logs web'")
     report.failure_details([r], console)
     out = console.file.getvalue()
     assert_clean(out)
