@@ -26,9 +26,11 @@ class CheckResult:
         return [f"{name}: {detail}" for level, name, detail in self.items if level == "fail"]
 
 
-def run_checks(remote: Remote, s: HostSettings, then: str = "") -> tuple[CheckResult, Result]:
-    """Run the checks (and `then`, a read such as the facts, in the same round trip)."""
-    res = remote.read(f"{probe.preflight(s)}; {then}" if then else probe.preflight(s), s.timeouts.command)
+def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = False) -> tuple[CheckResult, Result]:
+    """Run the checks (and `then`, a read such as the facts, in the same round trip); reuse: see
+    probe.engine_checks (a deploy trusts a recent pass of the costliest ones)."""
+    checks = probe.preflight(s, reuse)
+    res = remote.read(f"{checks}; {then}" if then else checks, s.timeouts.command)
     checked = parse_checks(s, res)
     checked.items += settings_warnings(s)
     return checked, res

@@ -139,7 +139,7 @@ class Deploy:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
         and the facts the sequence decides on, in one round trip."""
         self.at("check")
-        checked, res = run_checks(self.remote, self.s, then=probe.facts(self.s))
+        checked, res = run_checks(self.remote, self.s, then=probe.facts(self.s, reuse_listing=True), reuse=True)
         self.host_cpus = float(checked.info.get("cpus") or 1)
         for level, name, detail in checked.items:
             if level == "warn":
@@ -214,9 +214,9 @@ class Deploy:
         self.at("start new front")
         self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)}), then its health check")
         self.new_started = True
-        res = self.send(self.start_command(self.s.front).then(Command(f"echo {MARK}started", 0))
-                        .then(health.wait_healthy(self.s, self.new)))
-        if not self.reached(res, f"{MARK}started"):
+        res = self.send(base.in_order([("front", self.start_command(self.s.front))],
+                                      health.wait_healthy(self.s, self.new)))
+        if not self.reached(res, base.started("front")):
             raise StepFailed(self.step, f"could not start {self.new}'s front services: {res.why()}", service=self.s.web)
         self.step = "health check"
         codes = health.tries(res.stdout)
@@ -281,25 +281,21 @@ class Deploy:
                  f"{self.s.settle:g} s")
         self.new_background_started = True
         cap = cpu.default_cap(self.s, self.host_cpus)
-        starts = [(self.capped_start_command(capped, cap), capped)] if capped else []
-        starts += [(self.start_command(plain), plain)] if plain else []
-        reads = probe.facts(self.s)
+        starts = [(capped[0], self.capped_start_command(capped, cap))] if capped else []
+        starts += [(plain[0], self.start_command(plain))] if plain else []
+        reads = probe.facts(self.s, reuse_listing=True)  # as the settle check last listed them
         if self.will_count_old_queue():
             reads += f"; echo {MARK}queued; {count_queued(self.s, self.live)}"
-        settle = health.wait_settled(self.s, self.new, self.s.background)
-        then = Command(f"{{ {settle}; rc=$?; {reads}; exit $rc; }}", settle.budget + self.timeouts.command)
-        for start, group in reversed(starts):  # each start in its own shell: the capped one may `exit 0`
-            then = Command(f"( {start} ) && echo {MARK}started {group[0]}", start.budget).then(then)
-        res = self.send(then)
-        for start, group in starts:
-            if not self.reached(res, f"{MARK}started {group[0]}"):
+        res = self.send(base.in_order(starts, health.settled_then(self.s, self.new, self.s.background, reads)))
+        for service, _ in starts:
+            if not self.reached(res, base.started(service)):
                 raise StepFailed(self.step, f"could not start {self.new}'s background services: {res.why()}",
-                                 service=group[0])
+                                 service=service)
         if capped:
             self.note_cap(capped, cap, res.stdout)
         self.step = "settle"
         if not res.ok:
-            out = res.stdout.split(f"{MARK}started {starts[-1][1][0]}\n", 1)[-1].strip()
+            out = res.stdout.split(base.started(starts[-1][0]) + "\n", 1)[-1].strip()
             what = out.splitlines()[0] if out and not out.startswith(MARK) else res.why()
             raise StepFailed("settle", f"{what}, within settle ({self.s.settle:g} s)", service=what.split()[0])
         return facts_from(res) if f"{MARK}containers" in res.stdout else None

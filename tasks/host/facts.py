@@ -143,10 +143,10 @@ def bad_file(s: HostSettings, facts: Facts, section: str) -> str | None:
 
 
 def _container(line: str) -> Container | None:
-    parts = line.split()
-    if len(parts) != 7:
+    parts = line.split()  # compose.CONTAINER_FORMAT, maybe followed by more (compose.LISTING_FORMAT)
+    if len(parts) < 7:
         return None
-    proj, service, state, restarts, image, cid, code = parts
+    proj, service, state, restarts, image, cid, code = parts[:7]
     return Container(proj, service, state, int(restarts), image, cid, int(code))
 
 

@@ -28,6 +28,21 @@ class Command(str):
         return Command(f"{self}{joined}{other}", self.budget + budget_of(other))
 
 
+def started(name: str) -> str:
+    """The line in_order() prints once the part called `name` worked."""
+    return f"{MARK}started {name}"
+
+
+def in_order(parts: list[tuple[str, Command]], then: Command) -> Command:
+    """Several steps in one round trip: each part (name, command) in its own shell (a part may end
+    with `exit`), printing started(name) once it worked, then `then`; the first part that fails
+    ends the line with its exit code."""
+    line = then
+    for name, part in reversed(parts):
+        line = Command(f"( {part} ) && echo {started(name)}", part.budget).then(line)
+    return line
+
+
 def budget_of(command: str, default: float = 0.0) -> float:
     return command.budget if isinstance(command, Command) else default
 

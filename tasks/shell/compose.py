@@ -94,10 +94,28 @@ CONTAINER_FORMAT = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .
                     "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
 
 
-def containers() -> str:
+LABEL_WORKING_DIR = f"{LABEL_PROJECT}.working_dir"
+# CONTAINER_FORMAT, then the host ports it publishes while running (",18001,18001," or ",") and the
+# folder compose ran in (last: it may hold spaces); the facts' parser reads the first seven fields only
+LISTING_FORMAT = (CONTAINER_FORMAT + " ,{{range $p, $c := .NetworkSettings.Ports}}{{range $c}}{{.HostPort}},"
+                  f'{{{{end}}}}{{{{end}}}} {{{{index .Config.Labels "{LABEL_WORKING_DIR}"}}}}')
+
+
+def containers(fmt: str = CONTAINER_FORMAT) -> str:
     """One line per compose container (CONTAINER_FORMAT): two docker calls, whatever their number."""
     return (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}) || exit 3; "
-            f'[ -z "$ids" ] || docker inspect -f {quote(CONTAINER_FORMAT)} $ids')
+            f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids')
+
+
+def list_containers() -> str:
+    """Read every compose container once (LISTING_FORMAT) into $fbg_ctrs, for the checks and facts
+    of the same round trip; $fbg_listed is 1 when that worked."""
+    return f"fbg_listed=; fbg_ctrs=$({containers(LISTING_FORMAT)}) && fbg_listed=1"
+
+
+def listed() -> str:
+    """The containers as list_containers() read them, else read now (the facts' `containers` lines)."""
+    return f"if [ -n \"$fbg_listed\" ]; then printf '%s\\n' \"$fbg_ctrs\"; else {containers()}; fi"
 
 
 def remove_images(image_ids: list[str]) -> str:

@@ -8,7 +8,7 @@ from shlex import quote
 
 from ..config.schema import HostSettings
 from .base import Command
-from .compose import containers, project
+from .compose import list_containers, project
 
 
 def http_code(url: str, timeout: float) -> str:
@@ -37,16 +37,24 @@ def tries(stdout: str) -> list[str]:
             if line.startswith("try ")]
 
 
+def settled_then(s: HostSettings, color: str, services: tuple[str, ...], reads: str) -> Command:
+    """wait_settled(), then `reads` (e.g. probe.facts(s, reuse_listing=True): the last listing of the
+    wait) whatever the wait found, keeping the wait's exit status."""
+    wait = wait_settled(s, color, services)
+    return Command(f"{{ {wait}; rc=$?; {reads}; exit $rc; }}", wait.budget + s.timeouts.command)
+
+
 def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """Fail as soon as one of the services is not running or has restarted, within settle seconds.
-    Prints what is wrong (`worker exited (exit code 1, restarts 0)`). A subshell, as wait_healthy()."""
+    Prints what is wrong (`worker exited (exit code 1, restarts 0)`). The last listing stays in
+    $fbg_ctrs (compose.list_containers()), for facts that follow in the same round trip."""
     proj = project(s, color)
     want = " ".join(services)
-    check = (f"{containers()} | awk -v p={quote(proj)} -v want={quote(want)} "
+    check = (f"{list_containers()}; printf '%s\\n' \"$fbg_ctrs\" | awk -v p={quote(proj)} -v want={quote(want)} "
              "'BEGIN{n=split(want,w,\" \"); for(i=1;i<=n;i++) seen[w[i]]=0} "
              "$1==p && ($2 in seen) {seen[$2]=1; if ($3!=\"running\" || $4!=\"0\") "
              "{print $2\" \"$3\" (exit code \"$7\", restarts \"$4\")\"; bad=1}} "
              "END{for (x in seen) if (!seen[x]) {print x\" has no container\"; bad=1}; exit bad}'")
     end = f"end=$(( $(date +%s) + {math.ceil(s.settle)} ))"
-    return Command(f"( {end}; while :; do {check} || exit 1; [ $(date +%s) -ge $end ] && exit 0; sleep 0.5; done )",
-                   s.settle + s.timeouts.command)
+    return Command(f"{{ {end}; while :; do {check} || {{ rc=1; break; }}; [ $(date +%s) -ge $end ] && {{ rc=0; break; }}; "
+                   "sleep 0.5; done; [ $rc -eq 0 ]; }", s.settle + s.timeouts.command)

@@ -10,17 +10,18 @@ from shlex import quote
 from ..config.schema import HostSettings
 from .base import MARK, remote_path
 from .cgroup import CGROUP
-from .compose import LABEL_PROJECT, SHARED, color_env, containers, project
+from .compose import SHARED, color_env, containers, list_containers, listed, project
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
-from .state import STATE_DIR, history_path, lock_path, record_path
+from .state import STATE_DIR, history_path, lock_path, private, record_path
 
 
 # --- facts: one round trip reads everything the sequence decides on ------------------------
 
-def facts(s: HostSettings) -> str:
-    """Record, upstream file, git commit of dir, the compose file's presence and all containers."""
+def facts(s: HostSettings, reuse_listing: bool = False) -> str:
+    """Record, upstream file, git commit of dir, the compose file's presence and all containers
+    (reuse_listing: as a command earlier in the round trip listed them, see compose.list_containers)."""
     d = remote_path(s.dir)
     parts = [
         f"echo {MARK}record; cat {d}/{quote(record_path(s))} 2>/dev/null; echo",
@@ -30,7 +31,7 @@ def facts(s: HostSettings) -> str:
         f"echo {MARK}compose; test -f {quote(s.compose_file) if s.compose_file.startswith('/') else d + '/' + quote(s.compose_file)} "
         "&& echo yes",
         f"echo {MARK}history; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
-        f"echo {MARK}containers; {containers()}",
+        f"echo {MARK}containers; {listed() if reuse_listing else containers()}",
     ]
     return "; ".join(parts)
 
@@ -59,23 +60,66 @@ def status(s: HostSettings) -> str:
 # --- the pre-flight check: one script, one line per check: "ok|warn|fail NAME DETAIL" --------
 
 def port_check(s: HostSettings, color: str) -> str:
-    """A colour's port is free, or held by that colour's own container (recreated by a deploy)."""
+    """A colour's port is free, or held by that colour's own running container (recreated by a
+    deploy), as the listing in $fbg_ctrs shows (compose.LISTING_FORMAT: ports in field 8)."""
     port, proj = s.port(color), project(s, color)
+    own = (f"printf '%s\\n' \"$fbg_ctrs\" | awk -v p={quote(proj)} -v port={port} "
+           "'$1 == p && $3 == \"running\" && index($8, \",\" port \",\") {found = 1} END {exit !found}'")
     return (f"users=$(ss -Hltnp 'sport = :{port}' 2>/dev/null); if [ -z \"$users\" ]; then say ok port_{color} "
-            f"'{port} free'; elif docker ps -q --filter label={LABEL_PROJECT}={quote(proj)} --filter publish={port} "
-            f"| grep -q .; then say ok port_{color} '{port} held by {proj} itself'; "
+            f"'{port} free'; elif {own}; then say ok port_{color} '{port} held by {proj} itself'; "
             f"else say fail port_{color} \"{port} ({color}) is taken by another program: "
             f"$(echo $users | cut -c1-120)\"; fi")
 
 
-def preflight(s: HostSettings) -> str:
+CHECKED_FOR = 600  # seconds a deploy trusts the docker, compose and compose-file checks of an earlier run
+
+
+def checked_path(s: HostSettings) -> str:
+    return f"{STATE_DIR}/{s.app}.checked"
+
+
+def engine_checks(s: HostSettings, reuse: bool) -> list[str]:
+    """Docker, compose and the compose file (`config -q`): on a starved host the costliest checks
+    (compose alone starts a large binary each time). A pass is written down with the compose file's
+    checksum; with `reuse`, a pass younger than CHECKED_FOR seconds, of an unchanged compose file
+    (and .env, and compose command), while docker answers, stands in for running them again."""
     color = "blue"  # the compose file is checked as blue; both colours share it
     d = remote_path(s.dir)
     base = shlex.join(shlex.split(s.compose))
+    seen = f"{d}/{quote(checked_path(s))}"
+    checksum = (f"fbg_sum=$({{ cd {d} && cat -- {quote(s.compose_file)} .env; echo {quote(base)}; }} 2>/dev/null "
+                "| cksum | cut -d' ' -f1)")
+    fresh = (f'[ -n "$fbg_listed" ] && read fbg_t fbg_was fbg_dv fbg_cv 2>/dev/null < {seen} && '
+             'case "$fbg_t" in ""|*[!0-9]*) false;; esac && [ "$fbg_was" = "$fbg_sum" ] && fbg_age=$(( $(date +%s) - fbg_t )) && '
+             f'[ "$fbg_age" -ge 0 ] && [ "$fbg_age" -lt {CHECKED_FOR} ] && cd {d} 2>/dev/null')
+    again = "(checked by a run $fbg_age s ago; fab check checks it now)"
+    note = f"printf '%s\\n' \"$(date +%s) $fbg_sum $fbg_dv $fbg_cv\" > {quote(checked_path(s))}"
+    run_them = [
+        "fbg_ok=0",
+        "v=$(docker version --format '{{.Server.Version}}' 2>&1) && fbg_dv=$v && fbg_ok=$((fbg_ok + 1)) && "
+        "say ok docker \"engine $v\" || "
+        "say fail docker \"$(echo \"$v\" | tail -n 1): is Docker running, and is the SSH user in the docker group?\"",
+        f"v=$({base} version --short 2>&1) && fbg_cv=$v && fbg_ok=$((fbg_ok + 1)) && say ok compose \"$v\" || "
+        f"say fail compose {quote(base + ' does not run:')} \"$v\"",
+        f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
+        f"-f {quote(s.compose_file)} config -q 2>&1) && fbg_ok=$((fbg_ok + 1)) && say ok compose_file {quote(s.compose_file)} || "
+        f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi",
+        f'if [ "$fbg_ok" = 3 ] && [ -d {STATE_DIR} ] && [ ! -L {STATE_DIR} ]; then {private(note)} 2>/dev/null; fi',
+    ]
+    if not reuse:
+        return [checksum, *run_them]
+    return [checksum, f"if {fresh}; then say ok docker \"engine $fbg_dv {again}\"; say ok compose \"$fbg_cv {again}\"; "
+            f"say ok compose_file {quote(s.compose_file)} \"unchanged {again}\"; else {'; '.join(run_them)}; fi"]
+
+
+def preflight(s: HostSettings, reuse: bool = False) -> str:
+    """The checks, one line each; reuse: as engine_checks() (a deploy; `fab check` runs them all)."""
+    d = remote_path(s.dir)
     keep = " ".join(quote(project(s, c)) for c in ("blue", "green", SHARED))
 
     checks = [
         'say() { echo "$@"; }',
+        list_containers(),
         CGROUP.strip(),
         'say info cpus "$CPUS"',
         DETACH_FUNCTIONS,
@@ -84,12 +128,7 @@ def preflight(s: HostSettings) -> str:
         "if sudo -n true 2>/dev/null; then say ok sudo passwordless; "
         "else say fail sudo \"sudo -n asks for a password: allow the SSH user passwordless sudo (NOPASSWD)\"; fi"
         if s.switch.mode == "nginx" else "say ok sudo 'not needed (switch.mode is not nginx)'",
-        "v=$(docker version --format '{{.Server.Version}}' 2>&1) && say ok docker \"engine $v\" || "
-        "say fail docker \"$(echo \"$v\" | tail -n 1): is Docker running, and is the SSH user in the docker group?\"",
-        f"v=$({base} version --short 2>&1) && say ok compose \"$v\" || say fail compose {quote(base + ' does not run:')} \"$v\"",
-        f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
-        f"-f {quote(s.compose_file)} config -q 2>&1) && say ok compose_file {quote(s.compose_file)} || "
-        f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi",
+        *engine_checks(s, reuse),
     ]
     if s.switch.mode == "nginx":
         f = quote(s.switch.upstream_file)
@@ -114,8 +153,11 @@ def preflight(s: HostSettings) -> str:
         "say fail memory \"only $((kb / 1024)) MiB available: a second front may not fit\"; "
         "elif [ \"$kb\" -lt 262144 ]; then say warn memory \"$((kb / 1024)) MiB available\"; "
         "else say ok memory \"$((kb / 1024)) MiB available\"; fi",
-        f"wd=$(cd {d} 2>/dev/null && pwd -P); [ -n \"$wd\" ] && for p in $(docker ps -a --filter "
-        f"label={LABEL_PROJECT}.working_dir=\"$wd\" --format '{{{{.Label \"{LABEL_PROJECT}\"}}}}' | sort -u); do "
+        # compose projects started in dir, other than the colours' and the shared one (the listing's
+        # field 9 onwards is the working dir: compose.LISTING_FORMAT)
+        f"wd=$(cd {d} 2>/dev/null && pwd -P); [ -n \"$wd\" ] && [ -n \"$fbg_listed\" ] && for p in $(printf '%s\\n' "
+        "\"$fbg_ctrs\" | FBG_WD=\"$wd\" awk '{w = $0; for (i = 1; i <= 8; i++) sub(/^[^ ]* /, \"\", w); "
+        "if (w == ENVIRON[\"FBG_WD\"]) print $1}' | sort -u); do "
         f"case \" {keep} \" in *\" $p \"*) ;; *) say fail leftover \"$p\";; esac; done; true",
     ]
     return "; ".join(checks)
