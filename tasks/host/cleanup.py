@@ -14,6 +14,7 @@ from ..config.schema import COLORS, HostSettings
 from ..errors import Locked, Refused, Unreachable
 from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, CleanupResult, outcome_for
 from ..shell import compose, cpu, record, state
+from ..shell.record import Record
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
 from .remote import Remote
@@ -76,7 +77,7 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
     if res.ok:
-        remote.run(state.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
+        remote.run(state.write_record(s, (facts.record or Record()).without_color(old).dump()), timeout)
     if res.ok and prune_images and images:
         pruned = remote.run(compose.remove_images(images), timeout)
         result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]

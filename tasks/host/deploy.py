@@ -24,6 +24,7 @@ from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, DeployResult,
                       outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
+from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
 from . import broker, lock
@@ -67,7 +68,7 @@ class Deploy:
         self.new = Color.BLUE
         self.step = "connect"
         self.old_upstream: str | None = None
-        self.old_record: dict = {}
+        self.old_record = Record()
         # what has been changed so far, so the rollback undoes exactly that
         self.old_background_stopped = False
         self.new_started = False
@@ -159,7 +160,7 @@ class Deploy:
         self.live = find_live(self.s, self.facts)
         self.new = self.choose_target()
         self.old_upstream = self.facts.upstream
-        self.old_record = dict(self.facts.record or {})
+        self.old_record = self.facts.record or Record()
         self.result.from_color, self.result.to_color = self.live, self.new
         if (self.facts.last or {}).get("action") == "guard":
             self.say(f"note: the guard put this host back at {self.facts.last.get('time')} "
@@ -261,9 +262,9 @@ class Deploy:
             switch = nginx.switch_command(self.s, self.new)
         else:
             switch = nginx.switch_nginx(self.s, nginx.upstream_text(self.s, self.s.port(self.new)), self.old_upstream)
-        rec = record.with_live(self.facts.record, self.s.app, self.new, self.live)
+        rec = (self.facts.record or Record()).with_live(self.s.app, self.new, self.live)
         # switch (nginx serves the new upstream), record the new live colour, verify: one round trip
-        self.check(Command(f"{switch} && {{ {state.write_record(self.s, record.dump(rec))} || {{ "
+        self.check(Command(f"{switch} && {{ {state.write_record(self.s, rec.dump())} || {{ "
                            f"{base.why('could not write the record')}; exit 6; }}; }} && {{ {nginx.verify(self.s)}; }}",
                            nginx.switching(self.s)), "the switch failed", service=self.s.web)
         self.facts.record = rec
@@ -339,8 +340,8 @@ class Deploy:
         live = self.new if self.result.outcome == DEPLOYED else self.live
         rec = facts.record
         if self.result.outcome == DEPLOYED:
-            rec = self.recorded_colors(rec or {}, facts)
-            self.trip.at_close(state.write_record(self.s, record.dump(rec)), "the record was not updated")
+            rec = self.recorded_colors(rec or Record(), facts)
+            self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
@@ -351,9 +352,8 @@ class Deploy:
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
         self.acted_history = state.append_history(self.s, acted)
 
-    def recorded_colors(self, rec: dict, facts: Facts) -> dict:
-        return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
-                                 facts.container_ids(self.s, self.new))
+    def recorded_colors(self, rec: Record, facts: Facts) -> Record:
+        return rec.with_color(self.new, facts.images(self.s, self.new), facts.git, facts.container_ids(self.s, self.new))
 
     # --- rollback ----------------------------------------------------------------------------
 
@@ -417,7 +417,7 @@ class Deploy:
         undo += [cpu.cancel_lift(self.s, self.new), compose.stop(self.s, self.new)]
         if self.live and self.s.background:
             undo.append(compose.start(self.s, self.live, self.s.background))
-        undo.append(state.write_record(self.s, record.dump(self.old_record)))
+        undo.append(state.write_record(self.s, self.old_record.dump()))
         return undo
 
     def undo_plan(self) -> tuple[str, ...]:
@@ -455,8 +455,8 @@ class Deploy:
         load = cpu.parse_samples(res.stdout)
         self.result.host_load = load.describe() if load else ""
 
-    def write_record(self, rec: dict) -> None:
-        self.check(state.write_record(self.s, record.dump(rec)), "could not write the record")
+    def write_record(self, rec: Record) -> None:
+        self.check(state.write_record(self.s, rec.dump()), "could not write the record")
         self.facts.record = rec
 
     def read_facts(self) -> Facts:
@@ -503,17 +503,17 @@ class Rollback(Deploy):
     task = "rollback"
 
     def choose_target(self) -> Color:
-        rec = self.facts.record or {}
-        previous = rec.get("previous")
-        if not self.live or previous not in ("blue", "green") or previous == self.live:
+        rec = self.facts.record or Record()
+        previous = rec.previous
+        if not self.live or previous is None or previous == self.live:
             raise Refused(f"there is no previous colour to go back to (live: {self.live or 'none'}, "
                           f"previous: {previous or 'none'})")
-        served = (rec.get("colors", {}).get(previous) or {}).get("containers") or {}
+        served = rec.deployed(previous).containers
         now = self.facts.container_ids(self.s, previous)
         if not served or any(now.get(name) != cid for name, cid in served.items()):
             raise Refused(f"{previous}'s containers are not the ones that served before (recreated by a later "
                           f"deploy, or removed by cleanup): deploy the version you want instead")
-        return Color(previous)
+        return previous
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there
@@ -526,5 +526,5 @@ class Rollback(Deploy):
     def start_command(self, services: tuple[str, ...]) -> Command:
         return compose.start(self.s, self.new, services)
 
-    def recorded_colors(self, rec: dict, facts: Facts) -> dict:
+    def recorded_colors(self, rec: Record, facts: Facts) -> Record:
         return rec  # the colour runs what the record already says

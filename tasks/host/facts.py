@@ -12,7 +12,7 @@ from ..errors import Refused
 from ..shell.base import MARK
 from ..shell.compose import project
 from ..shell.probe import facts as facts_command
-from ..shell.record import history_problem, record_problem
+from ..shell.record import Record, history_problem, record_problem
 from ..shell.state import history_path, record_path
 
 
@@ -29,7 +29,7 @@ class Container:
 
 @dataclass
 class Facts:
-    record: dict | None = None
+    record: Record | None = None
     upstream: str | None = None  # the upstream file's text, None when it does not exist
     upstream_unreadable: bool = False  # it exists, but not even sudo -n could read it
     nginx_workers: str | None = None  # the PIDs of nginx's workers, e.g. "812 813"; None: not read
@@ -95,7 +95,7 @@ def parse(text: str) -> Facts:
             if why := record_problem(data):
                 facts.bad["record"] = why
             else:
-                facts.record = data
+                facts.record = Record.from_json(data)
     if "upstream" in sections and any(sections["upstream"]):
         facts.upstream = "\n".join(sections["upstream"]).strip() + "\n"
     facts.upstream_unreadable = "upstream-unreadable" in sections
@@ -184,7 +184,7 @@ def find_live(s: HostSettings, facts: Facts) -> Color | None:
             raise Refused(why)
     webs = [c for c in COLORS if facts.running(s, c, s.web)]
     nginx = port_color(s, upstream_port(facts.upstream)) if s.switch.mode == "nginx" else None
-    recorded = (facts.record or {}).get("live")
+    recorded = facts.record.live if facts.record else None
     if recorded in COLORS:
         recorded = Color(recorded)
         if nginx and nginx != recorded and facts.running(s, recorded, s.web):
@@ -204,5 +204,5 @@ def version(s: HostSettings, facts: Facts, color: str) -> str:
     """A short human label of what a colour runs: the web image ID, plus the git commit if known."""
     web = facts.services(s, color).get(s.web)
     label = f"{s.web}@{web.image.removeprefix('sha256:')[:12]}" if web else "-"
-    commit = ((facts.record or {}).get("colors", {}).get(color) or {}).get("commit")
+    commit = facts.record.deployed(color).commit if facts.record else None
     return f"{label} ({commit})" if commit else label

@@ -46,7 +46,7 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
         row.live = find_live(s, facts)
     except Refused as e:
         row.error = str(e)
-    row.since = ((facts.record or {}).get("since") or "")[:16].replace("T", " ") if row.live else ""
+    row.since = ((facts.record.since if facts.record else None) or "")[:16].replace("T", " ") if row.live else ""
     for color in COLORS:
         services = facts.services(s, color)
         if services:

@@ -1,6 +1,7 @@
 """The per-app record and history kept on each host under dir/.fab-bluegreen/ (pure JSON builders).
 
 record: {"app", "live", "since", "previous", "colors": {color: {"images", "commit", "containers", "deployed"}}}
+        (Record and Deployed below)
 history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...}
 """
 
@@ -9,9 +10,10 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from ..config.schema import COLORS
+from ..config.schema import COLORS, Color
 from ..mask import secrets
 
 
@@ -28,32 +30,76 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def with_live(record: dict | None, app: str, live: str | None, previous: str | None) -> dict:
-    """The record once `live` serves; what each colour runs is kept as it was."""
-    rec = dict(record or {})
-    if rec.get("live") != live:
-        rec["since"] = now()
-    rec.update(app=app, live=live, previous=previous)
-    rec.setdefault("colors", {})
-    return rec
+@dataclass(frozen=True)
+class Deployed:
+    """What one colour runs, as its deploy found it."""
+
+    images: dict[str, str] = field(default_factory=dict)  # service -> image ID
+    commit: str | None = None  # the git commit of dir, when it is a repository
+    containers: dict[str, str] = field(default_factory=dict)  # service -> container ID
+    deployed: str | None = None  # when (UTC, ISO 8601)
+    extra: dict = field(default_factory=dict)  # keys a later version wrote: kept as they were
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Deployed":
+        known = {"images", "commit", "containers", "deployed"}
+        return cls(data.get("images") or {}, data.get("commit"), data.get("containers") or {}, data.get("deployed"),
+                   {k: v for k, v in data.items() if k not in known})
+
+    def to_json(self) -> dict:
+        return {**self.extra, "images": self.images, "commit": self.commit, "containers": self.containers,
+                "deployed": self.deployed}
 
 
-def with_color(record: dict, color: str, images: dict[str, str], commit: str,
-               containers: dict[str, str] | None = None) -> dict:
-    """The record once `color` runs a new version (containers: service -> container ID)."""
-    rec = dict(record)
-    rec["colors"] = {**rec.get("colors", {}), color: {"images": images, "commit": commit or None,
-                                                      "containers": containers or {}, "deployed": now()}}
-    return rec
+@dataclass(frozen=True)
+class Record:
+    """The per-app record on a host: which colour serves, since when, which served before it, and
+    what each colour runs. Read with from_json() once record_problem() passed; changed only through
+    the with_*() methods, which return a new record."""
 
+    app: str | None = None
+    live: Color | None = None
+    since: str | None = None
+    previous: Color | None = None
+    colors: dict[Color, Deployed] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # keys a later version wrote: kept as they were
+    read_as: dict | None = field(default=None, compare=False)  # as read: written back unchanged (a rollback)
 
-def without_color(record: dict | None, color: str) -> dict:
-    """The record once `color` was removed by a cleanup: it can no longer be switched back to."""
-    rec = dict(record or {})
-    rec["colors"] = {c: v for c, v in rec.get("colors", {}).items() if c != color}
-    if rec.get("previous") == color:
-        rec["previous"] = None
-    return rec
+    @classmethod
+    def from_json(cls, data: dict) -> "Record":
+        known = {"app", "live", "since", "previous", "colors"}
+        color = lambda c: Color(c) if c is not None else None  # noqa: E731 (record_problem checked them)
+        return cls(data.get("app"), color(data.get("live")), data.get("since"), color(data.get("previous")),
+                   {Color(c): Deployed.from_json(v) for c, v in (data.get("colors") or {}).items() if c in COLORS},
+                   {k: v for k, v in data.items() if k not in known}, data)
+
+    def to_json(self) -> dict:
+        if self.read_as is not None:
+            return self.read_as
+        return {**self.extra, "app": self.app, "live": self.live, "since": self.since, "previous": self.previous,
+                "colors": {c: d.to_json() for c, d in self.colors.items()}}
+
+    def dump(self) -> str:
+        return dump(self.to_json())
+
+    def deployed(self, color: str | None) -> Deployed:
+        return self.colors.get(color) or Deployed() if color else Deployed()
+
+    def with_live(self, app: str, live: str | None, previous: str | None) -> "Record":
+        """The record once `live` serves; what each colour runs is kept as it was."""
+        since = self.since if self.live == live else now()
+        return replace(self, app=app, live=live, previous=previous, since=since, read_as=None)
+
+    def with_color(self, color: Color, images: dict[str, str], commit: str,
+                   containers: dict[str, str] | None = None) -> "Record":
+        """The record once `color` runs a new version (containers: service -> container ID)."""
+        entry = Deployed(images, commit or None, containers or {}, now())
+        return replace(self, colors={**self.colors, color: entry}, read_as=None)
+
+    def without_color(self, color: str) -> "Record":
+        """The record once `color` was removed by a cleanup: it can no longer be switched back to."""
+        return replace(self, colors={c: d for c, d in self.colors.items() if c != color},
+                       previous=None if self.previous == color else self.previous, read_as=None)
 
 
 # --- reading them back: a file that is valid JSON but not the shape written here is refused ---

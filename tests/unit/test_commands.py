@@ -132,7 +132,7 @@ other-blue web running 0 sha256:3333 c3 0
 
 def test_facts_parse_captured_output():
     f = parse(FACTS)
-    assert f.record["live"] == "blue" and f.git == "abc123" and f.compose_file
+    assert f.record.live == "blue" and f.git == "abc123" and f.compose_file
     assert upstream_port(f.upstream) == 18001
     assert set(f.services(S, "blue")) == {"web", "worker"}
     assert f.services(S, "blue")["worker"].exit_code == 137

@@ -130,7 +130,7 @@ def test_a_record_that_is_not_json_keeps_its_message():
 ])
 def test_records_of_the_tools_shape_are_read(text):
     facts = parse(facts_text(text))
-    assert facts.bad == {} and facts.record == json.loads(text)
+    assert facts.bad == {} and facts.record.to_json() == json.loads(text)
     assert find_live(S, facts) == "blue"
 
 
