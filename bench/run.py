@@ -8,6 +8,7 @@ worker (two cores for its first 4 s, then busy half the time), in one run, round
 
   naive     all of the new colour up while the old runs, switch, stop the old (shell on the host)
   staged    the staged sequence as a plain shell script on the host, no fixed wait (the time floor)
+  ssh+staged  the same script sent over SSH from the workstation (what a hand-written script costs)
   fab       `fab deploy`, warm-up cap off (settle = 0: the scripts have no settle wait)
   fab+cap   `fab deploy`, warm-up cap on (the default: half the host's CPUs)
 
@@ -16,8 +17,9 @@ every variant): deploy seconds; failed requests and p50/p99/max latency through 
 every 50 ms from outside the host); seconds the host's CPU quota was exhausted (cgroup cpu.stat
 throttled_time) and peak cores (cpuacct.usage every 0.2 s); peak memory (memory.usage_in_bytes);
 and checks that the deploy ended on the colour it was sent to and that the cap was lifted.
-Then: `fab deploy` wall time on 1, 3 and 5 hosts in one run; SSH commands per host deploy;
-`fab -l` start-up time. Writes bench/results.md and bench/cpu_latency.png, and prints the figures.
+Then: `fab deploy` wall time on 1, 3, 5 and 10 hosts in one run; per host deploy, the SSH round
+trips (FBG_TRACE) and the docker/compose CLI calls (dockerd's own debug log: one ping per call) of
+`fab deploy` and of the script, and where fab's seconds go; `fab -l` start-up time. Writes bench/results.md and bench/cpu_latency.png, and prints the figures.
 A benchmark that reports, not a test that fails: targets missed are reported as missed.
 """
 
@@ -44,7 +46,7 @@ from tests.testbed.bed import Bed, Host  # noqa: E402
 FAB = str(Path(sys.executable).parent / "fab")
 EXAMPLE = ROOT / "examples" / "simple"
 UPSTREAM = "/etc/nginx/conf.d/app_upstream.conf"
-VARIANTS = ["naive", "staged", "fab", "fab+cap"]
+VARIANTS = ["naive", "staged", "ssh+staged", "fab", "fab+cap"]
 
 HEALTH_POLL = ("until curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:18002/health/ "
                "| grep -q '^[23]'; do sleep 0.2; done")
@@ -166,6 +168,9 @@ def run_round(h: Host, bed: Bed, variant: str, work: Path, cap_seconds: float) -
     if variant in SCRIPTS:
         res = sh(h, SCRIPTS[variant])
         ok = res.returncode == 0
+    elif variant == "ssh+staged":
+        ok = subprocess.run(["ssh", "-F", str(bed.ssh_config), h.name, SCRIPTS["staged"]], stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=300).returncode == 0
     else:
         cap = "{ cpus = 0 }" if variant == "fab" else f"{{ seconds = {cap_seconds:g} }}"
         code, _, out = fab("deploy", "--host", h.name, "--hosts-file", str(hosts_file(work / "v.toml", bed, [h], 0, cap)))
@@ -223,12 +228,55 @@ def multi_host(bed: Bed, work: Path) -> dict[int, float]:
     return times
 
 
-def commands_per_deploy(bed: Bed, work: Path) -> int:
-    """The dry run sends exactly what a real run would: count its plan (one deploy, blue live)."""
-    h = bed.hosts[0]
-    code, _, out = fab("deploy", "--host", h.name, "--dry-run", "--hosts-file",
-                       str(hosts_file(work / "d.toml", bed, [h], 0, "{ seconds = 10 }")))
-    return sum(1 for line in out.splitlines() if re.match(r"^ {0,2}\d+\. ", line))  # "  7. <command>"
+@dataclass
+class Calls:
+    """One deploy of h1 (1 CPU), blue live: its SSH round trips and docker/compose CLI calls."""
+    round_trips: int = 0
+    docker_calls: int = 0
+    seconds: float = 0.0
+    trips: list = field(default_factory=list)  # (seconds, the command's start) per round trip, in order
+
+
+def docker_debug(h: Host, on: bool) -> None:
+    """dockerd's debug log on or off (a live-reloaded option: SIGHUP, no restart)."""
+    path = h.root / "etc/docker/daemon.json"
+    conf = json.loads(path.read_text())
+    conf["debug"] = on
+    path.write_text(json.dumps(conf, indent=2) + "\n")
+    h.run("kill -HUP $(cat /var/run/docker.pid)")
+    time.sleep(1)
+
+
+def calls_per_deploy(h: Host, bed: Bed, work: Path, variant: str) -> Calls:
+    """Every docker or compose CLI process pings the daemon once first: count the pings dockerd
+    logs while the deploy runs; count fab's round trips from its trace (FBG_TRACE=1)."""
+    reset(h, bed, work)
+    log = h.root / "var/log/dockerd.log"
+    docker_debug(h, True)
+    try:
+        start = log.stat().st_size
+        calls = Calls()
+        if variant == "staged":
+            t = time.monotonic()
+            sh(h, SCRIPTS["staged"])
+            calls.seconds, calls.round_trips = time.monotonic() - t, 1
+        else:
+            os.environ["FBG_TRACE"] = "1"
+            try:
+                code, calls.seconds, out = fab("deploy", "--host", h.name, "--hosts-file",
+                                               str(hosts_file(work / "c.toml", bed, [h], 0, "{ cpus = 0 }")))
+            finally:
+                del os.environ["FBG_TRACE"]
+            assert code == 0, out
+            calls.trips = [(float(m.group(1)), re.sub(r"^.*exit 9; fi; ", "", m.group(2))[:70]) for m in
+                           re.finditer(r"\[trace\] \S+: ([\d.]+) s exit \d+: (.*)", out)]
+            calls.round_trips = len(calls.trips)
+        with open(log, "rb") as f:
+            f.seek(start)
+            calls.docker_calls = sum(1 for line in f if b"/_ping" in line)
+        return calls
+    finally:
+        docker_debug(h, False)
 
 
 def fab_list_seconds() -> float:
@@ -283,14 +331,19 @@ def main() -> None:
                       f"ended on {r.ended_on}  cap lifted {r.cap_lifted}", flush=True)
     finally:
         bed.set_cpus(None, hosts=[h])
+    h = bed.hosts[0]
+    bed.set_cpus(1, hosts=[h])
+    try:
+        calls = {v: calls_per_deploy(h, bed, work, v) for v in ("staged", "fab")}
+    finally:
+        bed.set_cpus(None, hosts=[h])
     multi = multi_host(bed, work)
-    commands = commands_per_deploy(bed, work)
     startup = fab_list_seconds()
-    report(rounds, multi, commands, startup, args)
+    report(rounds, multi, calls, startup, args)
     plot(rounds, ROOT / "bench" / "cpu_latency.png")
 
 
-def report(rounds, multi, commands, startup, args) -> None:
+def report(rounds, multi, calls, startup, args) -> None:
     lines = [f"Medians of {args.rounds} rounds; host h1 limited to 1 CPU; warm-up cap {args.warmup_seconds:g} s "
              "(window: the deploy, then the cap's seconds plus 5 s, for every variant alike).", "",
              "| variant | deploy s | failed requests | p50 ms | p99 ms | max ms | throttled s | peak cores | "
@@ -311,10 +364,19 @@ def report(rounds, multi, commands, startup, args) -> None:
               f"| 3 hosts in one run <= 1.5x one host | {par:.2f}x ({multi[1]:.1f} s, {multi[3]:.1f} s) | "
               f"{'yes' if par <= 1.5 else 'no'} |",
               f"| zero failed requests in the tool's variants | {fails} | {'yes' if fails == 0 else 'no'} |",
+              f"| SSH round trips per host deploy <= 8 | {calls['fab'].round_trips} | "
+              f"{'yes' if calls['fab'].round_trips <= 8 else 'no'} |",
+              f"| `fab -l` start-up <= 0.3 s | {startup:.2f} s (median of 5) | {'yes' if startup <= 0.3 else 'no'} |",
               "", "Hosts in one `fab deploy` (all at once, the bed's hosts sharing the machine's 2 cores): "
               + ", ".join(f"{n}: {t:.1f} s" for n, t in sorted(multi.items())) + ".",
-              "", f"SSH commands per host deploy (its dry-run plan): {commands}. `fab -l` start-up: {startup:.2f} s "
-              "(median of 5)."]
+              "", "One more deploy each, h1 at 1 CPU, counted: docker/compose CLI calls (dockerd's debug log, one "
+              f"ping per call): the script {calls['staged'].docker_calls}, fab {calls['fab'].docker_calls}; "
+              f"SSH round trips: fab {calls['fab'].round_trips}.",
+              "", f"Where that fab deploy's {calls['fab'].seconds:.2f} s went (FBG_TRACE, per round trip; the rest is "
+              "Python start-up, the SSH handshake and local work):", "",
+              "| s | round trip |", "|---|---|",
+              *(f"| {sec:.2f} | `{what.strip()[:60]}` |" for sec, what in calls["fab"].trips),
+              f"| {calls['fab'].seconds - sum(sec for sec, _ in calls['fab'].trips):.2f} | (the rest) |"]
     text = "\n".join(lines) + "\n"
     (ROOT / "bench" / "results.md").write_text(text)
     (ROOT / "bench" / "results.json").write_text(json.dumps(

@@ -99,7 +99,7 @@ class SshRemote:
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
             raise Unreachable("the connection was lost (no answer from the host)")
         if TRACE:
-            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {r.exited}: {command[:100]}",
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {r.exited}: {' '.join(command.split())}",
                   file=sys.stderr, flush=True)
         if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
             # the runner's timer stopped it, but the timeout was not reported as such: say so
