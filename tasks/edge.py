@@ -1,6 +1,7 @@
 """What every task shares: its host options and their help, the hosts they select, the fleet that
-runs a task on them, and the edge where errors are caught once: a one-line message on stderr and an
-exit code (0 all done, 1 a host not done, 2 usage or configuration error: nothing ran on any host,
+runs a task on them, where its result goes (Output: the table, or with --json one document on stdout;
+then the notification), and the edge where errors are caught once: a one-line message on stderr and
+an exit code (0 all done, 1 a host not done, 2 usage or configuration error: nothing ran on any host,
 130 interrupted by Ctrl-C).
 
 Light to import, as the task modules are: the hosts file, the fleet and the report (Fabric, paramiko
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import shlex
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke.exceptions import Exit
@@ -19,7 +22,8 @@ from .errors import BlueGreenError, UsageError
 from .mask import shown
 
 if TYPE_CHECKING:
-    from .config.schema import HostSettings
+    from .config.loader import Inventory
+    from .config.schema import HostSettings, Notify
     from .fleet import Fleet
 
 HOST_HELP = {
@@ -35,6 +39,8 @@ RUN_HELP = {
     "max-fail": "start no new batch once K hosts ended other than deployed",
 }
 TASK = dict(iterable=["host", "group"], auto_shortflags=False, positional=[], klass=cmdline.Task)
+JSON_HELP = {"json": "print one JSON document on stdout instead of the table (README, --json: its fields); "
+                     "progress stays on stderr, the exit code is the same (example above)"}
 
 
 def edge(fn):
@@ -51,11 +57,17 @@ def edge(fn):
 
 
 def _hosts(hosts_file: str, host, group, all_: bool, default_all: bool = False) -> list[HostSettings]:
+    return _load(hosts_file, host, group, all_, default_all)[1]
+
+
+def _load(hosts_file: str, host, group, all_: bool, default_all: bool = False) -> tuple[Inventory, list[HostSettings]]:
+    """The hosts file, and the hosts the command line names in it."""
     from .config import loader
 
     _one_line("--hosts-file", hosts_file)
     inventory = loader.load(hosts_file)
-    return inventory.select(list(host or []), list(group or []), all_ or (default_all and not host and not group))
+    everything = all_ or (default_all and not host and not group)
+    return inventory, inventory.select(list(host or []), list(group or []), everything)
 
 
 def _fab(task_name: str, hosts: list[HostSettings], hosts_file: str) -> str:
@@ -98,12 +110,59 @@ def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
     return Fleet(report.Progress(), c.config, dry_run=dry_run, batch=int(batch), max_fail=int(max_fail))
 
 
-def _finish(fleet: Fleet, results, ok: str) -> None:
-    from . import report
+def exit_code(fleet: Fleet, results, ok: str) -> int:
+    """deploy and rollback: 130 interrupted, 1 a host did not end `ok` (or as a dry run), else 0."""
     from .result import DRY_RUN, INTERRUPTED
 
-    report.plans(results)
     if fleet.interrupted.is_set() or any(r.outcome == INTERRUPTED for r in results):
-        raise Exit(code=130)
+        return 130
     if not all(r.outcome in (ok, DRY_RUN) for r in results):
-        raise Exit(code=1)
+        return 1
+    return 0
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise Exit(code=code)
+
+
+class Output:
+    """Where a task's result goes. Without --json: its table on stdout (and a dry run's commands).
+    With --json: one JSON document on stdout and nothing else there; what a person must still read
+    (the cleanup plan and its question) goes to stderr. Then, for the tasks that change hosts (given
+    `notify`) and unless it was a dry run, the notification (tasks/notify.py)."""
+
+    def __init__(self, task: str, json_: bool = False, message: str = "", dry_run: bool = False,
+                 notify: Notify | None = None, hosts_file: str | Path = "hosts.toml"):
+        self.task, self.json, self.message, self.dry_run = task, bool(json_), message, bool(dry_run)
+        self.notify = notify
+        self.folder = Path(hosts_file).resolve().parent  # where notify.command runs, as ssh_config is read
+
+    @property
+    def screen(self):
+        """The console a person reads: stdout, or stderr with --json."""
+        from . import report
+
+        return report.err if self.json else report.out
+
+    def show(self, table) -> None:
+        """A result table: on stdout, or nothing with --json (the document holds it)."""
+        from . import report
+
+        if not self.json:
+            report.out.print(table)
+
+    def done(self, hosts: list[dict], code: int, results=()) -> int:
+        """The run's result: the document (with --json), a dry run's commands (without), then the
+        notification; returns the exit code."""
+        from . import document, notify, report
+
+        doc = document.document(self.task, hosts, code, message=self.message, dry_run=self.dry_run)
+        if self.json:
+            sys.stdout.write(document.dumps(doc) + "\n")
+            sys.stdout.flush()
+        else:
+            report.plans(list(results))
+        if self.notify and self.notify.configured and not self.dry_run:
+            notify.send(self.notify, document.dumps(doc), warn=report.warn, cwd=self.folder)
+        return code

@@ -9,44 +9,54 @@ from __future__ import annotations
 from invoke import task
 from invoke.exceptions import Exit
 
-from .edge import HOST_HELP, TASK, _fleet, _hosts, _lines, _look, edge
+from .edge import HOST_HELP, JSON_HELP, TASK, Output, _exit, _fleet, _hosts, _lines, _look, edge
 from .errors import UsageError
 
 
-@task(help={**HOST_HELP, "host": "a host of the hosts file (repeat for several; default: every host)"}, **TASK)
+@task(help={**HOST_HELP, "host": "a host of the hosts file (repeat for several; default: every host)",
+            **JSON_HELP}, **TASK)
 @edge
-def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
+def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=False):
     """Show each host: live colour, versions, health, lock, last action.
+
+    With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
+
+        fab status --json | jq -r '.hosts[] | "\\(.host) \\(.live)"'
 
     Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
     """
-    from . import report
+    from . import document, report
     from .host import inspect
 
     hosts = _hosts(hosts_file, host, group, all_, default_all=True)
+    out = Output("status", json_)
     rows, _ = _look(c, hosts, inspect.status, lambda host, error: inspect.HostStatus(host, False, error))
-    report.out.print(report.status_table(rows))
-    if not all(row.ok for row in rows):
-        raise Exit(code=1)
+    out.show(report.status_table(rows))
+    _exit(out.done(document.status_hosts(rows), 0 if all(row.ok for row in rows) else 1))
 
 
-@task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)"}, **TASK)
+@task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)", **JSON_HELP}, **TASK)
 @edge
-def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20):
+def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20, json_=False):
     """Show what was done on each host (deploys, rollbacks, cleanups, drains).
+
+    With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
+
+        fab history --host pi5 --json | jq '.hosts[].actions[-1]'
 
     Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
     """
-    from . import report
+    from . import document, report
     from .host import inspect
 
     lines = _lines(lines)
     hosts = _hosts(hosts_file, host, group, all_)
+    out = Output("history", json_)
     rows, unread = _look(c, hosts, lambda r, s: inspect.history(r, s, lines),
                          lambda host, error: [{"action": "unreachable", "reason": error}])
-    report.out.print(report.history_table(list(zip([s.name for s in hosts], rows))))
-    if unread:
-        raise Exit(code=1)
+    names = [s.name for s in hosts]
+    out.show(report.history_table(list(zip(names, rows))))
+    _exit(out.done(document.history_hosts(names, rows, unread), 1 if unread else 0))
 
 
 @task(help={**HOST_HELP, "service": "one service (default: the failed one of the last deploy, else all)",
@@ -78,15 +88,24 @@ def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service=
         raise Exit(code=1)
 
 
-@task(help=HOST_HELP, **TASK)
+@task(help={**HOST_HELP, **JSON_HELP}, **TASK)
 @edge
-def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
-    """Check hosts before a deploy: sudo, docker, nginx, ports, disk."""
-    from . import report
+def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=False):
+    """Check hosts before a deploy: sudo, docker, nginx, ports, disk.
+
+    With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
+
+        fab check --all --json | jq -r '.hosts[] | select(.ok | not) | .host'
+
+    Exit code: 0 no check failed, 1 a check failed (or a host could not be reached), 2 usage or
+    hosts-file error.
+    """
+    from . import document, report
     from .host.check import CheckResult, preflight
 
     hosts = _hosts(hosts_file, host, group, all_)
+    out = Output("check", json_)
     rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
-    report.out.print(report.check_table(list(zip([s.name for s in hosts], rows))))
-    if any(not row.ok for row in rows):
-        raise Exit(code=1)
+    names = [s.name for s in hosts]
+    out.show(report.check_table(list(zip(names, rows))))
+    _exit(out.done(document.check_hosts(names, rows), 0 if all(row.ok for row in rows) else 1))

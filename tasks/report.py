@@ -99,9 +99,15 @@ def drain_table(results: list[DrainResult]) -> Table:
         table.add_column(column, no_wrap=column not in ("waited", "why"))
     for r in results:
         why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
-        table.add_row(escape(r.host), _color(r.from_color), escape(r.queued or "-"), _color(r.to_color), _outcome(r),
+        queued = ", ".join(f"{queue}: {n}" for queue, n in r.queued.items() if n)
+        table.add_row(escape(r.host), _color(r.from_color), escape(queued or "-"), _color(r.to_color), _outcome(r),
                       f"{r.seconds:.1f}", escape(why))
     return table
+
+
+def warn(message: str, console: Console = err) -> None:
+    """One warning line on stderr: worth knowing, and no reason to change the exit code."""
+    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def failure_details(results: list[DeployResult], console: Console = err) -> None:
@@ -116,16 +122,18 @@ def failure_details(results: list[DeployResult], console: Console = err) -> None
             console.print(f"[red]{escape(r.host)}: needs a person:[/] {escape(item)}")
 
 
-def interactive() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
+def interactive(console: Console = out) -> bool:
+    """Whether a person can answer: stdin and the console asked on are terminals."""
+    return sys.stdin.isatty() and console.file.isatty()
 
 
-def confirm(question: str) -> bool:
-    """Ask at a terminal; the default answer is no (and no terminal means no)."""
-    if not interactive():
+def confirm(question: str, console: Console = out) -> bool:
+    """Ask at a terminal (on stdout, beside the table; --json asks on stderr); the default answer is no,
+    and no terminal means no."""
+    if not interactive(console):
         return False
     try:
-        answer = out.input(escape(f"{question} [y/N] "))  # on stdout, beside the table
+        answer = console.input(escape(f"{question} [y/N] "))
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
@@ -173,10 +181,23 @@ def status_table(rows) -> Table:
             table.add_row(*cells)
             continue
         live = _color(r.live) if r.live else ("[red]none[/]" + (f" ({escape(r.error)})" if r.error else ""))
-        table.add_row(escape(r.host), live, escape(r.since or "-"), escape(r.colors.get("blue", "-")),
-                      escape(r.colors.get("green", "-")), *([escape(r.shared or "-")] if shared else []),
-                      escape(r.health or "-"), escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))
+        since = r.since[:16].replace("T", " ")
+        colors = [escape(_color_status(r.colors[c]) if c in r.colors else "-") for c in COLORS]
+        shared_cell = ", ".join(f"{name} {state}" for name, state in r.shared.items())
+        health = f"{r.health:03d} {'ok' if r.healthy else 'FAILING'}" if r.health is not None else ""
+        table.add_row(escape(r.host), live, escape(since or "-"), *colors,
+                      *([escape(shared_cell or "-")] if shared else []), escape(health or "-"),
+                      escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))
     return table
+
+
+def _color_status(c) -> str:
+    """e.g. "web@3f2a1c: web redis running; worker beat exited (warm-up cap on)"."""
+    by_state: dict[str, list[str]] = {}
+    for name, state in c.services.items():
+        by_state.setdefault(state, []).append(name)
+    states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
+    return f"{c.version}: {states}{f' (warm-up cap {c.cap})' if c.cap else ''}"
 
 
 def history_table(hosts: list[tuple[str, list[dict]]]) -> Table:

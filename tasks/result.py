@@ -99,7 +99,7 @@ class CleanupResult(HostResult):
 
 @dataclass
 class DrainResult(HostResult):
-    queued: str = ""  # the messages that waited, e.g. "celery: 3"
+    queued: dict[str, int] = field(default_factory=dict)  # queue -> messages that waited in it, e.g. {"celery": 3}
 
 
 RESULTS: dict[str, type[HostResult]] = {"deploy": DeployResult, "rollback": DeployResult,

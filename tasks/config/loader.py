@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, UsageError
 from .schema import (ABSPATH, COLORS, CONTROL, CONTROL_BUT_TAB, NAME, PROJECT, SWITCH_MODES, URL, URLPATH, Broker,
-                     Color, Health, Hooks, HostSettings, Switch, Timeouts, Warmup, parse_ssh)
+                     Color, Health, Hooks, HostSettings, Notify, Switch, Timeouts, Warmup, parse_ssh)
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Inventory:
     path: Path
     hosts: dict[str, HostSettings]
     groups: dict[str, tuple[str, ...]]
+    notify: Notify = Notify()  # [defaults.notify]: once per run, not per host
 
     def select(self, hosts: list[str], groups: list[str], everything: bool) -> list[HostSettings]:
         """The hosts named on the command line: --host and --group in order, no repeats."""
@@ -68,7 +69,9 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "warmup": (Warmup, {"cpus": "cpus", "seconds": "seconds", "services": "names"}),
     "broker": (Broker, {"service": "service", "queues": "names", "db": "db", "workers": "names",
                         "drain_timeout": "seconds+"}),
+    "notify": (Notify, {"webhook": "webhook", "command": "str", "timeout": "seconds+"}),  # [defaults] only
 }
+_RUN_KEYS = {"notify"}  # keys of [defaults] that are the run's, not a host's
 
 
 def load(path: str | Path) -> Inventory:
@@ -102,7 +105,8 @@ class _Parser:
     def inventory(self, raw: dict[str, Any]) -> Inventory:
         self.unknown(raw, {"defaults", "hosts", "groups"}, "")
         defaults = self.table(raw.get("defaults", {}), "defaults")
-        self.unknown(defaults, set(_HOST_KEYS), "defaults.")
+        self.unknown(defaults, set(_HOST_KEYS) | _RUN_KEYS, "defaults.")
+        notify = self.merged_table("notify", defaults.get("notify"), None, "")
         hosts_raw = self.table(raw.get("hosts", {}), "hosts")
         hosts = {}
         for name, table in hosts_raw.items():
@@ -116,10 +120,13 @@ class _Parser:
                 if member not in hosts:
                     self.fail(f"groups.{name}", f"unknown host {member!r} (known hosts: {_known(hosts)})")
             groups[name] = members
-        return Inventory(self.path, hosts, groups)
+        return Inventory(self.path, hosts, groups, notify)
 
     def host(self, name: str, defaults: dict, own: dict) -> HostSettings:
         where = f"hosts.{name}"
+        for key in _RUN_KEYS & set(own):
+            self.fail(f"{where}.{key}", f"{key} is sent once per run, from the workstation, not per host: "
+                      f"set it in [defaults.{key}]")
         self.unknown(own, set(_HOST_KEYS) | {"ssh"}, where + ".")
         if "ssh" not in own:
             self.fail(f"{where}.ssh", 'missing: every host needs ssh = "alias" or "[user@]host[:port]"')
@@ -201,6 +208,11 @@ class _Parser:
                       "letter or digit")
 
     def value(self, at: str, kind: str, v: Any) -> Any:  # noqa: C901 - one branch per kind
+        if kind == "webhook":  # its path often holds a token: the value is never repeated
+            if not isinstance(v, str) or (v and not URL.match(v)):
+                self.fail(at, "expected an http:// or https:// URL of URL characters (no spaces, '\"', '{' or '\\'), "
+                          "or empty (the value is not shown: a webhook's URL may hold a token)")
+            return v
         if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
                     "service"):
             if not isinstance(v, str):

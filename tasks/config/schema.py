@@ -88,6 +88,19 @@ class Broker:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """[defaults.notify]: told once per run of a task that changes hosts, from the workstation, with the
+    --json document (tasks/notify.py). Not per host: a host's own table may not have it."""
+    webhook: str = ""  # an http(s) URL the document is POSTed to; "": none
+    command: str = ""  # a local shell command given the document on stdin; "": none
+    timeout: float = 10.0  # seconds each of them may take
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.webhook or self.command)
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str

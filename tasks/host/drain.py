@@ -59,7 +59,7 @@ def _drain(remote: Remote, s: HostSettings, say, result: DrainResult) -> None:
     if before.down:
         raise Refused(f"{old}'s {s.broker_service} is {before.down}: start it (docker compose -p "
                       f"{compose.project(s, old)} start {s.broker_service}), then drain again")
-    result.queued = before.describe()
+    result.queued = dict(before.counts)
     if before.no_broker or not before.waiting:
         result.outcome = NOTHING_TO_DRAIN
         return

@@ -18,18 +18,30 @@ from .remote import Remote
 
 
 @dataclass
+class ColorStatus:
+    """What one colour runs on the host."""
+    version: str  # e.g. "web@3f2a1c" (facts.version)
+    services: dict[str, str]  # service -> its container's state (running, exited, restarting, ...)
+    cap: str = ""  # the warm-up cap: "on", or that it is still on with its lift gone (and how to lift it)
+
+
+@dataclass
 class HostStatus:
     host: str
     ok: bool = True
     error: str = ""
     live: str | None = None
-    since: str = ""
-    colors: dict[str, str] = field(default_factory=dict)  # colour -> "version: web running, ..."
-    health: str = ""
+    since: str = ""  # when the live colour went live (the record's ISO time)
+    colors: dict[str, ColorStatus] = field(default_factory=dict)  # only the colours that have containers
+    health: int | None = None  # the live colour's HTTP code on its port (0: no answer); None: nothing live
     lock: str = ""
     guard: str = ""
     last: str = ""
-    shared: str = ""  # the shared services and their states, e.g. "broker running"
+    shared: dict[str, str] = field(default_factory=dict)  # each shared service's state, or "missing"
+
+    @property
+    def healthy(self) -> bool:
+        return self.health is not None and 200 <= self.health < 400
 
 
 def status(remote: Remote, s: HostSettings) -> HostStatus:
@@ -46,25 +58,22 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
         row.live = find_live(s, facts)
     except Refused as e:
         row.error = str(e)
-    row.since = ((facts.record.since if facts.record else None) or "")[:16].replace("T", " ") if row.live else ""
+    row.since = ((facts.record.since if facts.record else None) or "") if row.live else ""
     for color in COLORS:
         services = facts.services(s, color)
         if services:
-            by_state: dict[str, list[str]] = {}
-            for name, c in sorted(services.items()):
-                by_state.setdefault(c.state, []).append(name)
-            states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
-            cap = " (warm-up cap on)" if color in facts.capped else ""
+            cap = "on" if color in facts.capped else ""
             if color in facts.stuck_caps:
-                cap = (f" (warm-up cap STILL ON, its lift is gone: the next deploy lifts it, or run "
-                       f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host)")
-            row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
+                cap = (f"STILL ON, its lift is gone: the next deploy lifts it, or run "
+                       f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host")
+            row.colors[color] = ColorStatus(version(s, facts, color),
+                                            {name: c.state for name, c in sorted(services.items())}, cap)
     if s.shared:
         present = facts.services(s, compose.SHARED)
-        row.shared = ", ".join(f"{name} {present[name].state if name in present else 'missing'}" for name in s.shared)
+        row.shared = {name: present[name].state if name in present else "missing" for name in s.shared}
     if row.live:
-        code = facts.health.get(row.live, "000")
-        row.health = f"{code} {'ok' if code[:1] in '23' else 'FAILING'}"
+        code = facts.health.get(row.live, "000")  # host text: curl's three digits, 000 when no answer
+        row.health = int(code) if code.isascii() and code.isdigit() else 0
     row.lock = lock.holder(facts.lock, s) if facts.lock else ""
     row.guard = summary(facts.last_guard) if facts.last_guard else bad_file(s, facts, "guard") or ""
     row.last = summary(facts.last) if facts.last else last_problem or ""

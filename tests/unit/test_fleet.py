@@ -166,7 +166,7 @@ def test_at_most_max_parallel_looks_run_at_once():
     assert job.peak == MAX_PARALLEL and rows == [DEPLOYED] * (MAX_PARALLEL + 5)
 
 
-# --- the exit codes of deploy and rollback (edge._finish) ---------------------------------------
+# --- the exit codes of deploy and rollback (edge.exit_code) ---------------------------------------
 
 def rows(*outcomes: str) -> list[HostResult]:
     return [HostResult(host=f"h{i}", action="deploy", outcome=o) for i, o in enumerate(outcomes, 1)]
@@ -182,13 +182,14 @@ def rows(*outcomes: str) -> list[HostResult]:
     ((DEPLOYED, DEPLOYED), True, 130),
     ((ROLLED_BACK, SKIPPED), True, 130),
 ])
-def test_finish_exits_0_all_ok_1_one_not_130_interrupted(outcomes, interrupted, code):
+def test_exit_code_0_all_ok_1_one_not_130_interrupted(outcomes, interrupted, code):
     f = make_fleet()
     if interrupted:
         f.interrupted.set()
+    assert edge.exit_code(f, rows(*outcomes), DEPLOYED) == code
     if code == 0:
-        assert edge._finish(f, rows(*outcomes), DEPLOYED) is None
+        assert edge._exit(code) is None
         return
     with pytest.raises(Exit) as e:
-        edge._finish(f, rows(*outcomes), DEPLOYED)
+        edge._exit(code)
     assert e.value.code == code

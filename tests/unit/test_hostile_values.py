@@ -5,7 +5,9 @@ Every string key of hosts.toml is one of three kinds (README, "Security"):
 - validated against a strict pattern: names, app, switch.mode, the absolute paths, ssh; a hostile
   value is a one-line error naming the key (exit code 2);
 - anything on one line, passed to the shell quoted: dir, compose_file, compose, health.path,
-  switch.verify_url (and ssh_config, which only fab reads).
+  switch.verify_url (and ssh_config, which only fab reads);
+- the workstation's own, never sent to a host: notify.webhook (urllib) and notify.command (a local
+  shell command, raw by design; tests/unit/test_notify.py).
 
 The last kind is filled with hostile values that pass validation; every command line of a deploy,
 a rollback, a cleanup, a drain, status, check, history and logs is built from them (the real
@@ -55,8 +57,9 @@ QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", 
 STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
           "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
           "broker.workers"}
+LOCAL = {"notify.webhook", "notify.command"}  # [defaults.notify]: no HostSettings field, no host sees them
 STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project", "service",
-                "strings", "names", "names+"}
+                "strings", "names", "names+", "webhook"}
 
 
 def string_keys() -> set[str]:
@@ -67,7 +70,8 @@ def string_keys() -> set[str]:
 
 
 def test_every_string_key_is_raw_shell_strictly_validated_or_quoted():
-    assert string_keys() == RAW | QUOTED | STRICT  # a new key must be put in one of them, and tested
+    assert string_keys() == RAW | QUOTED | STRICT | LOCAL  # a new key must be put in one of them, and tested
+    assert not {key.split(".")[0] for key in LOCAL} & set(HostSettings.__dataclass_fields__)
 
 
 def hosts_toml(root: Path, **switch) -> str:

@@ -150,9 +150,10 @@ def test_the_cleanup_table_renders_a_cleanup_result():
 
 def test_the_drain_table_renders_a_drain_result():
     text = render(report.drain_table([
-        DrainResult("pi5", "drain", DRAINED, Color.GREEN, Color.BLUE, seconds=3.5, queued="celery: 3"),
+        DrainResult("pi5", "drain", DRAINED, Color.GREEN, Color.BLUE, seconds=3.5, queued={"celery": 3, "mail": 0}),
         result_for("drain", "vm1", outcome=Outcome.UNREACHABLE, step="connect", reason="no route"),
     ]))
     pi5, vm1 = row(text, "pi5"), row(text, "vm1")
     assert "green" in pi5 and "celery: 3" in pi5 and "blue" in pi5 and "drained" in pi5 and "3.5" in pi5
+    assert "mail" not in pi5  # only the queues where messages waited
     assert "unreachable" in vm1 and "no route" in vm1

@@ -259,9 +259,10 @@ def test_the_tables_show_no_escape_sequence_and_no_credential():
                   reason=HOSTILE, warnings=[HOSTILE])
     deployed = DeployResult(action="deploy", left=[HOSTILE], version=HOSTILE, host_load=HOSTILE, **common)
     cleaned = CleanupResult(action="cleanup", version=HOSTILE, removes=[HOSTILE], **common)
-    drained = DrainResult(action="drain", queued=HOSTILE, **common)
-    status = inspect.HostStatus("pi5", live="blue", since=HOSTILE, colors={"blue": HOSTILE}, health=HOSTILE,
-                                lock=HOSTILE, guard=HOSTILE, last=HOSTILE, shared=HOSTILE)
+    drained = DrainResult(action="drain", queued={HOSTILE: 3}, **common)
+    status = inspect.HostStatus("pi5", live="blue", since=HOSTILE,
+                                colors={"blue": inspect.ColorStatus(HOSTILE, {"web": HOSTILE}, HOSTILE)}, health=200,
+                                lock=HOSTILE, guard=HOSTILE, last=HOSTILE, shared={"broker": HOSTILE})
     lines = [{"time": HOSTILE, "action": "deploy", "user": HOSTILE, "from": HOSTILE, "to": "green",
               "result": HOSTILE, "step": HOSTILE, "reason": HOSTILE, "message": HOSTILE, "versions": {"blue": HOSTILE}}]
     for table in (report.deploy_table([deployed]), report.cleanup_table([cleaned]), report.drain_table([drained]),

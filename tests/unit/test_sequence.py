@@ -181,7 +181,7 @@ def test_cleanup_refuses_while_tasks_wait_and_drain_runs_them_with_workers_only(
     assert not any(" down " in c for c in host.commands)
 
     r = drain(host.remote, S)
-    assert (r.outcome, r.from_color, r.to_color, r.queued) == (DRAINED, "blue", "green", "celery: 2")
+    assert (r.outcome, r.from_color, r.to_color, r.queued) == (DRAINED, "blue", "green", {"celery": 2})
     start = host.index("-p app-blue -f compose.yml start worker")
     assert not any("start worker beat" in c or " beat" in c.split("compose.yml", 1)[-1].split(";")[0]
                    for c in host.commands[start:start + 1])

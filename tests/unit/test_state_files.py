@@ -292,12 +292,12 @@ def test_status_shows_a_bad_history_guard_line_and_lock_in_their_columns():
     host = FakeHost(running={"blue": ALL}, record='{"live": "blue", "since": "2026-01-01T10:00:00+00:00"}',
                     history=f"{guard}\n[1]\n", lock='"x"')
     row = inspect.status(host.remote, S)
-    assert (row.live, row.since, row.error) == ("blue", "2026-01-01 10:00", "")  # the live colour is still told
+    assert (row.live, row.since, row.error) == ("blue", "2026-01-01T10:00:00+00:00", "")  # the live colour is still told
     assert row.last == history_refusal("is a list, not a JSON object")
     assert row.guard == f"the last guard line of {HISTORY_FILE} has time as a number, not a string: fix or remove that line"
     assert row.lock == f"a lock not taken by fab-bluegreen for 42 s (the lock {LOCK_FILE} is a string, not a JSON object)"
     text = rendered(report.status_table([row]))
-    assert "is a list, not a JSON object" in text and "has time as a number" in text
+    assert "is a list, not a JSON object" in text and "has time as a number" in text and "2026-01-01 10:00" in text
 
 
 def test_history_shows_lines_not_as_written_as_rows_with_the_reason():

@@ -1,0 +1,151 @@
+"""Notifications (tasks/notify.py): [defaults.notify] as the loader takes it, the webhook POST (a local
+HTTP server), the local command (given the body on stdin), and how each failure becomes one warning."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks import notify
+from tasks.config import loader
+from tasks.config.schema import Notify
+from tasks.errors import ConfigError
+
+from .receiver import Receiver
+
+BODY = json.dumps({"task": "deploy", "ok": True, "exit_code": 0, "hosts": []})
+
+
+def load(tmp_path, text: str):
+    path = tmp_path / "hosts.toml"
+    path.write_text(text + '\n[hosts.h1]\nssh = "h1"\n')
+    return loader.load(path)
+
+
+# --- the hosts file ----------------------------------------------------------------------------
+
+def test_the_loader_takes_defaults_notify(tmp_path):
+    inv = load(tmp_path, '[defaults.notify]\nwebhook = "https://hooks.example.com/x?y=1"\ncommand = "cat > out"\n'
+                         'timeout = 3')
+    assert inv.notify == Notify("https://hooks.example.com/x?y=1", "cat > out", 3.0) and inv.notify.configured
+    assert load(tmp_path, "").notify == Notify() and not Notify().configured
+    assert not hasattr(inv.hosts["h1"], "notify")  # the run's, not a host's
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[defaults.notify]\nwebhook = "ftp://x/T0KEN"', "defaults.notify.webhook: expected an http:// or https:// URL"),
+    ('[defaults.notify]\nwebhook = "https://x/ T0KEN"', "defaults.notify.webhook: expected an http:// or https://"),
+    ('[defaults.notify]\nwebhook = 5', "defaults.notify.webhook: expected an http:// or https:// URL"),
+    ('[defaults.notify]\ncommand = ["logger"]', "defaults.notify.command: expected a string"),
+    ('[defaults.notify]\ncommand = "a\\nb"', "defaults.notify.command: 'a\\nb': must be one line"),
+    ('[defaults.notify]\ntimeout = 0', "defaults.notify.timeout: 0: expected seconds above 0"),
+    ('[defaults.notify]\nwebhok = "https://x"', "defaults.notify.webhok: unknown key (allowed here: command, "
+                                                "timeout, webhook)"),
+    ('[defaults]\nnotify = "https://x"', "defaults.notify: expected a table"),
+])
+def test_a_bad_notify_setting_is_one_line_naming_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, text)
+    assert str(e.value).startswith(f"{tmp_path / 'hosts.toml'}: {message}") and "\n" not in str(e.value)
+    assert "T0KEN" not in str(e.value)  # a webhook's URL is never repeated: it may hold a token
+
+
+def test_a_hosts_own_notify_is_refused(tmp_path):
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.h1]\nssh = "h1"\nnotify = { command = "true" }\n')
+    with pytest.raises(ConfigError, match=r"hosts\.h1\.notify: notify is sent once per run, from the workstation, "
+                                          r"not per host: set it in \[defaults\.notify\]"):
+        loader.load(path)
+
+
+# --- the webhook -------------------------------------------------------------------------------
+
+def test_the_webhook_gets_the_body_as_a_json_post():
+    warnings = []
+    with Receiver() as hook:
+        notify.send(Notify(webhook=hook.url), BODY, warnings.append)
+    assert warnings == []
+    ((path, headers, body),) = hook.posts
+    assert path == "/hooks/T0KEN-s3cret?key=abc" and body == BODY.encode()
+    assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("status, said", [(500, "HTTP 500"), (404, "HTTP 404"),
+                                          (302, "HTTP 302 Found (a redirect: write the URL it points to)")])
+def test_a_webhook_that_does_not_answer_2xx_is_one_warning_naming_it_by_its_host_only(status, said):
+    warnings = []
+    with Receiver(status=status) as hook:
+        notify.send(Notify(webhook=hook.url), BODY, warnings.append)
+    (warning,) = warnings
+    port = hook.server.server_address[1]
+    assert warning.startswith(f"notify.webhook: the POST to http://127.0.0.1:{port} failed: {said}")
+    assert "exit code is unchanged" in warning and "T0KEN" not in warning and "key=abc" not in warning
+    assert len(hook.posts) == 1 and hook.gets == []  # a redirect is not followed (as a GET without the body)
+
+
+def test_a_webhook_nobody_listens_at_or_that_is_slow_is_a_warning_within_the_timeout():
+    warnings = []
+    with Receiver() as hook:
+        url = hook.url
+    notify.send(Notify(webhook=url), BODY, warnings.append)  # closed again: nothing listens there
+    assert len(warnings) == 1 and "Connection refused" in warnings[0]
+    with Receiver(delay=3) as slow:
+        started = time.monotonic()
+        notify.send(Notify(webhook=slow.url, timeout=0.5), BODY, warnings.append)
+        assert time.monotonic() - started < 2.5
+    assert len(warnings) == 2 and "timed out" in warnings[1]
+
+
+# --- the command -------------------------------------------------------------------------------
+
+def test_the_command_gets_the_body_on_stdin_in_the_hosts_files_folder(tmp_path, capfd):
+    warnings = []
+    notify.send(Notify(command="cat > got.json; echo said on stdout; echo said on stderr >&2"), BODY,
+                warnings.append, cwd=tmp_path)
+    assert warnings == [] and (tmp_path / "got.json").read_text() == BODY
+    out, err = capfd.readouterr()
+    assert "said" not in out + err  # its output is kept from fab's stdout (the --json document)
+
+
+def test_a_failing_command_is_one_warning_with_its_last_line_masked(tmp_path):
+    warnings = []
+    notify.send(Notify(command="echo first; echo 'no route API_TOKEN=hunter2' >&2; exit 3"), BODY, warnings.append,
+                cwd=tmp_path)
+    assert warnings == ["notify.command failed: exit 3: no route API_TOKEN=*** (the exit code is unchanged)"]
+
+
+def test_a_command_that_hangs_is_killed_with_what_it_started(tmp_path):
+    warnings = []
+    started = time.monotonic()
+    notify.send(Notify(command="sleep 30 & echo $! > child.pid; wait", timeout=0.5), BODY, warnings.append,
+                cwd=tmp_path)
+    assert time.monotonic() - started < 5
+    assert warnings == ["notify.command failed: timed out after 0.5 s (notify.timeout) (the exit code is unchanged)"]
+    child = (tmp_path / "child.pid").read_text().strip()
+    time.sleep(0.2)
+    stat = Path(f"/proc/{child}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # gone, or dead unreaped
+
+
+def test_both_are_sent_and_each_failure_is_its_own_warning(tmp_path):
+    warnings = []
+    with Receiver(status=503) as hook:
+        notify.send(Notify(webhook=hook.url, command="cat > got.json; exit 1"), BODY, warnings.append, cwd=tmp_path)
+    assert hook.bodies == [BODY.encode()] and (tmp_path / "got.json").read_text() == BODY
+    assert [w.split(" ")[0] for w in warnings] == ["notify.webhook:", "notify.command"]
+
+
+def test_ctrl_c_during_a_notification_is_a_warning_too(monkeypatch, tmp_path):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(notify, "post", interrupted)
+    warnings = []
+    notify.send(Notify(webhook="https://hooks.example.com/T0KEN", command="cat > got.json"), BODY, warnings.append,
+                cwd=tmp_path)
+    assert warnings == ["notify.webhook: the POST to https://hooks.example.com failed: interrupted (Ctrl-C) "
+                        "(the exit code is unchanged)"]
+    assert (tmp_path / "got.json").read_text() == BODY  # the command is still told
