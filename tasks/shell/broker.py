@@ -16,8 +16,12 @@ def count_queued(s: HostSettings, color: str) -> str:
     """`redis-cli` inside the colour's broker container (one `docker exec` for all the counts: each
     exec costs a starved host CPU): one `queue count` line per queue, and `unacked count`;
     `no-broker` when the colour has no broker container, `broker-down STATE` when it does not run."""
-    find = (f"docker ps -a --filter label={LABEL_PROJECT}={quote(project(s, color))} "
-            f"--filter label={LABEL_SERVICE}={quote(s.broker_service or '')} --format '{{{{.ID}}}} {{{{.State}}}}'")
+    proj, service = quote(project(s, color)), quote(s.broker_service or "")
+    find = (f"docker ps -a --filter label={LABEL_PROJECT}={proj} --filter label={LABEL_SERVICE}={service} "
+            "--format '{{.ID}} {{.State}}'")
+    # a listing earlier in the round trip (compose.list_containers: id in field 6, state in 3) saves a call
+    find = (f"if [ -n \"$fbg_listed\" ]; then printf '%s\\n' \"$fbg_ctrs\" | awk -v p={proj} -v svc={service} "
+            f"'$1 == p && $2 == svc {{print $6, $3}}'; else {find}; fi")
     names = [*s.broker.queues, UNACKED]
     asks = " ".join(quote(f"LLEN {q}") for q in s.broker.queues) + f" 'HLEN {UNACKED}'"
     counts = (f"printf '%s\\n' {asks} | docker exec -i \"$cid\" redis-cli -n {int(s.broker.db)} 2>&1 | "

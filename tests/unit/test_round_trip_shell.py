@@ -13,7 +13,7 @@ from tasks.config.schema import HostSettings, Switch
 from tasks.host.check import parse_checks
 from tasks.host.facts import parse
 from tasks.host.remote import Result
-from tasks.shell import base, health, probe
+from tasks.shell import base, broker, compose, health, probe
 
 LISTING = {  # what the fake `docker inspect` prints: compose.LISTING_FORMAT, {wd} is the app's dir
     "idbw": "app-blue web running 0 sha256:bw idbw 0 ,18001,18001, {wd}",
@@ -21,6 +21,7 @@ LISTING = {  # what the fake `docker inspect` prints: compose.LISTING_FORMAT, {w
     "idgk": "app-green worker running 0 sha256:gk idgk 0 , {wd}",
     "idold": "app web exited 0 sha256:ow idold 0 , {wd}",  # a plain `docker compose up` of the same dir
     "idelse": "other web running 0 sha256:x idelse 0 ,18002, /srv/other dir",
+    "idbr": "app-blue redis running 0 sha256:br idbr 0 , {wd}",
 }
 
 
@@ -37,9 +38,10 @@ def fake_docker(tmp_path: Path, ids: list[str], calls: Path, worker_state: str =
         "#!/bin/sh\n"
         f"echo \"$1 $2\" >> '{calls}'\n"
         'case "$1" in\n'
-        f"  ps) printf '%s\\n' {' '.join(ids)};;\n"
+        f"  ps) case \"$*\" in *--format*) echo 'idbr running';; *) printf '%s\\n' {' '.join(ids)};; esac;;\n"
         f"  inspect) cat <<'EOF'\n{lines}\nEOF\n;;\n"
         "  version) echo 20.10.24;;\n"
+        '  exec) [ "$3" = idbr ] && while read -r ask; do echo 3; done;;\n'
         '  compose) case "$*" in *"version --short"*) echo 2.20.0;; esac;;\n'
         "esac\n")
     (bin_dir / "ss").write_text("#!/bin/sh\ncase \"$*\" in *18001*) echo 'LISTEN 0 4096 127.0.0.1:18001 users:((\"docker-proxy\"))';; "
@@ -134,3 +136,14 @@ def test_in_order_stops_at_the_first_part_that_fails_and_names_the_parts_that_wo
     assert [ln for ln in res.stdout.splitlines() if ln.startswith(base.MARK)] == [base.started("one")][:failing]
     assert "then" not in res.stdout.splitlines()
     assert base.in_order(parts, base.Command("x", 5)).budget == 7
+
+
+def test_the_old_brokers_count_finds_its_container_in_the_listing_of_the_same_round_trip(tmp_path):
+    calls = tmp_path / "calls"
+    env = fake_docker(tmp_path, ["idbw", "idbr"], calls)
+    s = settings(tmp_path)
+    res = sh(f"{compose.list_containers()}; {broker.count_queued(s, 'blue')}", env)
+    assert res.stdout.splitlines() == ["celery 3", "unacked 3"]
+    assert docker_calls(calls) == ["ps -aq", "inspect -f", "exec -i"]  # no second listing
+    res = sh(broker.count_queued(s, "blue"), env)  # alone: it lists for itself
+    assert res.stdout.splitlines() == ["celery 3", "unacked 3"] and docker_calls(calls)[0] == "ps -a"
