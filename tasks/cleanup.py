@@ -15,10 +15,11 @@ from .errors import UsageError
 
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)",
             "dry-run": "print the exact commands, per host, and change nothing",
-            "prune-images": "also remove the old colour's images that no container uses"}, **TASK)
+            "prune-images": "also remove the old colour's images that no container uses",
+            "force": "do not wait for open connections to the old colour to close: cut them at once"}, **TASK)
 @edge
 def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
-            prune_images=False):
+            prune_images=False, force=False):
     """Remove the old colour, after you have checked the new one.
 
     Shows what it will remove on each host (the colour that is not live), asks (the default is
@@ -27,15 +28,21 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
     nothing left to remove is "nothing to clean". With a broker per colour it refuses while
     tasks wait in the old colour's broker, naming the queues: run `fab drain` first.
 
+    Before `down` it counts the open connections to the old colour's port (long requests,
+    websockets, streams that began before the switch) and waits up to drain_connections seconds
+    (60) for them to close, showing the count as it falls; the table says how many were still
+    open and cut. --force skips that wait (it never skips the broker's refusal); --yes only
+    answers the question.
+
     Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
     (including no terminal to ask at and no --yes).
     """
     hosts = _hosts(hosts_file, host, group, all_)
-    if not _cleanup(c, hosts, yes or dry_run, dry_run, prune_images):
+    if not _cleanup(c, hosts, yes or dry_run, dry_run, prune_images, force):
         raise Exit(code=1)
 
 
-def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = False) -> bool:
+def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = False, force: bool = False) -> bool:
     from . import report
     from .host import cleanup as cleanup_host
     from .result import NOTHING, PLANNED
@@ -53,7 +60,7 @@ def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = Fa
         return False
     planned = {s.name: p for s, p in todo}
     done = _fleet(c, dry_run).run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
-        r, s, planned[s.name], prune_images))
+        r, s, planned[s.name], prune_images, force, say))
     by_host = {r.host: r for r in done}
     results = [by_host.get(p.host, p) for p in plans]
     report.out.print(report.cleanup_table(results))

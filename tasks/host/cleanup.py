@@ -1,9 +1,11 @@
 """Cleanup on one host: remove the colour that is not live, after a person said yes.
 
 plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
-old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
-never the shared services, which are a project of their own). With a broker per colour, both
-refuse while tasks wait in the old colour's broker: `fab drain` runs them first.
+old one, waits for the open connections to its port to close (up to drain_connections; not with
+--force), then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
+never the shared services, which are a project of their own) and says how many connections it cut.
+With a broker per colour, both refuse while tasks wait in the old colour's broker: `fab drain`
+runs them first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from ..config.schema import COLORS, HostSettings
 from ..errors import Locked, Refused, Unreachable
 from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, CleanupResult, outcome_for
-from ..shell import compose, cpu, record, state
+from ..shell import compose, connections, cpu, record, state
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
 from .remote import Remote
@@ -42,8 +44,10 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[CleanupResult, Facts | No
     return result, facts
 
 
-def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False) -> CleanupResult:
-    """Remove the colour that plan() named, if it is still the old one."""
+def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False, force: bool = False,
+           say=lambda msg: None) -> CleanupResult:
+    """Remove the colour that plan() named, if it is still the old one. force: cut the open
+    connections to it at once instead of waiting for them (drain_connections)."""
     token = lock.new_token()
     try:
         lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
@@ -51,7 +55,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
         outcome, reason = outcome_for(e)
         return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
     try:
-        return _remove(remote, s, planned, prune_images)
+        return _remove(remote, s, planned, prune_images, force, say)
     finally:
         try:
             lock.release(remote, s, token, s.timeouts.command)
@@ -59,7 +63,8 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
             pass
 
 
-def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool) -> CleanupResult:
+def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool, force: bool,
+            say) -> CleanupResult:
     result, facts = _planned(remote, s)
     if result.outcome != PLANNED:
         return result
@@ -69,22 +74,56 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
         return result
     started = time.monotonic()
     old, timeout = result.from_color, s.timeouts.command
+    if uncounted := _wait_for_connections(remote, s, old, force, say, result):
+        if not force:
+            result.outcome, result.step, result.reason = REFUSED, "connections", uncounted
+            result.seconds += time.monotonic() - started
+            return result
+        result.warnings.append(f"open connections not counted: {uncounted}")
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
     res = remote.run(compose.down(s, old), s.stop_timeout + timeout)
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
+    result.cut = result.cut if res.ok else None  # `down` failed: what it cut is not known
     if res.ok:
         remote.run(state.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
     if res.ok and prune_images and images:
         pruned = remote.run(compose.remove_images(images), timeout)
         result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
     line = record.history_line("cleanup", s.name, result.outcome, **{
-        "from": old, "to": result.to_color, "removed": result.removes, "reason": result.reason})
+        "from": old, "to": result.to_color, "removed": result.removes, "cut": result.cut, "reason": result.reason})
     remote.run(state.append_history(s, line), timeout)
     result.seconds += time.monotonic() - started
     return result
+
+
+def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool, say, result: CleanupResult) -> str:
+    """Wait up to drain_connections (not at all with force) for the open connections to the old
+    colour's port to close, saying the count as it falls; result.cut: how many are still open, for
+    `down` to cut. Returns why they could not be counted ("" when they were, or in a dry run)."""
+    port, seconds = s.port(old), 0 if force else s.drain_connections
+    if not remote.dry_run:
+        say(f"counting the open connections to {old} (port {port}): "
+            + ("--force, no wait" if force else f"waiting up to {seconds:g} s for them to close"))
+
+    def seen(line: str) -> None:
+        if (n := connections.last_count(line)) is not None:
+            say(f"open connections to {old}: {n}")
+
+    command = connections.wait_closed(s, old, seconds)
+    res = remote.run(command, command.budget, on_line=seen)
+    if remote.dry_run:
+        return ""
+    count = connections.last_count(res.stdout)
+    if res.exited not in (0, 1) or count is None:
+        return res.why()
+    result.cut = count
+    if result.cut:
+        say(f"{result.cut} connection(s) to {old} still open" + ("" if force else f" after {seconds:g} s")
+            + ": removing it cuts them")
+    return ""
 
 
 def _plan(s: HostSettings, facts: Facts, result: CleanupResult) -> None:
