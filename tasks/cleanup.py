@@ -16,7 +16,8 @@ from .errors import UsageError
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)",
             "dry-run": "print the exact commands, per host, and change nothing",
             "prune-images": "also remove the old colour's images that no container uses",
-            "force": "do not wait for open connections to the old colour to close: cut them at once"}, **TASK)
+            "force": "do not wait for open connections to the old colour to close: cut them at once "
+                     "(the table counts them)"}, **TASK)
 @edge
 def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
             prune_images=False, force=False):
@@ -32,10 +33,10 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
     websockets, streams that began before the switch) and waits up to drain_connections seconds
     (60) for them to close, showing the count as it falls; the table says how many were still
     open and cut. --force skips that wait (it never skips the broker's refusal); --yes only
-    answers the question.
+    answers the question. Ctrl-C during the wait: nothing is removed where it waits.
 
     Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
-    (including no terminal to ask at and no --yes).
+    (including no terminal to ask at and no --yes), 130 Ctrl-C.
     """
     hosts = _hosts(hosts_file, host, group, all_)
     if not _cleanup(c, hosts, yes or dry_run, dry_run, prune_images, force):
@@ -59,12 +60,15 @@ def _cleanup(c, hosts, yes: bool, dry_run: bool = False, prune_images: bool = Fa
         report.out.print("Nothing removed.")
         return False
     planned = {s.name: p for s, p in todo}
-    done = _fleet(c, dry_run).run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
-        r, s, planned[s.name], prune_images, force, say))
+    fleet = _fleet(c, dry_run)
+    done = fleet.run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
+        r, s, planned[s.name], prune_images, force, say, fleet.interrupted.is_set))
     by_host = {r.host: r for r in done}
     results = [by_host.get(p.host, p) for p in plans]
     report.out.print(report.cleanup_table(results))
     report.plans(results)
+    if fleet.interrupted.is_set():
+        raise Exit(code=130)
     return all(r.ok for r in results)
 
 

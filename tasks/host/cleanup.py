@@ -14,7 +14,7 @@ import time
 
 from ..config.schema import COLORS, HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, CleanupResult, outcome_for
+from ..result import CLEANED, FAILED, INTERRUPTED, NOTHING, PLANNED, REFUSED, CleanupResult, Outcome, outcome_for
 from ..shell import compose, connections, cpu, record, state
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
@@ -45,9 +45,10 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[CleanupResult, Facts | No
 
 
 def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False, force: bool = False,
-           say=lambda msg: None) -> CleanupResult:
+           say=lambda msg: None, interrupted=lambda: False) -> CleanupResult:
     """Remove the colour that plan() named, if it is still the old one. force: cut the open
-    connections to it at once instead of waiting for them (drain_connections)."""
+    connections to it at once instead of waiting for them (drain_connections); interrupted(): true
+    after Ctrl-C, which the wait ends in removing nothing."""
     token = lock.new_token()
     try:
         lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
@@ -55,7 +56,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
         outcome, reason = outcome_for(e)
         return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
     try:
-        return _remove(remote, s, planned, prune_images, force, say)
+        return _remove(remote, s, planned, prune_images, force, say, interrupted)
     finally:
         try:
             lock.release(remote, s, token, s.timeouts.command)
@@ -64,7 +65,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
 
 
 def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool, force: bool,
-            say) -> CleanupResult:
+            say, interrupted) -> CleanupResult:
     result, facts = _planned(remote, s)
     if result.outcome != PLANNED:
         return result
@@ -74,11 +75,13 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
         return result
     started = time.monotonic()
     old, timeout = result.from_color, s.timeouts.command
-    if uncounted := _wait_for_connections(remote, s, old, force, say, result):
-        if not force:
-            result.outcome, result.step, result.reason = REFUSED, "connections", uncounted
-            result.seconds += time.monotonic() - started
-            return result
+    uncounted = _wait_for_connections(remote, s, old, force, say, result)
+    if interrupted():
+        return _not_removed(result, INTERRUPTED, "Ctrl-C while waiting for the open connections: nothing removed",
+                            started)
+    if uncounted and not force:
+        return _not_removed(result, REFUSED, uncounted, started)
+    if uncounted:
         result.warnings.append(f"open connections not counted: {uncounted}")
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
@@ -95,6 +98,13 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
     line = record.history_line("cleanup", s.name, result.outcome, **{
         "from": old, "to": result.to_color, "removed": result.removes, "cut": result.cut, "reason": result.reason})
     remote.run(state.append_history(s, line), timeout)
+    result.seconds += time.monotonic() - started
+    return result
+
+
+def _not_removed(result: CleanupResult, outcome: Outcome, reason: str, started: float) -> CleanupResult:
+    """The wait for the open connections ended the cleanup: nothing was removed, none was cut."""
+    result.outcome, result.step, result.reason, result.cut = outcome, "connections", reason, None
     result.seconds += time.monotonic() - started
     return result
 

@@ -19,7 +19,7 @@ from tasks.config.schema import Color, HostSettings
 from tasks.errors import ConfigError
 from tasks.host import cleanup
 from tasks.host.remote import DryRunRemote, RecordingRemote, _Lines
-from tasks.result import CLEANED, PLANNED, REFUSED, CleanupResult
+from tasks.result import CLEANED, INTERRUPTED, PLANNED, REFUSED, CleanupResult
 from tasks.shell import connections
 
 from .fakehost import FakeHost
@@ -171,6 +171,16 @@ def test_connections_that_cannot_be_counted_refuse_the_cleanup_unless_forced():
     forced, _ = cleaned(host, force=True)
     assert (forced.outcome, forced.cut) == (CLEANED, None)
     assert forced.warnings == ["open connections not counted: could not count the open connections: ss not found"]
+
+
+def test_ctrl_c_during_the_wait_removes_nothing():
+    host = old_and_new()
+    host.open_connections = [1]
+    plan = cleanup.plan(host.remote, S)
+    done = cleanup.remove(host.remote, S, plan, interrupted=lambda: True)
+    assert (done.outcome, done.step, done.cut) == (INTERRUPTED, "connections", None)
+    assert host.state("blue") == {"web": "running", "redis": "running"}
+    assert not any("compose.yml down" in c for c in host.commands) and host.index("fbg_open() {") >= 0
 
 
 def test_a_dry_run_plans_the_wait_without_waiting():
