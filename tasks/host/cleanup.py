@@ -75,21 +75,16 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
         return result
     started = time.monotonic()
     old, timeout = result.from_color, s.timeouts.command
-    uncounted = _wait_for_connections(remote, s, old, force, say, result)
-    if interrupted():
-        return _not_removed(result, INTERRUPTED, "Ctrl-C while waiting for the open connections: nothing removed",
-                            started)
-    if uncounted and not force:
-        return _not_removed(result, REFUSED, uncounted, started)
-    if uncounted:
-        result.warnings.append(f"open connections not counted: {uncounted}")
+    if stop := _wait_for_connections(remote, s, old, force, say, interrupted, result):
+        return _not_removed(result, *stop, started)
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
     res = remote.run(compose.down(s, old), s.stop_timeout + timeout)
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
-    result.cut = result.cut if res.ok else None  # `down` failed: what it cut is not known
+    if not res.ok:
+        result.cut = None  # what a failed `down` cut is not known
     if res.ok:
         remote.run(state.write_record(s, record.dump(record.without_color(facts.record, old))), timeout)
     if res.ok and prune_images and images:
@@ -109,10 +104,12 @@ def _not_removed(result: CleanupResult, outcome: Outcome, reason: str, started: 
     return result
 
 
-def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool, say, result: CleanupResult) -> str:
+def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool, say, interrupted,
+                          result: CleanupResult) -> tuple[Outcome, str] | None:
     """Wait up to drain_connections (not at all with force) for the open connections to the old
     colour's port to close, saying the count as it falls; result.cut: how many are still open, for
-    `down` to cut. Returns why they could not be counted ("" when they were, or in a dry run)."""
+    `down` to cut. Returns why nothing may be removed: Ctrl-C came, or the connections could not be
+    counted (with force, only a warning); None: go on."""
     port, seconds = s.port(old), 0 if force else s.drain_connections
     if not remote.dry_run:
         say(f"counting the open connections to {old} (port {port}): "
@@ -124,16 +121,21 @@ def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool
 
     command = connections.wait_closed(s, old, seconds)
     res = remote.run(command, command.budget, on_line=seen)
+    if interrupted():
+        return INTERRUPTED, "Ctrl-C while waiting for the open connections: nothing removed"
     if remote.dry_run:
-        return ""
+        return None
     count = connections.last_count(res.stdout)
     if res.exited not in (0, 1) or count is None:
-        return res.why()
+        if not force:
+            return REFUSED, res.why()
+        result.warnings.append(f"open connections not counted: {res.why()}")
+        return None
     result.cut = count
-    if result.cut:
-        say(f"{result.cut} connection(s) to {old} still open" + ("" if force else f" after {seconds:g} s")
+    if count:
+        say(f"{count} connection(s) to {old} still open" + ("" if force else f" after {seconds:g} s")
             + ": removing it cuts them")
-    return ""
+    return None
 
 
 def _plan(s: HostSettings, facts: Facts, result: CleanupResult) -> None:

@@ -11,12 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from invoke import Context
+from invoke.exceptions import Exit
 from rich.console import Console
 
-from tasks import report
+from tasks import fleet, report
+from tasks.cleanup import cleanup as fab_cleanup
 from tasks.config import loader
 from tasks.config.schema import Color, HostSettings
 from tasks.errors import ConfigError
+from tasks.fleet import Fleet
 from tasks.host import cleanup
 from tasks.host.remote import DryRunRemote, RecordingRemote, _Lines
 from tasks.result import CLEANED, INTERRUPTED, PLANNED, REFUSED, CleanupResult
@@ -181,6 +185,32 @@ def test_ctrl_c_during_the_wait_removes_nothing():
     assert (done.outcome, done.step, done.cut) == (INTERRUPTED, "connections", None)
     assert host.state("blue") == {"web": "running", "redis": "running"}
     assert not any("compose.yml down" in c for c in host.commands) and host.index("fbg_open() {") >= 0
+
+
+def test_fab_cleanup_interrupted_during_the_wait_exits_130_and_removes_nothing(tmp_path, monkeypatch, capsys):
+    host = old_and_new()
+    fleets: list[Fleet] = []
+
+    class OneFakeHost(Fleet):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, connect=lambda s: host.remote, **kwargs)
+            fleets.append(self)
+
+    def ctrl_c_during_the_wait(command: str, out: str):
+        fleets[-1].interrupted.set()  # as Fleet._wait does on KeyboardInterrupt
+        return 1, out + "open 1\n"
+
+    monkeypatch.setattr(fleet, "Fleet", OneFakeHost)
+    monkeypatch.setattr(host, "wait_closed", ctrl_c_during_the_wait)
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.h1]\nssh = "h1"\n')
+    with pytest.raises(Exit) as e:
+        fab_cleanup(Context(), host=["h1"], hosts_file=str(path), yes=True)
+    assert e.value.code == 130
+    assert host.state("blue") == {"web": "running", "redis": "running"}
+    out = capsys.readouterr()
+    assert "interrupted" in out.out and "Ctrl-C while" in out.out and "cuts them" not in out.err
+    assert "open connections to blue: 1" in out.err  # the progress: its last line would say
 
 
 def test_a_dry_run_plans_the_wait_without_waiting():
