@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)",
             "dry-run": "print the exact commands, per host, and change nothing",
-            "prune-images": "also remove the old colour's images that no container uses", **JSON_HELP},
-      **TASK)
+            "prune-images": "also remove the old colour's images that no container uses",
+            "force": "do not wait for open connections to the old colour to close: cut them at once "
+                     "(the table counts them)", **JSON_HELP}, **TASK)
 @edge
 def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
-            prune_images=False, json_=False):
+            prune_images=False, force=False, json_=False):
     """Remove the old colour, after you have checked the new one.
 
     Shows what it will remove on each host (the colour that is not live), asks (the default is
@@ -31,6 +32,12 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
     never -v (volumes stay), never the live colour, never the shared services. A host with
     nothing left to remove is "nothing to clean". With a broker per colour it refuses while
     tasks wait in the old colour's broker, naming the queues: run `fab drain` first.
+
+    Before `down` it counts the open connections to the old colour's port (long requests,
+    websockets, streams that began before the switch) and waits up to drain_connections seconds
+    (60) for them to close, showing the count as it falls; the table says how many were still
+    open and cut. --force skips that wait (it never skips the broker's refusal); --yes only
+    answers the question. Ctrl-C during the wait: nothing is removed where it waits.
 
     With --json the result is one JSON document on stdout (README, "--json"); the plan and the
     question, if it asks, go to stderr. E.g. what was removed:
@@ -40,16 +47,17 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
     [defaults.notify] of the hosts file is told how the run ended (not for --dry-run).
 
     Exit code: 0 done or nothing to clean, 1 a host not cleaned, 2 usage or hosts-file error
-    (including no terminal to ask at and no --yes).
+    (including no terminal to ask at and no --yes), 130 Ctrl-C.
     """
     inventory, hosts = _load(hosts_file, host, group, all_)
     out = Output("cleanup", json_, dry_run=dry_run, notify=inventory.notify, hosts_file=hosts_file)
-    _exit(_cleanup(c, hosts, out, yes or dry_run, dry_run, prune_images))
+    _exit(_cleanup(c, hosts, out, yes or dry_run, dry_run, prune_images, force))
 
 
 def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool = False,
-             prune_images: bool = False) -> int:
-    """Plan on every host, ask, remove; the exit code (0 every host cleaned or had nothing to clean)."""
+             prune_images: bool = False, force: bool = False) -> int:
+    """Plan on every host, ask, remove; the exit code (0 every host cleaned or had nothing to clean,
+    130 Ctrl-C)."""
     from . import document, report
     from .host import cleanup as cleanup_host
     from .result import NOTHING, PLANNED
@@ -69,12 +77,14 @@ def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool
     else:
         out.show(report.cleanup_table(plans, title="fab cleanup: plan"))
     planned = {s.name: p for s, p in todo}
-    done = _fleet(c, dry_run).run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
-        r, s, planned[s.name], prune_images))
+    fleet = _fleet(c, dry_run)
+    done = fleet.run([s for s, _ in todo], "cleanup", lambda r, s, say: cleanup_host.remove(
+        r, s, planned[s.name], prune_images, force, say, fleet.interrupted.is_set))
     by_host = {r.host: r for r in done}
     results = [by_host.get(p.host, p) for p in plans]
     out.show(report.cleanup_table(results))
-    return out.done(document.cleanup_hosts(results), 0 if all(r.ok for r in results) else 1, results)
+    code = 130 if fleet.interrupted.is_set() else 0 if all(r.ok for r in results) else 1
+    return out.done(document.cleanup_hosts(results), code, results)
 
 
 @task(help={**HOST_HELP, "message": RUN_HELP["message"], **JSON_HELP}, **TASK)

@@ -68,7 +68,7 @@ def deploy_hosts(results: Iterable[DeployResult]) -> list[dict]:
 
 def cleanup_hosts(results: Iterable[CleanupResult]) -> list[dict]:
     return [{"host": r.host, "remove": r.from_color, "containers": list(r.removes), "keep": r.to_color,
-             "live_version": _text(r.version), **_outcome(r)} for r in results]
+             "live_version": _text(r.version), "connections_cut": r.cut, **_outcome(r)} for r in results]
 
 
 def drain_hosts(results: Iterable[DrainResult]) -> list[dict]:

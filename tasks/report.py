@@ -84,12 +84,15 @@ def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Tabl
 
 def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("host", "remove", "containers", "keep (live)", "result", "why"):
+    counted = any(r.cut is not None for r in results)  # the column once a removal counted connections
+    for column in ("host", "remove", "containers", "keep (live)", "result", *(["connections cut"] if counted else []),
+                   "why"):
         table.add_column(column, no_wrap=column in ("host", "remove", "result"))
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.warnings]))
+        cut = ["-" if r.cut is None else str(r.cut)] if counted else []
         table.add_row(escape(r.host), _color(r.from_color), escape("\n".join(r.removes) or "-"),
-                      f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), escape(why))
+                      f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), *cut, escape(why))
     return table
 
 

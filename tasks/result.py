@@ -95,6 +95,7 @@ class DeployResult(HostResult):
 class CleanupResult(HostResult):
     version: str = ""  # what the live colour (kept) runs
     removes: list[str] = field(default_factory=list)  # the containers it removes
+    cut: int | None = None  # open connections to the old colour that `down` cut; None: not counted
 
 
 @dataclass

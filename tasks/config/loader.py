@@ -54,6 +54,7 @@ _HOST_KEYS: dict[str, str] = {
     "app": "project", "dir": "path", "compose_file": "path", "compose": "command",
     "front": "names+", "background": "names", "shared": "names", "stop_timeout": "seconds", "settle": "seconds",
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
+    "drain_connections": "seconds",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
     "warmup": "table", "broker": "table",
 }

@@ -1,9 +1,11 @@
 """Cleanup on one host: remove the colour that is not live, after a person said yes.
 
 plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
-old one, then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
-never the shared services, which are a project of their own). With a broker per colour, both
-refuse while tasks wait in the old colour's broker: `fab drain` runs them first.
+old one, waits for the open connections to its port to close (up to drain_connections; not with
+--force), then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
+never the shared services, which are a project of their own) and says how many connections it cut.
+With a broker per colour, both refuse while tasks wait in the old colour's broker: `fab drain`
+runs them first.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import time
 
 from ..config.schema import COLORS, HostSettings
 from ..errors import Locked, Refused, Unreachable
-from ..result import CLEANED, FAILED, NOTHING, PLANNED, REFUSED, CleanupResult, outcome_for
-from ..shell import compose, cpu, record, state
+from ..result import CLEANED, FAILED, INTERRUPTED, NOTHING, PLANNED, REFUSED, CleanupResult, Outcome, outcome_for
+from ..shell import compose, connections, cpu, record, state
 from ..shell.record import Record
 from . import broker, lock
 from .facts import Facts, find_live, other, read, version
@@ -43,8 +45,11 @@ def _planned(remote: Remote, s: HostSettings) -> tuple[CleanupResult, Facts | No
     return result, facts
 
 
-def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False) -> CleanupResult:
-    """Remove the colour that plan() named, if it is still the old one."""
+def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool = False, force: bool = False,
+           say=lambda msg: None, interrupted=lambda: False) -> CleanupResult:
+    """Remove the colour that plan() named, if it is still the old one. force: cut the open
+    connections to it at once instead of waiting for them (drain_connections); interrupted(): true
+    after Ctrl-C, which the wait ends in removing nothing."""
     token = lock.new_token()
     try:
         lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
@@ -52,7 +57,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
         outcome, reason = outcome_for(e)
         return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
     try:
-        return _remove(remote, s, planned, prune_images)
+        return _remove(remote, s, planned, prune_images, force, say, interrupted)
     finally:
         try:
             lock.release(remote, s, token, s.timeouts.command)
@@ -60,7 +65,8 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
             pass
 
 
-def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool) -> CleanupResult:
+def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool, force: bool,
+            say, interrupted) -> CleanupResult:
     result, facts = _planned(remote, s)
     if result.outcome != PLANNED:
         return result
@@ -70,22 +76,67 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
         return result
     started = time.monotonic()
     old, timeout = result.from_color, s.timeouts.command
+    if stop := _wait_for_connections(remote, s, old, force, say, interrupted, result):
+        return _not_removed(result, *stop, started)
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
     res = remote.run(compose.down(s, old), s.stop_timeout + timeout)
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
+    if not res.ok:
+        result.cut = None  # what a failed `down` cut is not known
     if res.ok:
         remote.run(state.write_record(s, (facts.record or Record()).without_color(old).dump()), timeout)
     if res.ok and prune_images and images:
         pruned = remote.run(compose.remove_images(images), timeout)
         result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
     line = record.history_line("cleanup", s.name, result.outcome, **{
-        "from": old, "to": result.to_color, "removed": result.removes, "reason": result.reason})
+        "from": old, "to": result.to_color, "removed": result.removes, "cut": result.cut, "reason": result.reason})
     remote.run(state.append_history(s, line), timeout)
     result.seconds += time.monotonic() - started
     return result
+
+
+def _not_removed(result: CleanupResult, outcome: Outcome, reason: str, started: float) -> CleanupResult:
+    """The wait for the open connections ended the cleanup: nothing was removed, none was cut."""
+    result.outcome, result.step, result.reason, result.cut = outcome, "connections", reason, None
+    result.seconds += time.monotonic() - started
+    return result
+
+
+def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool, say, interrupted,
+                          result: CleanupResult) -> tuple[Outcome, str] | None:
+    """Wait up to drain_connections (not at all with force) for the open connections to the old
+    colour's port to close, saying the count as it falls; result.cut: how many are still open, for
+    `down` to cut. Returns why nothing may be removed: Ctrl-C came, or the connections could not be
+    counted (with force, only a warning); None: go on."""
+    port, seconds = s.port(old), 0 if force else s.drain_connections
+    if not remote.dry_run:
+        say(f"counting the open connections to {old} (port {port}): "
+            + ("--force, no wait" if force else f"waiting up to {seconds:g} s for them to close"))
+
+    def seen(line: str) -> None:
+        if (n := connections.last_count(line)) is not None:
+            say(f"open connections to {old}: {n}")
+
+    command = connections.wait_closed(s, old, seconds)
+    res = remote.run(command, command.budget, on_line=seen)
+    if interrupted():
+        return INTERRUPTED, "Ctrl-C while waiting for the open connections: nothing removed"
+    if remote.dry_run:
+        return None
+    count = connections.last_count(res.stdout)
+    if res.exited not in (0, 1) or count is None:
+        if not force:
+            return REFUSED, res.why()
+        result.warnings.append(f"open connections not counted: {res.why()}")
+        return None
+    result.cut = count
+    if count:
+        say(f"{count} connection(s) to {old} still open" + ("" if force else f" after {seconds:g} s")
+            + ": removing it cuts them")
+    return None
 
 
 def _plan(s: HostSettings, facts: Facts, result: CleanupResult) -> None:

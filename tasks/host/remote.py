@@ -54,8 +54,9 @@ class Remote(Protocol):
     name: str
     dry_run: bool
 
-    def run(self, command: str, timeout: float) -> Result:
-        """Run a command that may change the host."""
+    def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
+        """Run a command that may change the host; on_line, if given, receives each line of its
+        output as it comes (progress of a command that waits)."""
 
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
@@ -82,12 +83,14 @@ class SshRemote:
         self.conn.transport.set_keepalive(KEEPALIVE_SECONDS)
         _notice_dead_links(self.conn.transport.sock)
 
-    def run(self, command: str, timeout: float) -> Result:
+    def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         from invoke.exceptions import CommandTimedOut
 
         started = time.monotonic()
+        # the runner writes output to out_stream as it comes only when it is not hidden
+        shown = {"hide": True} if on_line is None else {"hide": "stderr", "out_stream": _Lines(on_line)}
         try:
-            r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
+            r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)
         except CommandTimedOut:
             return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
         except (OSError, EOFError, socket.timeout) as e:
@@ -110,6 +113,21 @@ class SshRemote:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _Lines:
+    """A stream for the runner's output that hands on each complete line as it comes."""
+
+    def __init__(self, on_line: Callable[[str], None]):
+        self.on_line, self.partial = on_line, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.on_line(line)
+
+    def flush(self) -> None:
+        pass
 
 
 def _open(conn, s: HostSettings, what: str) -> None:
@@ -210,9 +228,11 @@ class RecordingRemote:
     commands: list[str] = field(default_factory=list)
     dry_run = False
 
-    def run(self, command: str, timeout: float) -> Result:
+    def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         self.commands.append(command)
         exited, out = self.answer(command) or (0, "")
+        for line in out.splitlines() if on_line else ():
+            on_line(line)
         return Result(command, exited, out, "")
 
     read = run
@@ -236,7 +256,7 @@ class DryRunRemote:
         if hasattr(self.inner, "open"):
             self.inner.open()
 
-    def run(self, command: str, timeout: float) -> Result:
+    def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         self.plan.append(("run", command))
         return Result(command, 0, "", "")
 

@@ -63,6 +63,9 @@ class FakeHost:
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
         self.workers_run_queue = True  # that colour's worker, started, empties its queues
+        # the open connections to the old colour's port, second by second while cleanup waits (the
+        # last one holds on); None: they cannot be counted (no ss on the host)
+        self.open_connections: list[int] | None = [0]
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -118,6 +121,8 @@ class FakeHost:
             out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
         if f"echo {MARK}containers" in rest and f"echo {MARK}record" not in rest:  # commands.stop_reporting()
             out += f"{MARK}containers\n" + self.container_lines()
+        if "fbg_open() {" in rest:  # connections.wait_closed()
+            return self.wait_closed(rest, out)
         if failed:
             return 1, out + f"simulated failure of {failed}\n"
         return 0, out
@@ -134,6 +139,18 @@ class FakeHost:
         if state != "running":
             return f"broker-down {state}\n"
         return "".join(f"{q} {n}\n" for q, n in self.queued.items())
+
+    def wait_closed(self, command: str, out: str) -> tuple[int, str]:
+        """connections.wait_closed(): `open N` each time the count changes, one count a second, until
+        none is open (exit 0) or its seconds have passed (exit 1); exit 3 when they cannot be counted."""
+        if self.open_connections is None:
+            return 3, out + "@@fbg:why could not count the open connections: ss not found\n"
+        seconds = int(re.search(r"end=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)", command).group(1))
+        counts = (self.open_connections + self.open_connections[-1:] * seconds)[:seconds + 1]
+        if 0 in counts:
+            counts = counts[:counts.index(0) + 1]
+        out += "".join(f"open {n}\n" for i, n in enumerate(counts) if i == 0 or n != counts[i - 1])
+        return (0 if counts[-1] == 0 else 1), out
 
     def compose(self, color: str, verb: str, args: list[str]) -> str:
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Serves GET / and GET /health/ with "<color> <version>"; with "web-unhealthy" in /app/mode,
-# /health/ answers 404 (never 2xx/3xx).
+# /health/ answers 404 (never 2xx/3xx). GET /cgi-bin/stream?seconds=N holds its response open for
+# N seconds, a line a second (app/stream.sh): a long-lived connection for the tests.
 . /app/lib.sh
 mkdir -p /www
 echo "$COLOR $VERSION" > /www/index.html
@@ -8,6 +9,8 @@ if ! mode_has web-unhealthy; then
   mkdir -p /www/health
   echo "$COLOR $VERSION" > /www/health/index.html
 fi
+mkdir -p /www/cgi-bin
+cp /app/stream.sh /www/cgi-bin/stream
 event "web start"
 httpd -f -p 8000 -h /www &
 pid=$!
