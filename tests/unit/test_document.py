@@ -24,7 +24,7 @@ TOP = ["format", "task", "ok", "exit_code", "dry_run", "message", "user", "time"
 OUTCOME = ["result", "ok", "step", "seconds", "reason", "warnings", "plan"]
 DEPLOY = ["host", "from", "to", *OUTCOME, "tries", "live_version", "host_load", "warm_up_cap", "left",
           "failed_service", "logs_command", "log_tail"]
-CLEANUP = ["host", "remove", "containers", "keep", "live_version", *OUTCOME]
+CLEANUP = ["host", "remove", "containers", "keep", "live_version", "connections_cut", *OUTCOME]
 DRAIN = ["host", "drained", "waited", "live", *OUTCOME]
 STATUS = ["host", "ok", "error", "live", "since", "colors", "shared", "health", "lock", "last_action", "guard"]
 HISTORY = ["host", "ok", "error", "actions"]
@@ -84,7 +84,7 @@ def test_the_cleanup_and_drain_documents():
     doc = roundtrip(document.document("cleanup", document.cleanup_hosts([cleaned, nothing]), 0))
     assert all(list(h) == CLEANUP for h in doc["hosts"])
     assert doc["hosts"][0] == {"host": "pi5", "remove": "green", "containers": cleaned.removes, "keep": "blue",
-                                    "live_version": "web@abc", "result": "cleaned", "ok": True, "step": None,
+                                    "live_version": "web@abc", "connections_cut": None, "result": "cleaned", "ok": True, "step": None,
                                     "seconds": 1.5, "reason": None, "warnings": [], "plan": None}
     assert (doc["hosts"][1]["remove"], doc["hosts"][1]["containers"]) == (None, [])
 
