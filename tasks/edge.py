@@ -58,6 +58,13 @@ def _hosts(hosts_file: str, host, group, all_: bool, default_all: bool = False) 
     return inventory.select(list(host or []), list(group or []), all_ or (default_all and not host and not group))
 
 
+def _secrets(hosts: list[HostSettings]) -> dict:
+    """Each host's secrets (tasks/config/secrets.py), read and checked once, masked from now on."""
+    from .config import secrets
+
+    return secrets.for_hosts(hosts)
+
+
 def _fab(task_name: str, hosts: list[HostSettings], hosts_file: str) -> str:
     parts = ["fab", task_name] + [f"--host {shlex.quote(s.name)}" for s in hosts]
     if hosts_file != "hosts.toml":
@@ -98,12 +105,12 @@ def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
     return Fleet(report.Progress(), c.config, dry_run=dry_run, batch=int(batch), max_fail=int(max_fail))
 
 
-def _finish(fleet: Fleet, results, ok: str) -> None:
+def _finish(fleet: Fleet, results, *ok: str) -> None:
     from . import report
     from .result import DRY_RUN, INTERRUPTED
 
     report.plans(results)
     if fleet.interrupted.is_set() or any(r.outcome == INTERRUPTED for r in results):
         raise Exit(code=130)
-    if not all(r.outcome in (ok, DRY_RUN) for r in results):
+    if not all(r.outcome in (*ok, DRY_RUN) for r in results):
         raise Exit(code=1)

@@ -20,7 +20,7 @@ from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcom
 
 OUTCOME_STYLE = {Outcome.DEPLOYED: "green", Outcome.CLEANED: "green", Outcome.NOTHING: "green",
                  Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green",
-                 Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
+                 Outcome.STAGED: "cyan", Outcome.UNSTAGED: "green", Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
                  Outcome.ROLLED_BACK: "yellow", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
@@ -166,13 +166,14 @@ def status_table(rows) -> Table:
     columns = ["host", "live", "since", "blue", "green", *(["shared"] if shared else []), "health", "lock",
                "last action", "guard"]
     for column in columns:
-        table.add_column(column, no_wrap=column in ("host", "live"))
+        table.add_column(column, no_wrap=column == "host")
     for r in rows:
         if not r.ok:
             cells = [escape(r.host), "[red]?[/]"] + [""] * (len(columns) - 4) + [escape(r.error), ""]
             table.add_row(*cells)
             continue
         live = _color(r.live) if r.live else ("[red]none[/]" + (f" ({escape(r.error)})" if r.error else ""))
+        live += f"; staged: {escape(r.staged)}" if r.staged else ""
         table.add_row(escape(r.host), live, escape(r.since or "-"), escape(r.colors.get("blue", "-")),
                       escape(r.colors.get("green", "-")), *([escape(r.shared or "-")] if shared else []),
                       escape(r.health or "-"), escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))

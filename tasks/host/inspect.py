@@ -30,6 +30,7 @@ class HostStatus:
     guard: str = ""
     last: str = ""
     shared: str = ""  # the shared services and their states, e.g. "broker running"
+    staged: str = ""  # a colour staged by deploy --no-switch, e.g. "green (port 18002)"
 
 
 def status(remote: Remote, s: HostSettings) -> HostStatus:
@@ -59,6 +60,7 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
                 cap = (f" (warm-up cap STILL ON, its lift is gone: the next deploy lifts it, or run "
                        f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host)")
             row.colors[color] = f"{version(s, facts, color)}: {states}{cap}"
+    row.staged = staged(s, facts)
     if s.shared:
         present = facts.services(s, compose.SHARED)
         row.shared = ", ".join(f"{name} {present[name].state if name in present else 'missing'}" for name in s.shared)
@@ -69,6 +71,16 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
     row.guard = summary(facts.last_guard) if facts.last_guard else bad_file(s, facts, "guard") or ""
     row.last = summary(facts.last) if facts.last else last_problem or ""
     return row
+
+
+def staged(s: HostSettings, facts) -> str:
+    """The staged colour and its port (to try it with curl on the host), and its web if it is not running."""
+    color = facts.record.staged if facts.record else None
+    if color is None:
+        return ""
+    web = facts.services(s, color).get(s.web)
+    down = "" if web and web.state == "running" else f", its {s.web} {web.state if web else 'missing'}"
+    return f"{color} (port {s.port(color)}{down})"
 
 
 def summary(line: dict) -> str:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import sys
 import time
@@ -60,6 +61,11 @@ class Remote(Protocol):
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
 
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        """Run a command that may change the host with `data` on its standard input: how a file's
+        text reaches the host, never on a command line. `what` names the data without showing
+        it (a dry run's plan says it)."""
+
     def close(self) -> None: ...
 
 
@@ -108,8 +114,55 @@ class SshRemote:
 
     read = run
 
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        """On a session channel of its own: exec, the bytes sent as they are (not through Invoke's
+        in_stream, which feeds a byte per 10 ms and decodes it as text), end of input, exit status."""
+        started = time.monotonic()
+        try:
+            channel = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
+            try:
+                channel.settimeout(KEEPALIVE_SECONDS)
+                channel.exec_command(command)
+                channel.sendall(data)
+                channel.shutdown_write()
+                out, err, exited = _drain(channel, started + timeout)
+            finally:
+                channel.close()
+        except (OSError, EOFError, socket.timeout) as e:
+            raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+        except Exception as e:  # paramiko.SSHException and friends: the session is gone
+            if type(e).__module__.startswith("paramiko"):
+                raise Unreachable(f"the connection was lost: {e}") from None
+            raise
+        if TRACE:
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {exited}: {command[:100]} "
+                  f"(stdin: {what})", file=sys.stderr, flush=True)
+        if exited is None:
+            return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
+        return Result(command, exited, out, err)
+
     def close(self) -> None:
         self.conn.close()
+
+
+def _drain(channel, deadline: float) -> tuple[str, str, int | None]:
+    """A channel's stdout and stderr until it exits (its exit status), or until the deadline (None)."""
+    out, err = bytearray(), bytearray()
+    while True:
+        if channel.recv_ready():
+            out += channel.recv(65536)
+        elif channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        elif channel.exit_status_ready():
+            break
+        elif time.monotonic() > deadline:
+            return out.decode(errors="replace"), err.decode(errors="replace"), None
+        else:
+            channel.status_event.wait(0.02)
+    while channel.recv_ready() or channel.recv_stderr_ready():  # what came with the exit
+        out += channel.recv(65536) if channel.recv_ready() else b""
+        err += channel.recv_stderr(65536) if channel.recv_stderr_ready() else b""
+    return out.decode(errors="replace"), err.decode(errors="replace"), channel.recv_exit_status()
 
 
 def _open(conn, s: HostSettings, what: str) -> None:
@@ -210,12 +263,18 @@ class RecordingRemote:
     commands: list[str] = field(default_factory=list)
     dry_run = False
 
+    puts: list[tuple[str, bytes]] = field(default_factory=list)  # (command, its standard input)
+
     def run(self, command: str, timeout: float) -> Result:
         self.commands.append(command)
         exited, out = self.answer(command) or (0, "")
         return Result(command, exited, out, "")
 
     read = run
+
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        self.puts.append((command, data))
+        return self.run(command, timeout)
 
     def close(self) -> None:
         pass
@@ -243,6 +302,10 @@ class DryRunRemote:
     def read(self, command: str, timeout: float) -> Result:
         self.plan.append(("read", command))
         return self.inner.run(command, timeout)
+
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        self.plan.append(("run", f"{command}  # on its standard input: {shlex.quote(what)}"))
+        return Result(command, 0, "", "")
 
     def close(self) -> None:
         self.inner.close()

@@ -72,7 +72,7 @@ USAGE = [
     (["logs", "--host", "h1", "--lines"], "error: --lines needs a value"),
     (["deploy", "--host", "h1", "--bogus"], "error: deploy has no option --bogus (fab --help deploy"),
     (["--bogus", "deploy"], "error: unknown option --bogus"),
-    (["nosuchtask"], "error: unknown task 'nosuchtask' (the tasks: deploy, rollback,"),
+    (["nosuchtask"], "error: unknown task 'nosuchtask' (the tasks: deploy, promote, rollback,"),
     (["--help", "nosuchtask"], "error: unknown task 'nosuchtask'"),
     (["deploy", "--host", "h1", "extra"], "error: unexpected 'extra': deploy takes options only"),
     (["logs", "--host", "h1", "--service", "--build"], "error: --service '--build': expected a service name"),
