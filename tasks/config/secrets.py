@@ -82,6 +82,18 @@ def _values(rest: str, where: str) -> list[str]:
     return [rest[1:i], "".join(value)]
 
 
+def values_in(text: str) -> list[str]:
+    """The values of dotenv text as a file on a host holds it (a colour's secrets, written by an
+    earlier run): a line that does not parse is passed over, never shown."""
+    found = []
+    for line in text.splitlines():
+        try:
+            found += parse(line, "")[1]
+        except ConfigError:
+            continue
+    return found
+
+
 def load(secrets: Secrets) -> SecretEnv:
     """Read and check one source of secrets."""
     if secrets.env_file:

@@ -34,7 +34,7 @@ from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, reco
 from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
-from . import broker, lock
+from . import broker, lock, secrets
 from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
@@ -587,7 +587,8 @@ class Promote(Deploy):
         return staged
 
     def write_secrets(self) -> None:
-        pass  # written when the colour was staged: its front runs with them, and so will its background
+        """Written when the colour was staged (its background gets the same): only masked here."""
+        secrets.hide_written(self.remote, self.s, self.new)
 
     def run_prepare(self) -> None:
         pass  # ran when the colour was staged
@@ -661,7 +662,8 @@ class Rollback(Deploy):
         self.say(f"removed the staged {self.new}" if res.ok else self.result.reason)
 
     def write_secrets(self) -> None:
-        pass  # the colour goes back to what it ran, with the secrets it was given
+        """The colour goes back to what it ran, with the secrets it was given: only masked here."""
+        secrets.hide_written(self.remote, self.s, self.new)
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there

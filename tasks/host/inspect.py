@@ -12,7 +12,7 @@ from ..errors import Refused, Unreachable
 from ..result import FAILED, INTERRUPTED, ROLLED_BACK
 from ..shell import base, compose, cpu, guard, probe, state
 from ..shell.record import history_problem
-from . import lock
+from . import lock, secrets
 from .facts import bad_file, find_live, parse, version
 from .remote import Remote
 
@@ -118,6 +118,7 @@ def logs(remote: Remote, s: HostSettings, service: str | None, color: str | None
             color = find_live(s, parse(res.stdout)) if res.ok else None
     if color not in COLORS:
         raise Refused("no colour to show: name one with --colour blue|green")
+    secrets.hide_written(remote, s, color)  # the colour's own secrets, masked in what it logged
     command = compose.compose(s, color, "logs", "--no-color", "--tail", str(int(lines)), *([service] if service else []))
     res = remote.read(command, s.timeouts.command)
     return f"{s.name}: {compose.project(s, color)} {service or 'all services'}", (res.stdout + res.stderr).strip()

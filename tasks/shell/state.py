@@ -60,6 +60,11 @@ def write_env(s: HostSettings, color: str) -> str:
     return replace_file(s, env_path(s, color), "cat")
 
 
+def read_env(s: HostSettings, color: str) -> str:
+    """A colour's secrets file, if it has one (read only to mask its values: see host/deploy.py)."""
+    return in_dir(s, f"cat {quote(env_path(s, color))} 2>/dev/null; true")
+
+
 def env_file(s: HostSettings, color: str) -> str:
     """DEPLOY_ENV_FILE's value for a colour's commands (run in dir): its secrets file, absolute, or
     /dev/null for a colour deployed before it had one (its containers hold what they were given)."""

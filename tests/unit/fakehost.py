@@ -35,6 +35,7 @@ class Patterns:
         self.history = f"{s.app}.history.jsonl"
         self.env_write = re.compile(rf"cat > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)\.env ")
         self.env_remove = re.compile(rf"rm -f \.fab-bluegreen/{app}\.(blue|green)\.env")
+        self.env_read = re.compile(rf"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$")
 
 
 DEFAULT = Patterns(HostSettings(name="fake", ssh="fake"))
@@ -81,6 +82,8 @@ class FakeHost:
             return 3, f"held 1042 1000\n{self.lock}\n"
         if command.startswith("tail -n ") and self.p.history in command:  # commands.history()
             return 0, self.history
+        if read := self.p.env_read.search(command):  # state.read_env()
+            return 0, self.env_files.get(read.group(1), b"").decode()
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True

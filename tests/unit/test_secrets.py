@@ -307,3 +307,24 @@ def test_a_value_the_app_prints_is_masked_in_the_progress_the_table_and_the_hist
     assert "printenv API_TOKEN" in shown and "pi5    ***\n" in shown  # the hook printed the value: masked
     assert not any(value in shown for value in VALUES)
     assert not any(value in c for value in VALUES for c in host.commands)  # the history lines fab sent
+
+
+def test_a_rollback_or_promote_masks_what_the_colour_it_runs_was_given_too():
+    """The run read today's secrets; the colour it goes back to (or promotes) was given others."""
+    rec = json.dumps({"live": "green", "previous": "blue", "colors": {"blue": {"containers": {
+        x: f"idblue{x}" for x in ALL}}}})
+    s = replace(S, hooks=Hooks(after_switch=("{compose} exec -T web printenv OLD",)))
+    for task, host in ((Rollback, FakeHost(running={"blue": ALL, "green": ALL}, record=rec, upstream_port=18002)),
+                       (Promote, FakeHost(running={"blue": ALL, "green": ["web", "redis"]},
+                                          record='{"live": "blue", "staged": "green"}'))):
+        target = "blue" if task is Rollback else "green"
+        host.env_files = {target: b"# given before\nOLD='old-value-of-" + target.encode() + b"'\n"}
+        real = host.answer
+        host.remote.answer = lambda c, real=real, target=target: (
+            (0, f"old-value-of-{target}\n") if "printenv OLD" in c else real(c))
+        console = Console(file=io.StringIO(), width=400)
+        r = task(host.remote, s, report.Progress(console).for_host("pi5"), env=ENV).run()
+        assert r.outcome == DEPLOYED, r.reason
+        shown = console.file.getvalue()
+        assert "pi5    ***\n" in shown and f"old-value-of-{target}" not in shown
+        assert host.remote.puts == []  # nothing written: the colour keeps what it was given

@@ -1,7 +1,11 @@
 #!/bin/sh
 # Serves GET / and GET /health/ with "<color> <version>"; with "web-unhealthy" in /app/mode,
-# /health/ answers 404 (never 2xx/3xx).
+# /health/ answers 404 (never 2xx/3xx). With "web-logs-env" it logs its environment as it starts
+# (secrets included: the tests check that fab masks them wherever it shows these logs).
 . /app/lib.sh
+if mode_has web-logs-env; then
+  env | sort
+fi
 mkdir -p /www
 echo "$COLOR $VERSION" > /www/index.html
 if ! mode_has web-unhealthy; then
