@@ -17,15 +17,16 @@ from tests.testbed.bed import Bed, Host
 
 from .conftest import fab, hosts_file, rows, serves, set_version
 
-BLUE_SECRET = f"blue-s3cr3t-{uuid.uuid4().hex[:12]}"
-BLUE_DB_PASSWORD = f"pw-{uuid.uuid4().hex[:12]}"
-GREEN_SECRET = f"green-s3cr3t-{uuid.uuid4().hex[:12]}"
-VALUES = (BLUE_SECRET, BLUE_DB_PASSWORD, GREEN_SECRET)
-BLUE_TEXT = (f"# the app's secrets, version 1\nexport APP_SECRET={BLUE_SECRET}\n"
-             f"DATABASE_URL='postgres://app:{BLUE_DB_PASSWORD}@db/app'\n")
-GREEN_TEXT = f"APP_SECRET={GREEN_SECRET}\n"
+# names and values that the tool's guesses at credentials would not mask (a KEY=value whose name
+# says PASSWORD or KEY, a URL's password): only knowing the values masks them
+BLUE_WORD = f"blue-w0rd-{uuid.uuid4().hex[:12]}"
+BLUE_DB_WORD = f"db-{uuid.uuid4().hex[:12]}"
+GREEN_WORD = f"green-w0rd-{uuid.uuid4().hex[:12]}"
+VALUES = (BLUE_WORD, BLUE_DB_WORD, GREEN_WORD)
+BLUE_TEXT = f"# the app's secrets, version 1\nexport APP_WORD={BLUE_WORD}\nDB_WORD='{BLUE_DB_WORD}'\n"
+GREEN_TEXT = f"APP_WORD={GREEN_WORD}\n"
 # the hook prints what the app was given: fab must show it masked
-SAY_SECRET = "{compose} exec -T web sh -c 'echo \"the app has $APP_SECRET\"'"
+SAY_SECRET = "{compose} exec -T web sh -c 'echo \"the app has $APP_WORD\"'"
 
 
 def secrets_hosts(tmp_path: Path, bed: Bed, secrets: str, **more: str) -> str:
@@ -105,8 +106,8 @@ def test_each_colour_gets_its_own_secrets_never_shown_nor_on_a_command_line(bed,
     blue = env_file(h1, "blue")
     assert blue.read_text() == BLUE_TEXT and stat.S_IMODE(blue.stat().st_mode) == 0o600
     assert (blue.stat().st_uid, blue.stat().st_gid) == Bed.deploy_ids()
-    assert app_env(h1, "app-blue-web-1", "APP_SECRET") == BLUE_SECRET
-    assert app_env(h1, "app-blue-worker-1", "DATABASE_URL") == f"postgres://app:{BLUE_DB_PASSWORD}@db/app"
+    assert app_env(h1, "app-blue-web-1", "APP_WORD") == BLUE_WORD
+    assert app_env(h1, "app-blue-worker-1", "DB_WORD") == BLUE_DB_WORD
     assert "the app has ***" in res.stderr  # the hook printed the value: masked
 
     # version 2 with other secrets, from a command this time: to green; blue keeps its own file
@@ -117,15 +118,15 @@ def test_each_colour_gets_its_own_secrets_never_shown_nor_on_a_command_line(bed,
     assert res2.returncode == 0, res2.stderr
     assert watch.hits == [] and watch.seen
     assert env_file(h1, "green").read_text() == GREEN_TEXT and blue.read_text() == BLUE_TEXT
-    assert app_env(h1, "app-green-worker-1", "APP_SECRET") == GREEN_SECRET
+    assert app_env(h1, "app-green-worker-1", "APP_WORD") == GREEN_WORD
     assert serves(h1) == "green 2"
 
     # a rollback runs the old code with the old secrets
     with CommandLines(VALUES) as watch:
         back = fab("rollback", "--host", "h1", "--hosts-file", path)
     assert back.returncode == 0 and serves(h1) == "blue 1" and watch.hits == []
-    assert app_env(h1, "app-blue-worker-1", "APP_SECRET") == BLUE_SECRET  # its background, started again
-    assert app_env(h1, "app-blue-web-1", "APP_SECRET") == BLUE_SECRET
+    assert app_env(h1, "app-blue-worker-1", "APP_WORD") == BLUE_WORD  # its background, started again
+    assert app_env(h1, "app-blue-web-1", "APP_WORD") == BLUE_WORD
 
     # cleanup removes the old colour's file with its containers; the live colour's stays
     clean = fab("cleanup", "--host", "h1", "--hosts-file", path, "--yes")
@@ -149,16 +150,16 @@ def test_an_app_that_logs_its_environment_is_shown_masked_when_it_fails(bed, hos
     res = fab("deploy", "--host", "h1", "--hosts-file", path)
     assert res.returncode == 1 and "rolled back" in rows(res.stdout)["h1"]
     # the failing web's last log lines (its environment) are shown, the values masked
-    assert "APP_SECRET=***" in res.stderr and "DATABASE_URL=***" in res.stderr
-    assert app_env(h1, "app-blue-web-1", "APP_SECRET") == BLUE_SECRET and serves(h1) == "blue 1"
+    assert "APP_WORD=***" in res.stderr and "DB_WORD=***" in res.stderr
+    assert app_env(h1, "app-blue-web-1", "APP_WORD") == BLUE_WORD and serves(h1) == "blue 1"
     logs = fab("logs", "--host", "h1", "--hosts-file", path)  # the failed web's log, by default
-    assert "APP_SECRET=***" in logs.stdout
+    assert "APP_WORD=***" in logs.stdout
     assert_never_shown(res.stdout, res.stderr, logs.stdout)
 
 
 def test_a_malformed_secrets_file_stops_before_any_host_is_contacted(bed, hosts, tmp_path):
     h1 = hosts[0]
-    (tmp_path / "prod.env").write_text(f"A=1\n\n# fine\n{BLUE_SECRET}\n")
+    (tmp_path / "prod.env").write_text(f"A=1\n\n# fine\n{BLUE_WORD}\n")
     path = secrets_hosts(tmp_path, bed, '{ env_file = "prod.env" }')
     res = fab("deploy", "--host", "h1", "--hosts-file", path)
     assert res.returncode == 2 and res.stderr.startswith("error: prod.env:4: not KEY=value (")
