@@ -26,8 +26,8 @@ import time
 from typing import Callable
 
 from ..config.schema import Color, HostSettings
-from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..config.secrets import SecretEnv
+from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
                       DeployResult, outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state

@@ -13,6 +13,7 @@ import shlex
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -92,21 +93,14 @@ class SshRemote:
         from invoke.exceptions import CommandTimedOut
 
         started = time.monotonic()
-        try:
-            r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
-        except CommandTimedOut:
-            return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
-        except (OSError, EOFError, socket.timeout) as e:
-            raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
-        except Exception as e:  # paramiko.SSHException and friends: the session is gone
-            if type(e).__module__.startswith("paramiko"):
-                raise Unreachable(f"the connection was lost: {e}") from None
-            raise
+        with _lost_is_unreachable():
+            try:
+                r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
+            except CommandTimedOut:
+                return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
             raise Unreachable("the connection was lost (no answer from the host)")
-        if TRACE:
-            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {r.exited}: {command[:100]}",
-                  file=sys.stderr, flush=True)
+        self._trace(started, r.exited, command)
         if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
             # the runner's timer stopped it, but the timeout was not reported as such: say so
             return Result(command, TIMED_OUT, r.stdout, f"timed out after {timeout:g} s")
@@ -118,7 +112,7 @@ class SshRemote:
         """On a session channel of its own: exec, the bytes sent as they are (not through Invoke's
         in_stream, which feeds a byte per 10 ms and decodes it as text), end of input, exit status."""
         started = time.monotonic()
-        try:
+        with _lost_is_unreachable():
             channel = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
             try:
                 channel.settimeout(KEEPALIVE_SECONDS)
@@ -128,21 +122,32 @@ class SshRemote:
                 out, err, exited = _drain(channel, started + timeout)
             finally:
                 channel.close()
-        except (OSError, EOFError, socket.timeout) as e:
-            raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
-        except Exception as e:  # paramiko.SSHException and friends: the session is gone
-            if type(e).__module__.startswith("paramiko"):
-                raise Unreachable(f"the connection was lost: {e}") from None
-            raise
-        if TRACE:
-            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {exited}: {command[:100]} "
-                  f"(stdin: {what})", file=sys.stderr, flush=True)
+        self._trace(started, exited, f"(stdin: {what}) {command}")
         if exited is None:
             return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
         return Result(command, exited, out, err)
 
+    def _trace(self, started: float, exited: int | None, command: str) -> None:
+        if TRACE:
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {exited}: {command[:100]}",
+                  file=sys.stderr, flush=True)
+
     def close(self) -> None:
         self.conn.close()
+
+
+@contextmanager
+def _lost_is_unreachable():
+    """A connection lost under a command (an OS error, or one of paramiko's: the session is gone) is
+    Unreachable, in one line."""
+    try:
+        yield
+    except (OSError, EOFError, socket.timeout) as e:
+        raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+    except Exception as e:  # paramiko.SSHException and friends: the session is gone
+        if type(e).__module__.startswith("paramiko"):
+            raise Unreachable(f"the connection was lost: {e}") from None
+        raise
 
 
 def _drain(channel, deadline: float) -> tuple[str, str, int | None]:

@@ -11,7 +11,7 @@ from shlex import quote
 
 from ..config.schema import HostSettings
 from .base import MARK, Command, in_dir, step
-from .state import env_path, env_file
+from .state import env_file, env_path
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
