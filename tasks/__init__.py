@@ -9,5 +9,5 @@ from invoke import Collection
 
 from . import cleanup, deploy, inspect, unlock
 
-ns = Collection(deploy.deploy, deploy.rollback, cleanup.cleanup, cleanup.drain, inspect.check, inspect.status,
+ns = Collection(deploy.deploy, deploy.promote, deploy.rollback, cleanup.cleanup, cleanup.drain, inspect.check, inspect.status,
                 inspect.history, inspect.logs, unlock.unlock)

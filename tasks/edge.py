@@ -70,6 +70,13 @@ def _load(hosts_file: str, host, group, all_: bool, default_all: bool = False) -
     return inventory, inventory.select(list(host or []), list(group or []), everything)
 
 
+def _secrets(hosts: list[HostSettings]) -> dict:
+    """Each host's secrets (tasks/config/secrets.py), read and checked once, masked from now on."""
+    from .config import secrets
+
+    return secrets.for_hosts(hosts)
+
+
 def _fab(task_name: str, hosts: list[HostSettings], hosts_file: str) -> str:
     parts = ["fab", task_name] + [f"--host {shlex.quote(s.name)}" for s in hosts]
     if hosts_file != "hosts.toml":
@@ -110,13 +117,14 @@ def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
     return Fleet(report.Progress(), c.config, dry_run=dry_run, batch=int(batch), max_fail=int(max_fail))
 
 
-def exit_code(fleet: Fleet, results, ok: str) -> int:
-    """deploy and rollback: 130 interrupted, 1 a host did not end `ok` (or as a dry run), else 0."""
+def exit_code(fleet: Fleet, results, *ok: str) -> int:
+    """deploy, promote and rollback: 130 interrupted, 1 a host did not end as one of `ok` (or as a
+    dry run), else 0."""
     from .result import DRY_RUN, INTERRUPTED
 
     if fleet.interrupted.is_set() or any(r.outcome == INTERRUPTED for r in results):
         return 130
-    if not all(r.outcome in (ok, DRY_RUN) for r in results):
+    if not all(r.outcome in (*ok, DRY_RUN) for r in results):
         return 1
     return 0
 

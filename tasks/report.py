@@ -20,7 +20,7 @@ from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcom
 
 OUTCOME_STYLE = {Outcome.DEPLOYED: "green", Outcome.CLEANED: "green", Outcome.NOTHING: "green",
                  Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green",
-                 Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
+                 Outcome.STAGED: "cyan", Outcome.UNSTAGED: "green", Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
                  Outcome.ROLLED_BACK: "yellow", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
 
@@ -177,7 +177,7 @@ def status_table(rows) -> Table:
     columns = ["host", "live", "since", "blue", "green", *(["shared"] if shared else []), "health", "lock",
                "last action", "guard"]
     for column in columns:
-        table.add_column(column, no_wrap=column in ("host", "live"))
+        table.add_column(column, no_wrap=column == "host")
     for r in rows:
         if not r.ok:
             cells = [escape(r.host), "[red]?[/]"] + [""] * (len(columns) - 4) + [escape(r.error), ""]
@@ -188,6 +188,7 @@ def status_table(rows) -> Table:
         colors = [escape(_color_status(r.colors[c]) if c in r.colors else "-") for c in COLORS]
         shared_cell = ", ".join(f"{name} {state}" for name, state in r.shared.items())
         health = f"{r.health:03d} {'ok' if r.healthy else 'FAILING'}" if r.health is not None else ""
+        live += f"; staged: {escape(r.staged)}" if r.staged else ""
         table.add_row(escape(r.host), live, escape(since or "-"), *colors,
                       *([escape(shared_cell or "-")] if shared else []), escape(health or "-"),
                       escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))

@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     """How one host's action ended. A StrEnum: printed, compared and written to JSON as its plain text."""
 
     DEPLOYED = "deployed"
+    STAGED = "staged"  # deploy --no-switch: the new front runs, healthy, beside the live colour (fab promote)
+    UNSTAGED = "unstaged"  # rollback of a staged colour: removed, the live colour untouched
     ROLLED_BACK = "rolled back"  # a step failed and the host was put back: the old colour serves
     FAILED = "failed"  # a step failed and the rollback did not fully succeed: a person must look
     REFUSED = "refused"  # the host's state made the tool stop before changing anything
@@ -37,11 +39,13 @@ class Outcome(StrEnum):
         return self in OK
 
 
-OK = frozenset({Outcome.DEPLOYED, Outcome.CLEANED, Outcome.NOTHING, Outcome.PLANNED, Outcome.DRY_RUN,
+OK = frozenset({Outcome.DEPLOYED, Outcome.STAGED, Outcome.UNSTAGED, Outcome.CLEANED, Outcome.NOTHING, Outcome.PLANNED, Outcome.DRY_RUN,
                 Outcome.DRAINED, Outcome.NOTHING_TO_DRAIN})
 
 # the names the rest of the tool imports
 DEPLOYED = Outcome.DEPLOYED
+STAGED = Outcome.STAGED
+UNSTAGED = Outcome.UNSTAGED
 ROLLED_BACK = Outcome.ROLLED_BACK
 FAILED = Outcome.FAILED
 REFUSED = Outcome.REFUSED
@@ -79,7 +83,7 @@ class HostResult:
 
 @dataclass
 class DeployResult(HostResult):
-    """deploy and rollback."""
+    """deploy, promote and rollback."""
 
     tries: int = 0  # health checks made
     version: str = ""  # what is live now
@@ -103,7 +107,7 @@ class DrainResult(HostResult):
     queued: dict[str, int] = field(default_factory=dict)  # queue -> messages that waited in it, e.g. {"celery": 3}
 
 
-RESULTS: dict[str, type[HostResult]] = {"deploy": DeployResult, "rollback": DeployResult,
+RESULTS: dict[str, type[HostResult]] = {"deploy": DeployResult, "rollback": DeployResult, "promote": DeployResult,
                                         "cleanup": CleanupResult, "drain": DrainResult}
 
 

@@ -11,13 +11,13 @@ import math
 import shlex
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
 from .schema import (ABSPATH, COLORS, CONTROL, CONTROL_BUT_TAB, NAME, PROJECT, SWITCH_MODES, URL, URLPATH, Broker,
-                     Color, Health, Hooks, HostSettings, Notify, Switch, Timeouts, Warmup, parse_ssh)
+                     Color, Health, Hooks, HostSettings, Notify, Secrets, Switch, Timeouts, Warmup, parse_ssh)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ _HOST_KEYS: dict[str, str] = {
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "drain_connections": "seconds",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
-    "warmup": "table", "broker": "table",
+    "warmup": "table", "broker": "table", "secrets": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {c: "port" for c in COLORS}),
@@ -71,6 +71,7 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "broker": (Broker, {"service": "service", "queues": "names", "db": "db", "workers": "names",
                         "drain_timeout": "seconds+"}),
     "notify": (Notify, {"webhook": "webhook", "command": "str", "timeout": "seconds+"}),  # [defaults] only
+    "secrets": (Secrets, {"env_file": "str", "command": "str"}),
 }
 _RUN_KEYS = {"notify"}  # keys of [defaults] that are the run's, not a host's
 
@@ -149,9 +150,24 @@ class _Parser:
             except RuntimeError as e:  # ~nosuchuser/config
                 at = f"{where}.ssh_config" if "ssh_config" in own else "defaults.ssh_config"
                 self.fail(at, f"{values['ssh_config']!r}: {e}")
+        values["secrets"] = self.secrets(values["secrets"], own, where)
         settings = HostSettings(**values)
         self.cross_checks(settings, where)
         return settings
+
+    def secrets(self, secrets: Secrets, own: dict, where: str) -> Secrets:
+        """One source of secrets at most; where it was set and what it is relative to, for
+        tasks/config/secrets.py, which reads it when a task needs it."""
+        mine = own.get("secrets") or {}
+        if secrets.env_file and secrets.command:
+            at = f"{where}.secrets" if {"env_file", "command"} & set(mine) else "defaults.secrets"
+            self.fail(at, "set env_file or command, not both (a host's own table may empty the other: "
+                          'env_file = "")')
+        if not secrets.configured:
+            return secrets
+        key = "env_file" if secrets.env_file else "command"
+        at = f"{where}.secrets.{key}" if key in mine else f"defaults.secrets.{key}"
+        return replace(secrets, base=str(self.path.resolve().parent), origin=f"{self.path}: {at}")
 
     def merged_table(self, key: str, default: Any, own: Any, where: str):
         cls, schema = _TABLES[key]

@@ -101,6 +101,20 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class Secrets:
+    """Where the app's secrets come from: read on the workstation, written to the host as a file of
+    each colour's own (tasks/config/secrets.py), never on a command line."""
+    env_file: str = ""  # a dotenv file, relative to the hosts file
+    command: str = ""  # or a local command (run in the hosts file's folder) that prints dotenv text
+    base: str = ""  # the hosts file's folder (set by the loader)
+    origin: str = ""  # where it was set, for errors: "hosts.toml: defaults.secrets.env_file" (set by the loader)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.env_file or self.command)
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str
@@ -125,6 +139,7 @@ class HostSettings:
     hooks: Hooks = Hooks()
     warmup: Warmup = Warmup()
     broker: Broker = Broker()
+    secrets: Secrets = Secrets()
 
     @property
     def broker_service(self) -> str | None:

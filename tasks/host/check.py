@@ -71,12 +71,52 @@ def _explain(s: HostSettings, name: str, detail: str) -> str:
 
 
 def preflight(remote: Remote, s: HostSettings) -> CheckResult:
-    """fab check: the checks, then whether the live colour can be told (record and nginx agree)."""
+    """fab check: the checks, then whether the live colour can be told (record and nginx agree), and
+    whether a staged front would fit beside it."""
     result, _ = run_checks(remote, s)
     if result.ok:
         try:
-            live = find_live(s, read(remote, s, s.timeouts.command))
+            facts = read(remote, s, s.timeouts.command)
+            live = find_live(s, facts)
             result.items.append(("ok", "live", f"{live or 'none'}; a deploy goes to {other(live) if live else 'blue'}"))
         except Refused as e:
             result.items.append(("fail", "live", str(e)))
+            return result
+        ids = [c.id for name, c in facts.services(s, live).items() if name in s.front and c.state == "running"] \
+            if live else []
+        if ids:
+            result.items.append(staging_fits(s, live, remote.read(probe.front_memory(ids), s.timeouts.command)))
     return result
+
+
+SPARE = 128 * 2**20  # what a host should keep available once a second front runs (the memory check's floor)
+UNITS = {"B": 1, "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2,
+         "GiB": 1024**3, "TiB": 1024**4}
+
+
+def staging_fits(s: HostSettings, live: str, res: Result) -> tuple[str, str, str]:
+    """deploy --no-switch runs a second front beside the live colour until fab promote: about what
+    the live front uses now (docker stats). A warning when that would leave less than SPARE."""
+    used, _, available = res.stdout.partition(f"{base.MARK}available")
+    figures = [_bytes(line.split("/")[0]) for line in used.splitlines() if "/" in line]
+    kb = available.split()
+    if not figures or None in figures or not sum(figures) or not kb or not kb[0].isdigit():  # 0B: not accounted
+        return "warn", "staging", f"could not estimate the memory of a staged front: {res.why()}"
+    need, free = sum(figures), int(kb[0]) * 1024
+    said = (f"a staged front (deploy --no-switch) needs about {need / 2**20:.0f} MiB, what {live}'s front uses now; "
+            f"{free / 2**20:.0f} MiB available")
+    if free - need < SPARE:
+        return "warn", "staging", (f"{said}: it may not fit; free some memory, or deploy without --no-switch, "
+                                   f"which stops {live}'s background before the new front starts")
+    return "ok", "staging", said
+
+
+def _bytes(text: str) -> float | None:
+    """docker stats' "12.5MiB" (or "980kB", "1.2GiB") in bytes; None if it is not such a figure."""
+    text = text.strip()
+    number = text.rstrip("BkKMGTi")
+    unit = text[len(number):]
+    try:
+        return float(number) * UNITS[unit]
+    except (ValueError, KeyError):
+        return None

@@ -1,11 +1,12 @@
-"""Cleanup on one host: remove the colour that is not live, after a person said yes.
+"""Cleanup on one host: remove the colour that is not live (the old one, or a staged one), after a
+person said yes.
 
 plan() only reads; remove() takes the lock, reads again, checks that the same colour is still the
 old one, waits for the open connections to its port to close (up to drain_connections; not with
 --force), then runs `down` on that colour alone (never -v: volumes stay; never the live colour;
-never the shared services, which are a project of their own) and says how many connections it cut.
-With a broker per colour, both refuse while tasks wait in the old colour's broker: `fab drain`
-runs them first.
+never the shared services, which are a project of their own), removes its secrets file and says
+how many connections it cut. With a broker per colour, both refuse while tasks wait in the old
+colour's broker: `fab drain` runs them first.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
         return _not_removed(result, *stop, started)
     images = sorted(set(facts.images(s, old).values()))
     remote.run(cpu.cancel_lift(s, old), timeout)
-    res = remote.run(compose.down(s, old), s.stop_timeout + timeout)
+    res = remote.run(compose.remove(s, old), s.stop_timeout + timeout)  # and its secrets file
     result.outcome = CLEANED if res.ok else FAILED
     result.step = "" if res.ok else "down"
     result.reason = "" if res.ok else f"`down` of {old} failed: {res.why()}"
@@ -141,15 +142,16 @@ def _wait_for_connections(remote: Remote, s: HostSettings, old: str, force: bool
 
 def _plan(s: HostSettings, facts: Facts, result: CleanupResult) -> None:
     live = find_live(s, facts)
-    if live is None:
+    staged = facts.record.staged if facts.record else None
+    if live is None and staged is None:
         if any(facts.services(s, c) for c in COLORS):
             raise Refused("no colour is live (no web container runs): cleanup will not guess which "
                           "colour to remove; deploy first, or remove containers by hand")
         result.outcome = NOTHING
         return
-    old = other(live)
+    old = other(live) if live else staged  # a staged colour is the one that is not live
     containers = facts.services(s, old)
-    result.to_color, result.version = live, version(s, facts, live)
+    result.to_color, result.version = live, version(s, facts, live) if live else "-"
     if not containers:
         result.outcome = NOTHING
         return

@@ -1,15 +1,21 @@
-"""The blue-green sequence on one host. Read Deploy.run() top to bottom: it is the whole deploy.
+"""The blue-green sequence on one host. Read Deploy.run(), then Deploy.sequence() and Deploy.steps()
+top to bottom: they are the whole deploy.
 
-    lock -> check the host -> find the live colour -> prepare -> arm the guard
-    -> start the shared services (if not running) -> stop the live colour's background
-    -> start the new front, then its health check -> after_front hooks -> switch nginx
-    -> after_switch hooks -> start the new background, then watch it settle
-    -> count the tasks left in the old colour's broker -> record -> disarm the guard -> unlock
+    lock -> check the host -> find the live colour -> write the new colour's secrets -> prepare
+    -> arm the guard -> start the shared services (if not running) -> stop the live colour's
+    background -> start the new front, then its health check -> after_front hooks
+    -> go live: switch nginx -> after_switch hooks -> start the new background, then watch it
+    settle -> count the tasks left in the old colour's broker
+    -> record -> disarm the guard -> unlock
     any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
     restart the old background), keeping the failed colour's containers for their logs.
 
-Rollback (the task) is the same sequence towards the previous colour, without prepare, starting
-that colour's containers as they are instead of recreating them.
+The other sequences change only their steps:
+- Stage (deploy --no-switch): the new front, its health check and after_front, beside the live
+  colour, whose background keeps running and which keeps the traffic; recorded as staged.
+- Promote: the rest, for the staged colour: its health check again, stop the old background, go live.
+- Rollback: towards the previous colour, without secrets or prepare, starting that colour's
+  containers as they are instead of recreating them; or, while a colour is staged, removing it.
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ import time
 from typing import Callable
 
 from ..config.schema import Color, HostSettings
+from ..config.secrets import SecretEnv
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
-from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, DeployResult,
-                      outcome_for)
+from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
+                      DeployResult, outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
-from . import broker, lock
+from . import broker, lock, secrets
 from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
@@ -54,10 +61,13 @@ class Deploy:
     """One host's deploy. Each step raises StepFailed; run() decides what that means."""
 
     task = "deploy"
+    done = DEPLOYED  # the outcome once every step went through
+    moves_traffic = True  # the steps stop the old background and switch (Stage's do not)
 
     def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
-                 interrupted: threading.Event | None = None):
+                 interrupted: threading.Event | None = None, env: SecretEnv | None = None):
         self.remote, self.s, self.say, self.message = remote, s, say, message
+        self.env = env  # the secrets to write for the new colour (tasks/config/secrets.py), if any
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
         self.token = lock.new_token()
@@ -85,24 +95,7 @@ class Deploy:
             try:
                 self.check_host()
                 self.find_live_color()
-                self.run_prepare()
-                self.arm_guard()
-                settled: Facts | None = None  # the host once the new background settled
-                try:
-                    self.start_shared()
-                    self.stop_old_background()
-                    self.start_new_front()  # then poll its health check (one round trip)
-                    self.run_hooks("after_front")
-                    self.switch_upstream()
-                    self.run_hooks("after_switch", warn_only=True)
-                    settled = self.start_new_background()  # then watch it settle, and read the host
-                    self.count_old_queue(settled)
-                    self.result.outcome = DEPLOYED
-                    self.say(f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves")
-                except StepFailed as failure:
-                    self.trip.disarm()
-                    self.roll_back(failure)
-                self.record_deploy(settled)
+                self.sequence()
             except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
                 self.crashed = True
                 raise
@@ -119,10 +112,44 @@ class Deploy:
                 reason += f"; the host is left to {left_to} mid-step: check it with fab status before deploying again"
             self.fail(outcome, "lock" if outcome == LOCKED else self.step, reason)
         self.note_guard_acted()
-        if self.remote.dry_run and self.result.outcome == DEPLOYED:
+        if self.remote.dry_run and self.result.outcome == self.done:
             self.result.outcome = DRY_RUN
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def sequence(self) -> None:
+        """What follows the look at the host: from "stop" on, a failed step rolls the host back."""
+        self.write_secrets()
+        self.run_prepare()
+        self.arm_guard()
+        settled: Facts | None = None  # the host once the new background settled
+        try:
+            settled = self.steps()
+            self.result.outcome = self.done
+            self.say(self.done_message())
+        except StepFailed as failure:
+            self.trip.disarm()
+            self.roll_back(failure)
+        self.record_deploy(settled)
+
+    def steps(self) -> Facts | None:
+        """The deploy proper; returns the host as read once the new background settled."""
+        self.start_shared()
+        self.stop_old_background()  # first: the new front gets the CPU the old workers used
+        self.start_new_front()  # then poll its health check (one round trip)
+        self.run_hooks("after_front")
+        return self.go_live()
+
+    def go_live(self) -> Facts | None:
+        """Traffic to the new colour, then its background (the part fab promote adds to a staged colour)."""
+        self.switch_upstream()
+        self.run_hooks("after_switch", warn_only=True)
+        settled = self.start_new_background()  # then watch it settle, and read the host
+        self.count_old_queue(settled)
+        return settled
+
+    def done_message(self) -> str:
+        return f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves"
 
     # --- the steps, in order ---------------------------------------------------------------
 
@@ -165,10 +192,27 @@ class Deploy:
         if (self.facts.last or {}).get("action") == "guard":
             self.say(f"note: the guard put this host back at {self.facts.last.get('time')} "
                      f"({self.facts.last.get('reason')})")
-        self.say(f"live colour: {self.live or 'none'}; {self.task} to {self.new}")
+        self.say(f"live colour: {self.live or 'none'}; {self.intent()}")
+
+    def intent(self) -> str:
+        staged = self.old_record.staged
+        replaced = f" (replacing the staged {staged})" if staged == self.new and self.task == "deploy" else ""
+        return f"{self.task} to {self.new}{replaced}"
 
     def choose_target(self) -> Color:
         return other(self.live) if self.live else Color.BLUE
+
+    def write_secrets(self) -> None:
+        """The new colour's secrets file, dir/.fab-bluegreen/<app>.<colour>.env (0600, atomically), its
+        text on the channel's standard input: never on a command line, never shown."""
+        if self.env is None:
+            return
+        self.at("secrets")
+        what = f"secrets: {self.env.describe()}"
+        self.say(f"{what} -> {self.s.dir}/{state.env_path(self.s, self.new)}")
+        res = self.remote.put(state.write_env(self.s, self.new), self.env.text, what, self.timeouts.command)
+        if not res.ok:
+            raise StepFailed(self.step, f"could not write {self.s.dir}/{state.env_path(self.s, self.new)}: {res.why()}")
 
     def run_prepare(self) -> None:
         for i, line in enumerate(self.s.prepare):
@@ -219,6 +263,10 @@ class Deploy:
                                       health.wait_healthy(self.s, self.new)))
         if not self.reached(res, base.started("front")):
             raise StepFailed(self.step, f"could not start {self.new}'s front services: {res.why()}", service=self.s.web)
+        self.healthy(res)
+
+    def healthy(self, res: Result) -> None:
+        """The health check's tries (health.wait_healthy) in res: 2xx/3xx at last, or StepFailed."""
         self.step = "health check"
         codes = health.tries(res.stdout)
         self.result.tries = len(codes)
@@ -339,7 +387,7 @@ class Deploy:
         facts = settled if self.result.outcome == DEPLOYED and settled else self.read_facts()
         live = self.new if self.result.outcome == DEPLOYED else self.live
         rec = facts.record
-        if self.result.outcome == DEPLOYED:
+        if self.result.outcome == self.done:
             rec = self.recorded_colors(rec or Record(), facts)
             self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
             facts.record = rec
@@ -413,9 +461,9 @@ class Deploy:
 
     def undo_commands(self) -> list[str]:
         """What the guard runs if the tool goes silent: the same undo as roll_back(), as commands."""
-        undo = [back] if (back := self.switch_back_command()) else []
+        undo = [back] if self.moves_traffic and (back := self.switch_back_command()) else []
         undo += [cpu.cancel_lift(self.s, self.new), compose.stop(self.s, self.new)]
-        if self.live and self.s.background:
+        if self.live and self.s.background and self.moves_traffic:
             undo.append(compose.start(self.s, self.live, self.s.background))
         undo.append(state.write_record(self.s, self.old_record.dump()))
         return undo
@@ -423,10 +471,10 @@ class Deploy:
     def undo_plan(self) -> tuple[str, ...]:
         """undo_commands() in words, for whoever finds the guard armed (fab unlock)."""
         plan = []
-        if self.switch_back_command():
+        if self.moves_traffic and self.switch_back_command():
             plan.append(f"switch back to {self.live or 'the upstream before'} ({self.s.switch.mode})")
         plan.append(f"stop {compose.project(self.s, self.new)} (kept for its logs)")
-        if self.live and self.s.background:
+        if self.live and self.s.background and self.moves_traffic:
             plan.append(f"start {compose.project(self.s, self.live)} {' '.join(self.s.background)} again")
         plan.append(f"put the record back ({self.live or 'no'} colour live)")
         return tuple(plan)
@@ -496,14 +544,81 @@ class Deploy:
         self.say(f"{outcome} at {step}: {reason}")
 
 
+class Stage(Deploy):
+    """deploy --no-switch: the new colour's front started, health-checked and through after_front,
+    beside the live colour, which keeps the traffic and its background; recorded as staged, for
+    fab promote (or fab rollback, which removes it). Its failure stops the new colour, nothing else."""
+
+    done = STAGED
+    moves_traffic = False
+
+    def steps(self) -> Facts | None:
+        self.start_shared()
+        self.start_new_front()  # then poll its health check (one round trip)
+        self.run_hooks("after_front")
+        port = self.s.port(self.new)
+        self.result.reason = (f"{self.new} runs on port {port} beside {self.live or 'no live colour'}: try it on the "
+                              f"host (curl http://127.0.0.1:{port}{self.s.health.path}), then fab promote "
+                              f"--host {self.s.name}, or fab rollback --host {self.s.name} to remove it")
+        return None
+
+    def done_message(self) -> str:
+        return (f"{'planned' if self.remote.dry_run else 'staged'}: {self.new} on port {self.s.port(self.new)}; "
+                f"{self.live or 'no colour'} still serves")
+
+    def recorded_colors(self, rec: Record, facts: Facts) -> Record:
+        return super().recorded_colors(rec, facts).with_staged(self.new)
+
+
+class Promote(Deploy):
+    """fab promote: the rest of a deploy for the staged colour, whose front already runs: its health
+    check again, stop the old background, switch, start the new background, settle, record. A
+    failure rolls back as a deploy's does: the old colour serves, the staged colour is stopped."""
+
+    task = "promote"
+
+    def choose_target(self) -> Color:
+        staged = (self.facts.record or Record()).staged
+        if staged is None:
+            raise Refused(f"no colour is staged here: stage one with fab deploy --no-switch --host {self.s.name}")
+        if not self.facts.running(self.s, staged, self.s.web):
+            raise Refused(f"the staged {staged}'s {self.s.web} is not running (a failed promote stopped it, or "
+                          f"someone did): stage it again with fab deploy --no-switch, or remove it with fab rollback")
+        return staged
+
+    def write_secrets(self) -> None:
+        """Written when the colour was staged (its background gets the same): only masked here."""
+        secrets.hide_written(self.remote, self.s, self.new)
+
+    def run_prepare(self) -> None:
+        pass  # ran when the colour was staged
+
+    def steps(self) -> Facts | None:
+        self.new_started = True  # the staged front: a failed promote stops it, as a failed deploy does
+        self.check_staged()
+        self.stop_old_background()
+        return self.go_live()
+
+    def check_staged(self) -> None:
+        """The staged front's health check again: it may have changed since it was staged."""
+        self.at("health check")
+        self.say(f"health check of the staged {self.new} (port {self.s.port(self.new)})")
+        self.healthy(self.send(health.wait_healthy(self.s, self.new)))
+
+
 class Rollback(Deploy):
     """Back to the colour that was live before the current one, if its containers are still the
-    ones that served then (not recreated by a later failed deploy)."""
+    ones that served then (not recreated by a later failed deploy). While a colour is staged, a
+    rollback removes that colour instead, and nothing else changes."""
 
     task = "rollback"
+    unstaging = False
 
     def choose_target(self) -> Color:
         rec = self.facts.record or Record()
+        if rec.staged is not None:
+            self.unstaging = True
+            return rec.staged
         previous = rec.previous
         if not self.live or previous is None or previous == self.live:
             raise Refused(f"there is no previous colour to go back to (live: {self.live or 'none'}, "
@@ -514,6 +629,41 @@ class Rollback(Deploy):
             raise Refused(f"{previous}'s containers are not the ones that served before (recreated by a later "
                           f"deploy, or removed by cleanup): deploy the version you want instead")
         return previous
+
+    def intent(self) -> str:
+        return f"rollback removes the staged {self.new}" if self.unstaging else super().intent()
+
+    def sequence(self) -> None:
+        if self.unstaging:
+            self.remove_staged()
+        else:
+            super().sequence()
+
+    def remove_staged(self) -> None:
+        """Remove the staged colour (down, never -v; its secrets file) and say so in the record and
+        the history (sent by finish()); the live colour, nginx and the rest are left as they are."""
+        self.at("remove staged")
+        self.say(f"removing {compose.project(self.s, self.new)}; {self.live or 'no colour'} stays as it is")
+        res = self.send(compose.remove(self.s, self.new))
+        self.result.from_color, self.result.to_color = self.new, self.live
+        self.done = UNSTAGED  # what this run ends as when all went well (a dry run: the plan)
+        if res.ok:
+            self.result.outcome = UNSTAGED
+            rec = self.old_record.without_color(self.new)
+            self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
+        else:
+            self.result.outcome, self.result.step = FAILED, self.step
+            self.result.reason = f"`down` of the staged {self.new} failed: {res.why()}"
+        self.result.version = version(self.s, self.facts, self.live) if self.live else "-"
+        line = record.history_line(self.task, self.s.name, self.result.outcome, **{
+            "from": self.new, "to": self.live, "step": self.result.step, "reason": self.result.reason,
+            "message": self.message})
+        self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
+        self.say(f"removed the staged {self.new}" if res.ok else self.result.reason)
+
+    def write_secrets(self) -> None:
+        """The colour goes back to what it ran, with the secrets it was given: only masked here."""
+        secrets.hide_written(self.remote, self.s, self.new)
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there

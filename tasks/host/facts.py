@@ -176,13 +176,15 @@ def other(color: str) -> Color:
 def find_live(s: HostSettings, facts: Facts) -> Color | None:
     """The colour serving now, or None. Refuses when the record and nginx disagree.
 
-    A colour counts as live only while its web container runs. With no record: the colour
-    whose port the upstream file names, if its web runs; else the only colour whose web runs.
+    A colour counts as live only while its web container runs. Else (no record, or its colour's
+    web is down): the colour whose port the upstream file names, if its web runs; else the only
+    colour whose web runs. A staged colour (deploy --no-switch) is never live: it is waiting.
     """
     for section in ("record", "history"):  # the files a deploy reads (the guard line only fab status)
         if why := bad_file(s, facts, section):
             raise Refused(why)
-    webs = [c for c in COLORS if facts.running(s, c, s.web)]
+    staged = facts.record.staged if facts.record else None
+    webs = [c for c in COLORS if facts.running(s, c, s.web) and c != staged]
     nginx = port_color(s, upstream_port(facts.upstream)) if s.switch.mode == "nginx" else None
     recorded = facts.record.live if facts.record else None
     if recorded in COLORS:

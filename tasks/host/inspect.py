@@ -12,7 +12,7 @@ from ..errors import Refused, Unreachable
 from ..result import FAILED, INTERRUPTED, ROLLED_BACK
 from ..shell import base, compose, cpu, guard, probe, state
 from ..shell.record import history_problem
-from . import lock
+from . import lock, secrets
 from .facts import bad_file, find_live, parse, version
 from .remote import Remote
 
@@ -38,6 +38,7 @@ class HostStatus:
     guard: str = ""
     last: str = ""
     shared: dict[str, str] = field(default_factory=dict)  # each shared service's state, or "missing"
+    staged: str = ""  # a colour staged by deploy --no-switch, e.g. "green (port 18002)"
 
     @property
     def healthy(self) -> bool:
@@ -68,6 +69,7 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
                        f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host")
             row.colors[color] = ColorStatus(version(s, facts, color),
                                             {name: c.state for name, c in sorted(services.items())}, cap)
+    row.staged = staged(s, facts)
     if s.shared:
         present = facts.services(s, compose.SHARED)
         row.shared = {name: present[name].state if name in present else "missing" for name in s.shared}
@@ -78,6 +80,16 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
     row.guard = summary(facts.last_guard) if facts.last_guard else bad_file(s, facts, "guard") or ""
     row.last = summary(facts.last) if facts.last else last_problem or ""
     return row
+
+
+def staged(s: HostSettings, facts) -> str:
+    """The staged colour and its port (to try it with curl on the host), and its web if it is not running."""
+    color = facts.record.staged if facts.record else None
+    if color is None:
+        return ""
+    web = facts.services(s, color).get(s.web)
+    down = "" if web and web.state == "running" else f", its {s.web} {web.state if web else 'missing'}"
+    return f"{color} (port {s.port(color)}{down})"
 
 
 def summary(line: dict) -> str:
@@ -115,6 +127,7 @@ def logs(remote: Remote, s: HostSettings, service: str | None, color: str | None
             color = find_live(s, parse(res.stdout)) if res.ok else None
     if color not in COLORS:
         raise Refused("no colour to show: name one with --colour blue|green")
+    secrets.hide_written(remote, s, color)  # the colour's own secrets, masked in what it logged
     command = compose.compose(s, color, "logs", "--no-color", "--tail", str(int(lines)), *([service] if service else []))
     res = remote.read(command, s.timeouts.command)
     return f"{s.name}: {compose.project(s, color)} {service or 'all services'}", (res.stdout + res.stderr).strip()

@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -61,6 +63,11 @@ class Remote(Protocol):
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
 
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        """Run a command that may change the host with `data` on its standard input: how a file's
+        text reaches the host, never on a command line. `what` names the data without showing
+        it (a dry run's plan says it)."""
+
     def close(self) -> None: ...
 
 
@@ -89,27 +96,44 @@ class SshRemote:
         started = time.monotonic()
         # the runner writes output to out_stream as it comes only when it is not hidden
         shown = {"hide": True} if on_line is None else {"hide": "stderr", "out_stream": _Lines(on_line)}
-        try:
-            r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)
-        except CommandTimedOut:
-            return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
-        except (OSError, EOFError, socket.timeout) as e:
-            raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
-        except Exception as e:  # paramiko.SSHException and friends: the session is gone
-            if type(e).__module__.startswith("paramiko"):
-                raise Unreachable(f"the connection was lost: {e}") from None
-            raise
+        with _lost_is_unreachable():
+            try:
+                r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)
+            except CommandTimedOut:
+                return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
             raise Unreachable("the connection was lost (no answer from the host)")
-        if TRACE:
-            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {r.exited}: {' '.join(command.split())}",
-                  file=sys.stderr, flush=True)
+        self._trace(started, r.exited, command)
         if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
             # the runner's timer stopped it, but the timeout was not reported as such: say so
             return Result(command, TIMED_OUT, r.stdout, f"timed out after {timeout:g} s")
         return Result(command, r.exited, r.stdout, r.stderr)
 
     read = run
+
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        """On a session channel of its own: exec, the bytes sent as they are (not through Invoke's
+        in_stream, which feeds a byte per 10 ms and decodes it as text), end of input, exit status."""
+        started = time.monotonic()
+        with _lost_is_unreachable():
+            channel = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
+            try:
+                channel.settimeout(KEEPALIVE_SECONDS)
+                channel.exec_command(command)
+                channel.sendall(data)
+                channel.shutdown_write()
+                out, err, exited = _drain(channel, started + timeout)
+            finally:
+                channel.close()
+        self._trace(started, exited, f"(stdin: {what}) {command}")
+        if exited is None:
+            return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
+        return Result(command, exited, out, err)
+
+    def _trace(self, started: float, exited: int | None, command: str) -> None:
+        if TRACE:
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {exited}: {' '.join(command.split())}",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -128,6 +152,40 @@ class _Lines:
 
     def flush(self) -> None:
         pass
+
+
+@contextmanager
+def _lost_is_unreachable():
+    """A connection lost under a command (an OS error, or one of paramiko's: the session is gone) is
+    Unreachable, in one line."""
+    try:
+        yield
+    except (OSError, EOFError, socket.timeout) as e:
+        raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+    except Exception as e:  # paramiko.SSHException and friends: the session is gone
+        if type(e).__module__.startswith("paramiko"):
+            raise Unreachable(f"the connection was lost: {e}") from None
+        raise
+
+
+def _drain(channel, deadline: float) -> tuple[str, str, int | None]:
+    """A channel's stdout and stderr until it exits (its exit status), or until the deadline (None)."""
+    out, err = bytearray(), bytearray()
+    while True:
+        if channel.recv_ready():
+            out += channel.recv(65536)
+        elif channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        elif channel.exit_status_ready():
+            break
+        elif time.monotonic() > deadline:
+            return out.decode(errors="replace"), err.decode(errors="replace"), None
+        else:
+            channel.status_event.wait(0.02)
+    while channel.recv_ready() or channel.recv_stderr_ready():  # what came with the exit
+        out += channel.recv(65536) if channel.recv_ready() else b""
+        err += channel.recv_stderr(65536) if channel.recv_stderr_ready() else b""
+    return out.decode(errors="replace"), err.decode(errors="replace"), channel.recv_exit_status()
 
 
 def _open(conn, s: HostSettings, what: str) -> None:
@@ -228,6 +286,8 @@ class RecordingRemote:
     commands: list[str] = field(default_factory=list)
     dry_run = False
 
+    puts: list[tuple[str, bytes]] = field(default_factory=list)  # (command, its standard input)
+
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         self.commands.append(command)
         exited, out = self.answer(command) or (0, "")
@@ -236,6 +296,10 @@ class RecordingRemote:
         return Result(command, exited, out, "")
 
     read = run
+
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        self.puts.append((command, data))
+        return self.run(command, timeout)
 
     def close(self) -> None:
         pass
@@ -263,6 +327,10 @@ class DryRunRemote:
     def read(self, command: str, timeout: float) -> Result:
         self.plan.append(("read", command))
         return self.inner.run(command, timeout)
+
+    def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
+        self.plan.append(("run", f"{command}  # on its standard input: {shlex.quote(what)}"))
+        return Result(command, 0, "", "")
 
     def close(self) -> None:
         self.inner.close()

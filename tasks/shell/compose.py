@@ -11,6 +11,7 @@ from shlex import quote
 
 from ..config.schema import HostSettings
 from .base import MARK, Command, in_dir, step
+from .state import env_file, env_path
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
@@ -23,8 +24,10 @@ def project(s: HostSettings, color: str) -> str:
 
 
 def color_env(s: HostSettings, color: str) -> str:
-    """DEPLOY_COLOR/DEPLOY_PORT, so one compose file serves both colours."""
-    return f"DEPLOY_COLOR={color} DEPLOY_PORT={s.port(color)}"
+    """DEPLOY_COLOR/DEPLOY_PORT, so one compose file serves both colours; with secrets configured,
+    DEPLOY_ENV_FILE too, the colour's own secrets file (the compose file's `env_file:`)."""
+    env = f"DEPLOY_COLOR={color} DEPLOY_PORT={s.port(color)}"
+    return f"{env} DEPLOY_ENV_FILE={env_file(s, color)}" if s.secrets.configured else env
 
 
 def compose(s: HostSettings, color: str, *args: str) -> str:
@@ -83,6 +86,13 @@ def stop_ids(s: HostSettings, ids: list[str]) -> Command:
 def down(s: HostSettings, color: str) -> Command:
     """Remove a colour's containers and networks. Never -v: volumes stay."""
     return Command(compose(s, color, "down", "--remove-orphans", "-t", str(math.ceil(s.stop_timeout))), stopping(s))
+
+
+def remove(s: HostSettings, color: str) -> Command:
+    """down(), then the colour's secrets file, once its containers are gone (cleanup, and a
+    rollback of a staged colour). Never -v: volumes stay."""
+    gone = down(s, color)
+    return Command(f"{gone} && rm -f {quote(env_path(s, color))}", gone.budget)
 
 
 def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> Command:

@@ -57,6 +57,16 @@ def status(s: HostSettings) -> str:
     return "; ".join(parts)
 
 
+# --- fab check: would a staged front (deploy --no-switch) fit beside the live colour? ---------
+
+def front_memory(ids: list[str]) -> str:
+    """What these containers (the live front) use now, one `docker stats` line each (MemUsage), then
+    the host's MemAvailable in kB after MARK + "available"."""
+    listed = " ".join(quote(i) for i in ids)
+    return (f"docker stats --no-stream --format '{{{{.MemUsage}}}}' {listed}; echo {MARK}available; "
+            "awk '/MemAvailable/ {print $2}' /proc/meminfo")
+
+
 # --- the pre-flight check: one script, one line per check: "ok|warn|fail NAME DETAIL" --------
 
 def port_check(s: HostSettings, color: str) -> str:

@@ -1,7 +1,7 @@
 """The per-app record and history kept on each host under dir/.fab-bluegreen/ (pure JSON builders).
 
-record: {"app", "live", "since", "previous", "colors": {color: {"images", "commit", "containers", "deployed"}}}
-        (Record and Deployed below)
+record: {"app", "live", "since", "previous", "staged", "colors": {color: {"images", "commit", "containers",
+        "deployed"}}} (Record and Deployed below; "staged" only while a colour is staged)
 history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...}
 """
 
@@ -53,7 +53,8 @@ class Deployed:
 
 @dataclass(frozen=True)
 class Record:
-    """The per-app record on a host: which colour serves, since when, which served before it, and
+    """The per-app record on a host: which colour serves, since when, which served before it, which
+    is staged (deploy --no-switch: its front runs beside the live colour, for fab promote), and
     what each colour runs. Read with from_json() once record_problem() passed; changed only through
     the with_*() methods, which return a new record."""
 
@@ -61,23 +62,25 @@ class Record:
     live: Color | None = None
     since: str | None = None
     previous: Color | None = None
+    staged: Color | None = None
     colors: dict[Color, Deployed] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # keys a later version wrote: kept as they were
     read_as: dict | None = field(default=None, compare=False)  # as read: written back unchanged (a rollback)
 
     @classmethod
     def from_json(cls, data: dict) -> "Record":
-        known = {"app", "live", "since", "previous", "colors"}
+        known = {"app", "live", "since", "previous", "staged", "colors"}
         color = lambda c: Color(c) if c is not None else None  # noqa: E731 (record_problem checked them)
         return cls(data.get("app"), color(data.get("live")), data.get("since"), color(data.get("previous")),
-                   {Color(c): Deployed.from_json(v) for c, v in (data.get("colors") or {}).items() if c in COLORS},
+                   color(data.get("staged")), {Color(c): Deployed.from_json(v) for c, v in (data.get("colors") or {}).items() if c in COLORS},
                    {k: v for k, v in data.items() if k not in known}, data)
 
     def to_json(self) -> dict:
         if self.read_as is not None:
             return self.read_as
+        staged = {"staged": self.staged} if self.staged else {}
         return {**self.extra, "app": self.app, "live": self.live, "since": self.since, "previous": self.previous,
-                "colors": {c: d.to_json() for c, d in self.colors.items()}}
+                **staged, "colors": {c: d.to_json() for c, d in self.colors.items()}}
 
     def dump(self) -> str:
         return dump(self.to_json())
@@ -86,9 +89,10 @@ class Record:
         return self.colors.get(color) or Deployed() if color else Deployed()
 
     def with_live(self, app: str, live: str | None, previous: str | None) -> "Record":
-        """The record once `live` serves; what each colour runs is kept as it was."""
+        """The record once `live` serves (no longer staged, if it was); what each colour runs is kept."""
         since = self.since if self.live == live else now()
-        return replace(self, app=app, live=live, previous=previous, since=since, read_as=None)
+        staged = None if self.staged == live else self.staged
+        return replace(self, app=app, live=live, previous=previous, since=since, staged=staged, read_as=None)
 
     def with_color(self, color: Color, images: dict[str, str], commit: str,
                    containers: dict[str, str] | None = None) -> "Record":
@@ -96,10 +100,16 @@ class Record:
         entry = Deployed(images, commit or None, containers or {}, now())
         return replace(self, colors={**self.colors, color: entry}, read_as=None)
 
+    def with_staged(self, color: Color) -> "Record":
+        """The record once `color`'s front was staged (recreated): no longer a colour to go back to."""
+        return replace(self, staged=color, previous=None if self.previous == color else self.previous, read_as=None)
+
     def without_color(self, color: str) -> "Record":
-        """The record once `color` was removed by a cleanup: it can no longer be switched back to."""
+        """The record once `color` was removed (a cleanup, a rollback of a staged colour): it can no
+        longer be switched back to, nor promoted."""
         return replace(self, colors={c: d for c, d in self.colors.items() if c != color},
-                       previous=None if self.previous == color else self.previous, read_as=None)
+                       previous=None if self.previous == color else self.previous,
+                       staged=None if self.staged == color else self.staged, read_as=None)
 
 
 # --- reading them back: a file that is valid JSON but not the shape written here is refused ---
@@ -109,7 +119,7 @@ def record_problem(data: object) -> str | None:
     (keys may be missing: records of older versions lack some)."""
     if not isinstance(data, dict):
         return f"is {_kind(data)}, not a JSON object"
-    for key in ("live", "previous"):
+    for key in ("live", "previous", "staged"):
         if data.get(key) is not None and data[key] not in COLORS:
             return f"has {key} {_shown(data[key])}, not blue, green or null"
     if why := _text_fields(data, ("app", "since")):

@@ -35,12 +35,41 @@ def state_dir() -> str:
     return f"[ ! -L {STATE_DIR} ] && {private(f'mkdir -p {STATE_DIR}')}"
 
 
+def replace_file(s: HostSettings, path: str, fill: str) -> str:
+    """Write a state file through a fresh temporary file beside it (mktemp: mode 0600, never an
+    existing file or a symbolic link someone left there), then a rename: `fill` prints its text."""
+    tmp = quote(path + ".XXXXXX")
+    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ {fill} > \"$fbg_tmp\" "
+                     f"&& mv -f \"$fbg_tmp\" {quote(path)} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
 def write_record(s: HostSettings, text: str) -> str:
-    """Through a fresh temporary file beside it (mktemp: mode 0600, never an existing file or a
-    symbolic link someone left there), then a rename."""
-    path, tmp = quote(record_path(s)), quote(record_path(s) + ".XXXXXX")
-    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ printf '%s\\n' {quote(text)} > \"$fbg_tmp\" "
-                     f"&& mv -f \"$fbg_tmp\" {path} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+    return replace_file(s, record_path(s), f"printf '%s\\n' {quote(text)}")
+
+
+# --- each colour's secrets, beside the record ---------------------------------------------
+
+def env_path(s: HostSettings, color: str) -> str:
+    """A colour's secrets file (dotenv, 0600), under dir: each colour keeps its own."""
+    return f"{STATE_DIR}/{s.app}.{color}.env"
+
+
+def write_env(s: HostSettings, color: str) -> str:
+    """Write a colour's secrets file from the command's standard input (never a command line: the
+    text comes on the channel, see Remote.put), atomically, 0600."""
+    return replace_file(s, env_path(s, color), "cat")
+
+
+def read_env(s: HostSettings, color: str) -> str:
+    """A colour's secrets file, if it has one (read only to mask its values: see host/deploy.py)."""
+    return in_dir(s, f"cat {quote(env_path(s, color))} 2>/dev/null; true")
+
+
+def env_file(s: HostSettings, color: str) -> str:
+    """DEPLOY_ENV_FILE's value for a colour's commands (run in dir): its secrets file, absolute, or
+    /dev/null for a colour deployed before it had one (its containers hold what they were given)."""
+    path = quote(env_path(s, color))
+    return f'"$(f={path}; [ -f "$f" ] && echo "$PWD/$f" || echo /dev/null)"'
 
 
 def append_history(s: HostSettings, line: str) -> str:

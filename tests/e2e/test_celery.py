@@ -20,7 +20,7 @@ from tests.testbed.bed import Bed, Host
 from .conftest import PORTS, ROOT, Traffic, fab, get, hosts_file, rows
 
 CELERY_APP = ROOT / "examples" / "celery-app"
-SHARED_ENV = "BROKER_URL=redis://broker:6379/0\n"
+SHARED_ENV = "BROKER_URL=redis://broker:6379/0\n"  # the secrets file's text: the app's broker is the shared one
 
 
 @pytest.fixture
@@ -35,17 +35,15 @@ def h1(hosts) -> Host:
 
 
 def celery_hosts(tmp_path: Path, bed: Bed, shared_broker: bool, **more: str) -> str:
-    """h1 only; stop_timeout leaves Celery's warm shutdown the time of the tests' longest task."""
+    """h1 only; stop_timeout leaves Celery's warm shutdown the time of the tests' longest task. With
+    the shared broker, its URL comes from a secrets file beside the hosts file (the example's README)."""
     layout = {"front": '["web"]', "shared": '["broker"]'} if shared_broker else {"front": '["web", "redis"]'}
+    if shared_broker:
+        (tmp_path / "celery.env").write_text(SHARED_ENV)
+        layout["secrets"] = '{ env_file = "celery.env" }'
     values = {**layout, "stop_timeout": "20", "settle": "3",
               "health": "{ retries = 40, interval = 0.5, timeout = 2 }", **more}
     return str(hosts_file(tmp_path, bed, hosts='[hosts.h1]\nssh = "h1"\n', **values))
-
-
-def use_shared_broker(h: Host) -> None:
-    env = h.home / "app" / ".env"
-    env.write_text(SHARED_ENV)
-    os.chown(env, *Bed.deploy_ids())
 
 
 def log(h: Host, name: str) -> list[list[str]]:
@@ -120,9 +118,11 @@ def assert_one_beat_at_a_time(h: Host) -> None:
 
 
 def test_shared_broker_every_request_task_runs_once_through_deploy_and_cleanup(bed, h1, tmp_path):
-    use_shared_broker(h1)
     path = celery_hosts(tmp_path, bed, shared_broker=True)
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
+    # the broker URL came from the secrets file: blue's own copy on the host, in its containers
+    assert (h1.home / "app" / ".fab-bluegreen" / "app.blue.env").read_text() == SHARED_ENV
+    assert "BROKER_URL=redis://broker:6379/0" in h1.run("docker exec app-blue-worker-1 env").stdout.splitlines()
     broker = container_id(h1, "app-shared-broker-1")
     assert broker.endswith(" running")
     time.sleep(2)  # a few ticks of blue's beat
@@ -192,7 +192,6 @@ def test_broker_per_colour_cleanup_refuses_until_drain_and_every_task_runs_once(
 
 
 def test_a_running_task_completes_across_the_stop_and_a_killed_worker_is_a_warning(bed, h1, tmp_path):
-    use_shared_broker(h1)
     path = celery_hosts(tmp_path, bed, shared_broker=True)
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
     assert get(f"http://{h1.ip}/enqueue?id=long-1&seconds=6")[0] == 200

@@ -33,6 +33,9 @@ class Patterns:
         self.upstream = f"sh {shlex.quote(s.switch.upstream_file)} "
         self.lock = f"mkdir .fab-bluegreen/{s.app}.lock"
         self.history = f"{s.app}.history.jsonl"
+        self.env_write = re.compile(rf"cat > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)\.env ")
+        self.env_remove = re.compile(rf"rm -f \.fab-bluegreen/{app}\.(blue|green)\.env")
+        self.env_read = re.compile(rf"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$")
 
 
 DEFAULT = Patterns(HostSettings(name="fake", ssh="fake"))
@@ -61,6 +64,7 @@ class FakeHost:
         self.nginx_workers = "101 102"  # the PIDs of nginx's workers the facts report
         self.queued = {"celery": 0, "unacked": 0, **(queued or {})}  # the old colour's broker
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
+        self.env_files: dict[str, bytes] = {}  # colour -> its secrets file (state.write_env, compose.remove)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
         self.workers_run_queue = True  # that colour's worker, started, empties its queues
         # the open connections to the old colour's port, second by second while cleanup waits (the
@@ -81,6 +85,8 @@ class FakeHost:
             return 3, f"held 1042 1000\n{self.lock}\n"
         if command.startswith("tail -n ") and self.p.history in command:  # commands.history()
             return 0, self.history
+        if read := self.p.env_read.search(command):  # state.read_env()
+            return 0, self.env_files.get(read.group(1), b"").decode()
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True
@@ -107,6 +113,10 @@ class FakeHost:
             lexer = shlex.shlex(rest.split(self.p.upstream, 1)[1], posix=True)
             lexer.whitespace_split = True
             self.upstream = lexer.get_token()  # the file's new text: the first word after its path
+        for color in self.p.env_write.findall(rest):  # the text came on the command's stdin (Remote.put)
+            self.env_files[color] = self.remote.puts[-1][1]
+        for color in self.p.env_remove.findall(rest):
+            self.env_files.pop(color, None)
         records = self.p.record.findall(rest)
         if records:
             self.record = shlex.split(records[-1])[0]

@@ -72,7 +72,7 @@ USAGE = [
     (["logs", "--host", "h1", "--lines"], "error: --lines needs a value"),
     (["deploy", "--host", "h1", "--bogus"], "error: deploy has no option --bogus (fab --help deploy"),
     (["--bogus", "deploy"], "error: unknown option --bogus"),
-    (["nosuchtask"], "error: unknown task 'nosuchtask' (the tasks: deploy, rollback,"),
+    (["nosuchtask"], "error: unknown task 'nosuchtask' (the tasks: deploy, promote, rollback,"),
     (["--help", "nosuchtask"], "error: unknown task 'nosuchtask'"),
     (["deploy", "--host", "h1", "extra"], "error: unexpected 'extra': deploy takes options only"),
     (["logs", "--host", "h1", "--service", "--build"], "error: --service '--build': expected a service name"),
@@ -108,6 +108,15 @@ def test_help_and_the_task_list_still_work(tmp_path):
                          (["deploy", "--help"], "--max-fail=INT")):
         r = fab(tmp_path, *args)
         assert r.returncode == 0 and needle in r.stdout and not r.stderr, (args, r)
+
+
+def test_promote_is_listed_and_its_help_shows_examples(tmp_path):
+    assert "promote    Move the traffic to a colour staged by deploy --no-switch" in fab(tmp_path, "-l").stdout
+    helped = fab(tmp_path, "--help", "promote").stdout
+    for example in ("fab deploy --no-switch --host pi5", "fab promote --host pi5", "fab rollback --host pi5",
+                    "ssh pi5 curl -s http://127.0.0.1:18002/"):
+        assert example in helped
+    assert "--no-switch" in fab(tmp_path, "--help", "deploy").stdout
 
 
 def test_status_of_an_unreachable_host_exits_1(tmp_path):

@@ -1,13 +1,14 @@
 """Hostile values in hosts.toml, as a class: no value reaches a shell unquoted.
 
 Every string key of hosts.toml is one of three kinds (README, "Security"):
-- raw shell, by design: prepare, the hooks, switch.reload, switch.command;
+- raw shell, by design: prepare, the hooks, switch.reload, switch.command (and secrets.command, which
+  runs on the workstation);
 - validated against a strict pattern: names, app, switch.mode, the absolute paths, ssh; a hostile
   value is a one-line error naming the key (exit code 2);
 - anything on one line, passed to the shell quoted: dir, compose_file, compose, health.path,
-  switch.verify_url (and ssh_config, which only fab reads);
-- the workstation's own, never sent to a host: notify.webhook (urllib) and notify.command (a local
-  shell command, raw by design; tests/unit/test_notify.py).
+  switch.verify_url (and ssh_config and secrets.env_file, which only fab reads);
+- the workstation's own, never sent to a host: notify.webhook (urllib), notify.command and
+  secrets.command (local shell commands, raw by design; tests/unit/test_notify.py).
 
 The last kind is filled with hostile values that pass validation; every command line of a deploy,
 a rollback, a cleanup, a drain, status, check, history and logs is built from them (the real
@@ -30,10 +31,11 @@ from tasks.config import loader
 from tasks.config.schema import HostSettings
 from tasks.errors import ConfigError
 from tasks.host import check, cleanup, inspect
-from tasks.host.deploy import Deploy, Rollback
+from tasks.config.secrets import SecretEnv
+from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.host.drain import drain
 from tasks.host.remote import DryRunRemote
-from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK
+from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK, STAGED, UNSTAGED
 from tasks.shell import base, broker, compose, cpu, guard, health, hooks, nginx, probe, record
 from tasks.shell import state as state_files
 
@@ -52,8 +54,9 @@ MESSAGE = H  # --message: into the lock's info and the history
 TOKEN = "0123456789abcdef0123456789abcdef"
 ALL = ["web", "redis", "worker", "beat"]
 
-RAW = {"prepare", "hooks.after_front", "hooks.after_switch", "hooks.on_failure", "switch.reload", "switch.command"}
-QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", "ssh_config"}
+RAW = {"prepare", "hooks.after_front", "hooks.after_switch", "hooks.on_failure", "switch.reload", "switch.command",
+       "secrets.command"}
+QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", "ssh_config", "secrets.env_file"}
 STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
           "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
           "broker.workers"}
@@ -102,6 +105,8 @@ on_failure = ["{{compose}} ps"]
 seconds = 0.2
 [defaults.broker]
 drain_timeout = 1
+[defaults.secrets]
+env_file = {q(H + ".env")}
 [hosts.h1]
 ssh = "h1"
 """
@@ -118,6 +123,7 @@ def test_the_hostile_values_pass_validation_intact(tmp_path):
     assert (s.dir, s.compose_file, s.health.path, s.switch.verify_url) == (DIR, COMPOSE_FILE, HEALTH_PATH, VERIFY_URL)
     assert shlex.split(s.compose) == ["docker", "compose", "--profile", COMPOSE_WORD]
     assert s.ssh_config == str(tmp_path / (H + ".config"))
+    assert (s.secrets.env_file, s.secrets.base) == (H + ".env", str(tmp_path))
 
 
 # --- the validator: a hostile value in a strictly validated key is one line, exit code 2 ----------
@@ -204,8 +210,17 @@ def rollback_record() -> str:
 def every_command_line(s: HostSettings) -> list[str]:
     """Drive every task against fake hosts with these settings; every command line they sent."""
     lines: list[str] = []
+    env = SecretEnv(H, b"A=1\n", ("A",), ("1",)) if s.secrets.configured else None
     host = fake(s, running={"blue": ALL})
-    assert Deploy(host.remote, s, message=MESSAGE).run().outcome == DEPLOYED
+    assert Deploy(host.remote, s, message=MESSAGE, env=env).run().outcome == DEPLOYED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL}, record='{"live": "blue"}')
+    assert Stage(host.remote, s, message=MESSAGE, env=env).run().outcome == STAGED
+    assert Promote(host.remote, s, message=MESSAGE).run().outcome == DEPLOYED
+    lines += host.commands
+    host = fake(s, running={"blue": ALL}, record='{"live": "blue"}')
+    assert Stage(host.remote, s, env=env).run().outcome == STAGED
+    assert Rollback(host.remote, s, message=MESSAGE).run().outcome == UNSTAGED
     lines += host.commands
     host = fake(s, running={"blue": ALL}, fail=("end=$((",))  # the settle check fails: the rollback
     assert Deploy(host.remote, s, message=MESSAGE).run().outcome == ROLLED_BACK
@@ -215,7 +230,7 @@ def every_command_line(s: HostSettings) -> list[str]:
     lines += host.commands
     host = fake(s, running={"blue": ALL})
     dry = DryRunRemote(host.remote)
-    result = Deploy(dry, s).run()
+    result = Deploy(dry, s, env=env).run()
     assert result.outcome == DRY_RUN
     lines += [line for _, line in dry.plan]
     host = fake(s, running={"blue": ALL, "green": ALL}, record=rollback_record(), upstream_port=18002)
@@ -329,6 +344,8 @@ def builders(s: HostSettings) -> dict[str, str]:
         "start": compose.start(s, "blue", ("worker",)),
         "up_shared": compose.up_shared(s),
         "down": compose.down(s, "blue"),
+        "remove": compose.remove(s, "blue"),
+        "write_env": state_files.write_env(s, "green"),
         "logs": compose.logs(s, "green", "web", 5),
         "prepare": hooks.prepare(s, "green", "true"),
         "hook": hooks.hook(s, "green", "blue", "{compose} config --services"),
@@ -400,6 +417,7 @@ def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_i
 
     state = app / state_files.STATE_DIR
     assert json.loads((state / "app.json").read_text()) == {"live": "green", "note": MESSAGE}
+    assert (state / "app.green.env").read_text() == "" and (state / "app.green.env").stat().st_mode & 0o777 == 0o600
     assert json.loads((state / "app.history.jsonl").read_text().splitlines()[-1])["message"] == MESSAGE
     assert not (state / "app.lock").exists()  # taken with MESSAGE in its info, freed by its token
 
