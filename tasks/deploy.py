@@ -25,6 +25,11 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     services; check that they stay up. If a step fails (or on Ctrl-C) the host is rolled back
     and the old colour keeps serving. The old colour is never removed here: see `fab cleanup`.
 
+    With build.where = "local" in the hosts file, the images are built first, once per platform,
+    by the builder (before any host starts: a failed build changes nothing), and each host is
+    sent over its SSH connection only the layers it lacks, before its `prepare`; the table says
+    how much each host received. --dry-run builds nothing.
+
     Exit code: 0 every host deployed, 1 a host was not, 2 usage or hosts-file error, 130 Ctrl-C.
     """
     from . import report
@@ -34,8 +39,13 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     _one_line("--message", message)
     hosts = _hosts(hosts_file, host, group, all_)
     fleet = _fleet(c, dry_run, batch, max_fail)
-    results = fleet.run(hosts, "deploy", lambda r, s, say: Deploy(
-        r, s, say, message=message, interrupted=fleet.interrupted).run())
+    builds = _build_first(fleet, hosts, dry_run)
+    try:
+        results = fleet.run(hosts, "deploy", lambda r, s, say: Deploy(
+            r, s, say, message=message, interrupted=fleet.interrupted, builds=builds).run())
+    finally:
+        if builds:
+            builds.close()
     report.out.print(report.deploy_table(results))
     report.failure_details(results)
     if not dry_run and not fleet.interrupted.is_set():
@@ -68,6 +78,26 @@ def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_
     report.out.print(report.deploy_table(results, title="fab rollback"))
     report.failure_details(results)
     _finish(fleet, results, DEPLOYED)
+
+
+def _build_first(fleet, hosts, dry_run: bool):
+    """build.where = "local": each host's platform read, then each build made once per platform,
+    before any host's sequence starts (a build that fails changes nothing on any host)."""
+    from . import report
+    from .build import Builds
+    from .host.ship import platform
+
+    local = [s for s in hosts if s.build.local]
+    if not local:
+        return None
+    builds = Builds(fleet.progress.note, dry_run, meter=report.Bars())
+    try:
+        builds.read_recipes(local)  # a wrong build.services or compose file: exit 2, nothing ran
+        builds.make(local, fleet.run_plain(local, platform, lambda host, error: None))
+    except BaseException:
+        builds.close()
+        raise
+    return builds
 
 
 def _offer_cleanup(c, deployed, results, hosts_file: str) -> None:

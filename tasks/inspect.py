@@ -81,12 +81,19 @@ def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service=
 @task(help=HOST_HELP, **TASK)
 @edge
 def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
-    """Check hosts before a deploy: sudo, docker, nginx, ports, disk."""
-    from . import report
+    """Check hosts before a deploy: sudo, docker, nginx, ports, disk.
+
+    With build.where = "local", also whether the builder answers, and whether each host's Docker
+    has room for the images it last built.
+
+    Exit code: 0 nothing failed, 1 a check failed, 2 usage or hosts-file error.
+    """
+    from . import build, report
     from .host.check import CheckResult, preflight
 
     hosts = _hosts(hosts_file, host, group, all_)
     rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
+    build.check(hosts, rows)  # build.where = "local": the builder answers; room for its images on each host
     report.out.print(report.check_table(list(zip([s.name for s in hosts], rows))))
     if any(not row.ok for row in rows):
         raise Exit(code=1)

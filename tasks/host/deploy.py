@@ -1,6 +1,7 @@
 """The blue-green sequence on one host. Read Deploy.run() top to bottom: it is the whole deploy.
 
-    lock -> check the host -> find the live colour -> prepare -> arm the guard
+    lock -> check the host -> find the live colour -> ship the images built off the host (if so)
+    -> prepare -> arm the guard
     -> start the shared services (if not running) -> stop the live colour's background
     -> start the new front, then its health check -> after_front hooks -> switch nginx
     -> after_switch hooks -> start the new background, then watch it settle
@@ -19,6 +20,7 @@ import threading
 import time
 from typing import Callable
 
+from ..build import Builds
 from ..config.schema import Color, HostSettings
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, UNREACHABLE, DeployResult,
@@ -26,7 +28,7 @@ from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BAC
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
-from . import broker, lock
+from . import broker, lock, ship
 from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
@@ -55,8 +57,9 @@ class Deploy:
     task = "deploy"
 
     def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
-                 interrupted: threading.Event | None = None):
+                 interrupted: threading.Event | None = None, builds: Builds | None = None):
         self.remote, self.s, self.say, self.message = remote, s, say, message
+        self.builds = builds  # build.where = "local": the images built before any host's sequence
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
         self.token = lock.new_token()
@@ -76,6 +79,7 @@ class Deploy:
         self.crashed = False  # an unexpected error (a bug): the guard, if armed, is left to act
         self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
         self.host_cpus = 1.0
+        self.source_version = ""  # build.where = "local": git describe of the build's source
 
     def run(self) -> DeployResult:
         started = time.monotonic()
@@ -84,6 +88,7 @@ class Deploy:
             try:
                 self.check_host()
                 self.find_live_color()
+                self.ship_images()
                 self.run_prepare()
                 self.arm_guard()
                 settled: Facts | None = None  # the host once the new background settled
@@ -168,6 +173,15 @@ class Deploy:
 
     def choose_target(self) -> Color:
         return other(self.live) if self.live else Color.BLUE
+
+    def ship_images(self) -> None:
+        """build.where = "local": of the images built off the host, only the layers it lacks are
+        sent, then tagged for the new colour, whose `up` then neither builds nor pulls them."""
+        if self.builds is None or not self.s.build.local:
+            return
+        self.at("ship")
+        shipped = ship.ship(self.remote, self.s, self.builds, self.new, self.say)
+        self.result.shipped, self.source_version = shipped.bytes, shipped.version
 
     def run_prepare(self) -> None:
         for i, line in enumerate(self.s.prepare):
@@ -349,7 +363,8 @@ class Deploy:
         self.result.version = version(self.s, facts, live) if live else "-"
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
                   "service": self.result.failed_service, "message": self.message,
-                  "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}}
+                  "versions": {c: version(self.s, facts, c) for c in ("blue", "green")},
+                  **({"shipped": self.result.shipped} if self.result.shipped is not None else {})}
         line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
         self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
@@ -357,7 +372,7 @@ class Deploy:
 
     def recorded_colors(self, rec: dict, facts: Facts) -> dict:
         return record.with_color(rec, self.new, facts.images(self.s, self.new), facts.git,
-                                 facts.container_ids(self.s, self.new))
+                                 facts.container_ids(self.s, self.new), self.source_version)
 
     # --- rollback ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from ..config.schema import HostSettings
 from ..errors import Unreachable
@@ -59,6 +59,11 @@ class Remote(Protocol):
 
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = ...) -> Result:
+        """Run a command that may change the host with `source`'s bytes on its stdin (binary, in
+        chunks); `sent(n)` after each chunk. A dry run sends nothing: its plan says what would go."""
 
     def close(self) -> None: ...
 
@@ -108,8 +113,65 @@ class SshRemote:
 
     read = run
 
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Each chunk of `source` sent as it comes over a channel of this connection, into the
+        command's stdin (Invoke's in_stream would decode the bytes as text, and corrupt them); its
+        output read at the end. The command's exit code ends it early (the chunks left are not made)."""
+        import paramiko
+
+        started = time.monotonic()
+        chunks = iter(source)
+        chan = None
+        try:
+            chan = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            for chunk in chunks:
+                if chan.exit_status_ready() or time.monotonic() - started > timeout:
+                    break
+                chan.sendall(chunk)
+                sent(len(chunk))
+            chan.shutdown_write()
+            exited, out, err = _finish(chan, started + timeout)
+        except socket.timeout:
+            exited, out, err = TIMED_OUT, "", ""
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            if not self.conn.is_connected or not self.conn.transport.is_active():
+                raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+            exited, out, err = _finish(chan, started + timeout) if chan else (-1, "", str(e))
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # stops what makes the chunks (a compressor) when the command ended early
+            if chan is not None:
+                chan.close()
+        if TRACE:
+            print(f"[trace] {self.name}: {time.monotonic() - started:.3f} s exit {exited}: (stream) {command[:100]}",
+                  file=sys.stderr, flush=True)
+        if exited == TIMED_OUT:
+            return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
+        return Result(command, exited, out, err)
+
     def close(self) -> None:
         self.conn.close()
+
+
+def _finish(chan, deadline: float) -> tuple[int, str, str]:
+    """A channel's exit code and output, waiting until `deadline` at most (then TIMED_OUT)."""
+    out, err = bytearray(), bytearray()
+    while True:
+        if chan.recv_ready():
+            out += chan.recv(65536)
+        elif chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        elif chan.exit_status_ready() or chan.closed:
+            break
+        elif time.monotonic() > deadline:
+            return TIMED_OUT, out.decode(errors="replace"), err.decode(errors="replace")
+        else:
+            time.sleep(0.02)
+    exited = chan.recv_exit_status() if chan.exit_status_ready() else -1
+    return exited, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def _open(conn, s: HostSettings, what: str) -> None:
@@ -208,6 +270,7 @@ class RecordingRemote:
     name: str = "test"
     answer: Callable[[str], tuple[int, str] | None] = lambda command: None
     commands: list[str] = field(default_factory=list)
+    streamed: list[bytes] = field(default_factory=list)  # what stream() took, in order
     dry_run = False
 
     def run(self, command: str, timeout: float) -> Result:
@@ -216,6 +279,16 @@ class RecordingRemote:
         return Result(command, exited, out, "")
 
     read = run
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Records the command, and takes every chunk as a host would (kept in `streamed`)."""
+        data = bytearray()
+        for chunk in source:
+            data += chunk
+            sent(len(chunk))
+        self.streamed.append(bytes(data))
+        return self.run(command, timeout)
 
     def close(self) -> None:
         pass
@@ -243,6 +316,12 @@ class DryRunRemote:
     def read(self, command: str, timeout: float) -> Result:
         self.plan.append(("read", command))
         return self.inner.run(command, timeout)
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Only planned: `source` says what it would send (nothing is made or sent)."""
+        self.plan.append(("run", f"{command}  # stdin: {source}"))
+        return Result(command, 0, "", "")
 
     def close(self) -> None:
         self.inner.close()

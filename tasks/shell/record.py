@@ -1,7 +1,10 @@
 """The per-app record and history kept on each host under dir/.fab-bluegreen/ (pure JSON builders).
 
-record: {"app", "live", "since", "previous", "colors": {color: {"images", "commit", "containers", "deployed"}}}
-history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...}
+record: {"app", "live", "since", "previous",
+         "colors": {color: {"images", "commit", "containers", "deployed", "version"}}}
+         (version: git describe of the source the images were built from off the host, build.where = "local")
+history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...,
+         "versions": {color: what people read}, "shipped": {image name: bytes sent}}
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ def with_live(record: dict | None, app: str, live: str | None, previous: str | N
 
 
 def with_color(record: dict, color: str, images: dict[str, str], commit: str,
-               containers: dict[str, str] | None = None) -> dict:
-    """The record once `color` runs a new version (containers: service -> container ID)."""
+               containers: dict[str, str] | None = None, version: str = "") -> dict:
+    """The record once `color` runs a new version (containers: service -> container ID; version:
+    the source's git describe when the images were built off the host)."""
     rec = dict(record)
-    rec["colors"] = {**rec.get("colors", {}), color: {"images": images, "commit": commit or None,
-                                                      "containers": containers or {}, "deployed": now()}}
+    entry = {"images": images, "commit": commit or None, "containers": containers or {}, "deployed": now(),
+             **({"version": version} if version else {})}
+    rec["colors"] = {**rec.get("colors", {}), color: entry}
     return rec
 
 
@@ -77,7 +82,7 @@ def record_problem(data: object) -> str | None:
         for key in ("images", "containers"):
             if why := _texts(entry.get(key, {}), f"colors.{color}.{key}"):
                 return why
-        if why := _text_fields(entry, ("commit", "deployed"), f"colors.{color}."):
+        if why := _text_fields(entry, ("commit", "deployed", "version"), f"colors.{color}."):
             return why
     return None
 
@@ -94,6 +99,12 @@ def history_problem(data: object) -> str | None:
             return f"has {key} {_shown(data[key])}, not blue, green or null"
     if why := _text_fields(data, ("step", "reason", "service", "message")):
         return why
+    shipped = data.get("shipped", {})
+    if not isinstance(shipped, dict):
+        return f"has shipped as {_kind(shipped)}, not an object"
+    for name, sent in shipped.items():
+        if isinstance(sent, bool) or not isinstance(sent, int) or sent < 0:
+            return f"has shipped.{name} {_shown(sent)}, not a number of bytes"
     return _texts(data.get("versions", {}), "versions")
 
 

@@ -63,6 +63,7 @@ class FakeHost:
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
         self.workers_run_queue = True  # that colour's worker, started, empties its queues
+        self.images = "zstd\nstore []\nfree 9999999 /var/lib/docker\n"  # what shell.images.inventory() prints
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -78,6 +79,8 @@ class FakeHost:
             return 3, f"held 1042 1000\n{self.lock}\n"
         if command.startswith("tail -n ") and self.p.history in command:  # commands.history()
             return 0, self.history
+        if command.startswith(f"echo {MARK}images"):  # shell.images.inventory(): build.where = "local"
+            return 0, f"{MARK}images\n{self.images}"
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True
@@ -136,6 +139,7 @@ class FakeHost:
         return "".join(f"{q} {n}\n" for q, n in self.queued.items())
 
     def compose(self, color: str, verb: str, args: list[str]) -> str:
+        args = [a for a, before in zip(args, ["", *args]) if before != "--pull"]  # its value is no service
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
         if not services:
             services = [s for (c, s) in self.containers if c == color]
