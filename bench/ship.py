@@ -191,7 +191,9 @@ def report(results: dict[str, dict[str, Deploy]], changed: int) -> str:
     lines += ["", "| goal | measured | met |", "|---|---|---|", *goals, "",
               "`local` seconds include the build on h3 and the platform read; bytes sent are zstd-compressed. "
               "The host's figures are the whole host's cgroup over the deploy (dockerd, sshd, the build, the "
-              "containers)."]
+              "containers). Throttled seconds count only the time the host wanted more than its 1 CPU: a "
+              "single-threaded build using all of it is not counted; the `at 100 %` columns are the time the "
+              "host had no CPU left (its cpuacct.usage sampled every 0.2 s)."]
     return "\n".join(lines) + "\n"
 
 

@@ -103,6 +103,9 @@ class Builder:
 
     def reachable(self, timeout: float = 60) -> str:
         """"" when the builder answers (its platform noted), else why not, in one line."""
+        res = self.run(["docker", "compose", "version"], timeout)
+        if res.returncode != 0:
+            return f"docker compose does not run on this machine: {_last_line(res)} (the builds need it)"
         res = self.run(["docker", "version", "-f", "{{.Server.Os}}/{{.Server.Arch}}"], timeout)
         if res.returncode != 0 or "/" not in res.stdout:
             return f"the builder {self.recipe.where} cannot be reached: {_last_line(res)}"
@@ -123,16 +126,16 @@ class Builder:
 
 
 def services_to_build(recipe: Recipe, config: dict) -> tuple[str, ...]:
-    """build.services, or every service with `build:`; ConfigError (exit 2) for a name that has none."""
+    """build.services, or every service with `build:`; ValueError for a name that has none."""
     services = config.get("services") or {}
     with_build = tuple(name for name, service in services.items() if service.get("build"))
     for name in recipe.services:
         if name not in with_build:
             why = "has no build: section" if name in services else "is not a service of it"
-            raise ConfigError(f"build.services: {name!r} {why} ({recipe.source}/{recipe.compose_file}: services with "
-                              f"build: {', '.join(with_build) or 'none'})")
+            raise ValueError(f"{name!r} {why} ({recipe.source}/{recipe.compose_file}: services with build: "
+                             f"{', '.join(with_build) or 'none'})")
     if not with_build:
-        raise ConfigError(f"build.where = \"local\": {recipe.source}/{recipe.compose_file} has no service with build:")
+        raise ValueError(f"{recipe.source}/{recipe.compose_file} has no service with build: (nothing to build)")
     return recipe.services or with_build
 
 
@@ -167,16 +170,23 @@ class Builds:
             self.builders[recipe] = Builder(recipe, self.tmp, self.run)
         return self.builders[recipe]
 
-    def read_recipes(self, hosts: list[HostSettings]) -> None:
-        """What each recipe builds, from its compose file (no host, no builder needed): a wrong
-        build.services is a usage error before anything runs."""
+    def read_recipes(self, hosts: list[HostSettings], hosts_file: str) -> None:
+        """What each recipe builds, from its compose file (no host, no builder needed): a compose
+        file compose cannot read, or a wrong build.services, is a usage error before anything runs."""
         for s in hosts:
             recipe = Recipe.of(s)
             self.budgets[recipe] = max(self.budgets.get(recipe, 0.0), s.timeouts.prepare)
-            if recipe not in self.services:
-                self.ports[recipe] = s.port(Color.BLUE)
+            if recipe in self.services:
+                continue
+            self.ports[recipe] = s.port(Color.BLUE)
+            try:
                 self.configs[recipe] = self.builder(recipe).config(BUILD, self.ports[recipe])
+            except ConfigError as e:
+                raise ConfigError(f"{hosts_file}: hosts.{s.name}.build.source: {e}") from None
+            try:
                 self.services[recipe] = services_to_build(recipe, self.configs[recipe])
+            except ValueError as e:
+                raise ConfigError(f"{hosts_file}: hosts.{s.name}.build.services: {e}") from None
 
     def make(self, hosts: list[HostSettings], platforms: list[str | None]) -> None:
         """Build each recipe once per platform the hosts need (in a dry run: look at the last build)."""
@@ -256,6 +266,15 @@ class Builds:
             built.images = {}  # no last build to compare with
         return built
 
+    def last_build(self, recipe: Recipe) -> tuple[str, int | None]:
+        """fab check: why the builder cannot build ("" when it can), and the bytes of the images it
+        last built (None: none, or not for its own platform)."""
+        builder = self.builder(recipe)
+        if why := builder.reachable():
+            return why, None
+        built = Built(recipe, builder.platform)
+        return "", None if self.find(builder, built, self.services[recipe]) else sum(built.sizes.values())
+
     def bar(self, host: str, name: str, part: Part) -> Count:
         """What counts (and shows, at a terminal) the bytes sent of one part to one host."""
         return self.meter(host, name, part) if self.meter else Count()
@@ -296,34 +315,26 @@ def _last_line(res: subprocess.CompletedProcess) -> str:
     return f"exit code {res.returncode}"
 
 
-def check(hosts: list[HostSettings], rows: list, run: Run = subprocess.run) -> None:
+def check(hosts: list[HostSettings], rows: list, hosts_file: str, run: Run = subprocess.run) -> None:
     """fab check, build.where = "local": whether each builder answers, and whether each host's Docker
     has room for the images its builder last built (rows: the hosts' CheckResults, amended)."""
-    tmp = Path(tempfile.mkdtemp(prefix="fab-check-"))
-    looked: dict[Recipe, tuple[str, int | None]] = {}
+    local = [(s, row) for s, row in zip(hosts, rows)
+             if s.build.local and any(name == "ssh" and level == "ok" for level, name, _ in row.items)]
+    if not local:
+        return
+    builds = Builds(lambda message: None, run=run)
     try:
-        for s, row in zip(hosts, rows):
-            if not s.build.local or not any(name == "ssh" and level == "ok" for level, name, _ in row.items):
-                continue
+        builds.read_recipes([s for s, _ in local], hosts_file)
+        looked: dict[Recipe, tuple[str, int | None]] = {}
+        for s, row in local:
             recipe = Recipe.of(s)
             if recipe not in looked:
-                looked[recipe] = _look_at_builder(Builder(recipe, tmp, run), s)
+                looked[recipe] = builds.last_build(recipe)
             why, size = looked[recipe]
             row.items.append(("fail", "builder", why) if why else ("ok", "builder", f"{recipe.where} answers"))
             row.items.append(_room(row.info.get("docker_free", ""), size))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _look_at_builder(builder: Builder, s: HostSettings) -> tuple[str, int | None]:
-    """(why the builder cannot build, or ""), and the bytes of the images it last built (None: none)."""
-    if why := builder.reachable():
-        return why, None
-    config = builder.config(BUILD, s.port(Color.BLUE))
-    names = dict.fromkeys(image_names(config, services_to_build(builder.recipe, config)).values())
-    res = builder.run(["docker", "image", "inspect", "-f", "{{.Id}} {{.Size}}", *names], 60)
-    sizes = dict(line.split() for line in res.stdout.splitlines() if len(line.split()) == 2)  # by ID: once each
-    return "", sum(map(int, sizes.values())) if res.returncode == 0 and sizes else None
+        builds.close()
 
 
 def _room(free: str, size: int | None) -> tuple[str, str, str]:

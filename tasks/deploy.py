@@ -39,7 +39,7 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     _one_line("--message", message)
     hosts = _hosts(hosts_file, host, group, all_)
     fleet = _fleet(c, dry_run, batch, max_fail)
-    builds = _build_first(fleet, hosts, dry_run)
+    builds = _build_first(fleet, hosts, hosts_file, dry_run)
     try:
         results = fleet.run(hosts, "deploy", lambda r, s, say: Deploy(
             r, s, say, message=message, interrupted=fleet.interrupted, builds=builds).run())
@@ -80,7 +80,7 @@ def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_
     _finish(fleet, results, DEPLOYED)
 
 
-def _build_first(fleet, hosts, dry_run: bool):
+def _build_first(fleet, hosts, hosts_file: str, dry_run: bool):
     """build.where = "local": each host's platform read, then each build made once per platform,
     before any host's sequence starts (a build that fails changes nothing on any host)."""
     from . import report
@@ -92,7 +92,7 @@ def _build_first(fleet, hosts, dry_run: bool):
         return None
     builds = Builds(fleet.progress.note, dry_run, meter=report.Bars())
     try:
-        builds.read_recipes(local)  # a wrong build.services or compose file: exit 2, nothing ran
+        builds.read_recipes(local, hosts_file)  # a wrong build.services or compose file: exit 2, nothing ran
         builds.make(local, fleet.run_plain(local, platform, lambda host, error: None))
     except BaseException:
         builds.close()

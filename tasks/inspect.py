@@ -93,7 +93,7 @@ def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml"):
 
     hosts = _hosts(hosts_file, host, group, all_)
     rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
-    build.check(hosts, rows)  # build.where = "local": the builder answers; room for its images on each host
+    build.check(hosts, rows, hosts_file)  # build.where = "local": the builder answers; room for its images on each host
     report.out.print(report.check_table(list(zip([s.name for s in hosts], rows))))
     if any(not row.ok for row in rows):
         raise Exit(code=1)

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -139,9 +140,18 @@ def test_the_inventory_of_a_host():
     assert images.parse_inventory("Cannot connect to the Docker daemon") is None
 
 
-def test_load_and_tag_lines_are_quoted():
+def test_load_and_tag_lines_are_quoted(tmp_path):
+    from .sandbox import Sandbox
+    from .test_hostile_values import H
+
     assert images.load(True) == "zstd -dcq | docker load" and images.load(False) == "gzip -dc | docker load"
-    assert images.tag([("sha256:1", "my app:$(x)")]) == "docker tag sha256:1 'my app:$(x)'"
+    box = Sandbox(tmp_path)
+    for line in (images.inventory(), images.platform(), images.load(False)):  # a real sh runs them
+        assert box.sh(line).returncode == 0, line
+    res = box.sh(images.tag([("sha256:1", H), ("sha256:1", "app:green")]))  # a name the compose file gave
+    assert res.returncode == 0 and box.calls("docker")[-2:] == [
+        (str(box.home), ["docker", "tag", "sha256:1", H]), (str(box.home), ["docker", "tag", "sha256:1", "app:green"])]
+    assert box.pwned() == []
 
 
 # --- the build, with a fake docker CLI ------------------------------------------------------------
@@ -153,12 +163,17 @@ class FakeDocker:
         self.tmp, self.app, self.builder = tmp, app, builder
         self.calls: list[tuple[list[str], dict]] = []
         self.fail = ""  # a word of a command that fails
+        self.no_compose = False  # this machine's docker has no compose plugin
         self.built: dict[str, str] = {}  # name -> image ID of the last build
         self.platform = builder  # of the last build
 
     def __call__(self, argv, cwd=None, env=None, **kw):
         env = env or {}
         self.calls.append((argv, env))
+        if argv[:3] == ["docker", "compose", "version"]:
+            ok = not self.no_compose
+            return subprocess.CompletedProcess(argv, 0 if ok else 1, "Docker Compose version v2.40.3\n" if ok else "",
+                                               "" if ok else "docker: 'compose' is not a docker command.\n")
         if self.fail and self.fail in argv:
             return subprocess.CompletedProcess(argv, 1, "", f"{self.fail} failed: no such thing\n")
         out = ""
@@ -199,7 +214,7 @@ def make(tmp_path: Path, hosts: list[HostSettings], platforms: list[str | None],
     notes: list[str] = []
     builds = build.Builds(notes.append, dry_run=dry_run, run=docker)
     builds.notes = notes
-    builds.read_recipes(hosts)
+    builds.read_recipes(hosts, "hosts.toml")
     builds.make(hosts, platforms)
     return builds, docker
 
@@ -240,6 +255,11 @@ def test_an_unreachable_builder_and_an_unknown_platform_are_reasons(tmp_path):
     builds, _ = make(tmp_path, hosts, ["linux/amd64", None], docker=docker)
     assert builds.for_host(hosts[0]).error.startswith("the builder ssh://buildbox cannot be reached: version failed")
     assert builds.for_host(hosts[1]).error == "its platform could not be read before the build"
+    docker = FakeDocker(tmp_path)
+    docker.no_compose = True
+    builds, _ = make(tmp_path, hosts[:1], ["linux/amd64"], docker=docker)
+    assert builds.for_host(hosts[0]).error == ("docker compose does not run on this machine: docker: 'compose' is not "
+                                              "a docker command. (the builds need it)")
 
 
 def test_a_dry_run_builds_nothing_and_looks_at_the_last_build(tmp_path):
@@ -254,11 +274,20 @@ def test_a_dry_run_builds_nothing_and_looks_at_the_last_build(tmp_path):
 
 
 @pytest.mark.parametrize("services, message", [
-    (("redis",), "build.services: 'redis' has no build: section"),
-    (("nosuch",), "build.services: 'nosuch' is not a service of it")])
+    (("redis",), "hosts.toml: hosts.pi5.build.services: 'redis' has no build: section"),
+    (("nosuch",), "hosts.toml: hosts.pi5.build.services: 'nosuch' is not a service of it")])
 def test_build_services_must_have_a_build_section(tmp_path, services, message):
     with pytest.raises(ConfigError, match=message):
         make(tmp_path, [settings(tmp_path, services=services)], ["linux/amd64"])
+
+
+def test_a_compose_file_compose_cannot_read_is_a_usage_error_naming_the_key(tmp_path):
+    docker = FakeDocker(tmp_path)
+    docker.fail = "config"
+    with pytest.raises(ConfigError, match=r"^hosts.toml: hosts.pi5.build.source: .*/compose.yml: docker compose "
+                                          r"config failed: config failed: no such thing$") as e:
+        make(tmp_path, [settings(tmp_path)], ["linux/amd64"], docker=docker)
+    assert e.value.exit_code == 2
 
 
 def test_an_ssh_builder_is_reached_with_the_hosts_files_ssh_config(tmp_path):
@@ -437,13 +466,13 @@ def test_fab_check_says_whether_the_builder_answers_and_the_host_has_room(tmp_pa
     docker("docker compose build".split(), env={"DEPLOY_COLOR": "build"})  # the builder's last build: 2 MB
     rows = [CheckResult([("ok", "ssh", "x")], {"docker_free": "10240 /var/lib/docker"}),
             CheckResult([("ok", "ssh", "x")], {"docker_free": "1024 /var/lib/docker"})]
-    build.check([s, settings(tmp_path, "vm1")], rows, run=docker)
+    build.check([s, settings(tmp_path, "vm1")], rows, "hosts.toml", run=docker)
     assert ("ok", "builder", "ssh://buildbox answers") in rows[0].items
     assert ("ok", "image_space", "10.5 MB free in /var/lib/docker; the images need about 4.0 MB") in rows[0].items
     assert rows[1].items[-1][:2] == ("fail", "image_space") and "make room" in rows[1].items[-1][2]
     docker.fail = "version"
     rows = [CheckResult([("ok", "ssh", "x")], {"docker_free": "10240 /var/lib/docker"})]
-    build.check([s], rows, run=docker)
+    build.check([s], rows, "hosts.toml", run=docker)
     assert rows[0].items[1][:2] == ("fail", "builder") and "cannot be reached" in rows[0].items[1][2]
 
 
@@ -496,37 +525,50 @@ def test_a_save_that_fails_fails_the_ship_step(tmp_path):
 # --- the byte stream over a channel of the SSH connection (paramiko faked) ------------------------
 
 class FakeChannel:
+    """A paramiko channel as SshRemote.stream uses it: takes chunks, may end early or stall."""
+
     def __init__(self, exits_after: int | None = None, exit_code: int = 0, timeout_at: int | None = None):
         self.sent: list[bytes] = []
         self.exits_after, self.exit_code, self.timeout_at = exits_after, exit_code, timeout_at
         self.command, self.shut, self.closed = "", False, False
         self.out, self.err = b"Loaded image ID: sha256:1\n", b""
 
-    def settimeout(self, t): pass
-    def exec_command(self, command): self.command = command
+    def settimeout(self, seconds: float) -> None:
+        pass
 
-    def sendall(self, chunk):
+    def exec_command(self, command: str) -> None:
+        self.command = command
+
+    def sendall(self, chunk: bytes) -> None:
         if self.timeout_at is not None and len(self.sent) == self.timeout_at:
-            raise __import__("socket").timeout("timed out")
+            raise socket.timeout("timed out")
         self.sent.append(chunk)
 
-    def exit_status_ready(self):
+    def exit_status_ready(self) -> bool:
         return self.shut or (self.exits_after is not None and len(self.sent) >= self.exits_after)
 
-    def shutdown_write(self): self.shut = True
-    def recv_ready(self): return bool(self.out)
-    def recv_stderr_ready(self): return bool(self.err)
+    def shutdown_write(self) -> None:
+        self.shut = True
 
-    def recv(self, n):
+    def recv_ready(self) -> bool:
+        return bool(self.out)
+
+    def recv_stderr_ready(self) -> bool:
+        return bool(self.err)
+
+    def recv(self, n: int) -> bytes:
         data, self.out = self.out, b""
         return data
 
-    def recv_stderr(self, n):
+    def recv_stderr(self, n: int) -> bytes:
         data, self.err = self.err, b""
         return data
 
-    def recv_exit_status(self): return self.exit_code
-    def close(self): self.closed = True
+    def recv_exit_status(self) -> int:
+        return self.exit_code
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def ssh_remote(chan: FakeChannel, active: bool = True):
@@ -579,3 +621,21 @@ def test_a_stalled_stream_times_out_and_a_lost_connection_is_unreachable():
 
     with pytest.raises(Unreachable, match="the connection was lost"):
         ssh_remote(Broken(), active=False).stream("docker load", [b"x"], 5)
+
+
+def test_the_bars_show_each_hosts_bytes_at_a_terminal_and_only_count_elsewhere(tmp_path):
+    save(tmp_path / "v1.tar", [BASE, APP_V1])
+    part = archive.Archive(tmp_path / "v1.tar").part(set(), True, "gzip")
+    console = report.Console(record=True, force_terminal=True, width=120)
+    bars = report.Bars(console)
+    bar = bars("pi5", "myapp:green", part)
+    part.fed = part.size // 2
+    bar.sent(1000)
+    bar.sent(500)
+    bar.done()
+    assert bar.total == 1500 and bars.progress is None  # stopped with the last bar
+    shown = console.export_text()
+    assert "pi5 myapp:green" in shown and "50 %  1.5 kB sent" in shown
+    plain = report.Bars(report.Console(record=True, force_terminal=False))("pi5", "x", part)
+    plain.sent(7)
+    assert type(plain) is archive.Count and plain.total == 7
