@@ -33,6 +33,11 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     new colour on the host (fab status shows its port), then `fab promote` finishes the deploy,
     or `fab rollback` removes it.
 
+    With build.where = "local" in the hosts file, the images are built first, once per platform,
+    by the builder (before any host starts: a failed build changes nothing), and each host is
+    sent over its SSH connection only the layers it lacks, before its `prepare`; the table says
+    how much each host received. --dry-run builds nothing.
+
     With --json the result is one JSON document on stdout (README, "--json"), and no cleanup is
     offered; e.g. the hosts not deployed:
 
@@ -47,7 +52,7 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     from .result import DEPLOYED, STAGED
 
     hosts, fleet, results, out = _sequence(c, Stage if no_switch else Deploy, "deploy", host, group, all_,
-                                           hosts_file, dry_run, message, batch, max_fail, json_)
+                                           hosts_file, dry_run, message, batch, max_fail, json_, ship=True)
     code = out.done(_document(results), exit_code(fleet, results, STAGED if no_switch else DEPLOYED), results)
     if not dry_run and not no_switch and not fleet.interrupted.is_set():
         _offer_cleanup(c, [s for s, r in zip(hosts, results) if r.outcome == DEPLOYED and r.from_color],
@@ -112,8 +117,10 @@ def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_
     _exit(out.done(_document(results), exit_code(fleet, results, DEPLOYED, UNSTAGED), results))
 
 
-def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, message, batch, max_fail, json_):
-    """Run a sequence of tasks/host/deploy.py on the hosts; show the table and what failed."""
+def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, message, batch, max_fail, json_,
+              ship: bool = False):
+    """Run a sequence of tasks/host/deploy.py on the hosts (ship: first the images built off the
+    hosts, build.where = "local"); show the table and what failed."""
     from . import report
 
     _one_line("--message", message)
@@ -121,8 +128,13 @@ def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, 
     envs = _secrets(hosts)  # read and checked before any host is contacted
     out = Output(action, json_, message, dry_run, inventory.notify, hosts_file)
     fleet = _fleet(c, dry_run, batch, max_fail)
-    results = fleet.run(hosts, action, lambda r, s, say: sequence(
-        r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name]).run())
+    builds = _build_first(fleet, hosts, hosts_file, dry_run) if ship else None
+    try:
+        results = fleet.run(hosts, action, lambda r, s, say: sequence(
+            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds).run())
+    finally:
+        if builds:
+            builds.close()
     out.show(report.deploy_table(results, title=f"fab {action}"))
     report.failure_details(results)
     return hosts, fleet, results, out
@@ -132,6 +144,26 @@ def _document(results) -> list[dict]:
     from . import document
 
     return document.deploy_hosts(results)
+
+
+def _build_first(fleet, hosts, hosts_file: str, dry_run: bool):
+    """build.where = "local": each host's platform read, then each build made once per platform,
+    before any host's sequence starts (a build that fails changes nothing on any host)."""
+    from . import report
+    from .build import Builds
+    from .host.ship import platform
+
+    local = [s for s in hosts if s.build.local]
+    if not local:
+        return None
+    builds = Builds(fleet.progress.note, dry_run, meter=report.Bars())
+    try:
+        builds.read_recipes(local, hosts_file)  # a wrong build.services or compose file: exit 2, nothing ran
+        builds.make(local, fleet.run_plain(local, platform, lambda host, error: None))
+    except BaseException:
+        builds.close()
+        raise
+    return builds
 
 
 def _offer_cleanup(c, deployed, results, hosts_file: str, out: Output) -> None:

@@ -61,7 +61,8 @@ def _outcome(r: HostResult) -> dict:
 def deploy_hosts(results: Iterable[DeployResult]) -> list[dict]:
     """deploy and rollback: the deploy table's columns, "why" split into reason, left and warnings."""
     return [{"host": r.host, "from": r.from_color, "to": r.to_color, **_outcome(r), "tries": r.tries or None,
-             "live_version": _text(r.version), "host_load": _text(r.host_load), "warm_up_cap": _text(r.cap),
+             "live_version": _text(r.version), "shipped": dict(r.shipped) if r.shipped is not None else None,
+             "host_load": _text(r.host_load), "warm_up_cap": _text(r.cap),
              "left": list(r.left), "failed_service": _text(r.failed_service),
              "logs_command": _text(r.logs_command), "log_tail": _text(r.log_tail)} for r in results]
 

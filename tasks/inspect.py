@@ -93,6 +93,9 @@ def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service=
 def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=False):
     """Check hosts before a deploy: sudo, docker, nginx, ports, disk.
 
+    With build.where = "local", also whether the builder answers, and whether each host's Docker
+    has room for the images it last built.
+
     With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
 
         fab check --all --json | jq -r '.hosts[] | select(.ok | not) | .host'
@@ -100,12 +103,13 @@ def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=F
     Exit code: 0 no check failed, 1 a check failed (or a host could not be reached), 2 usage or
     hosts-file error.
     """
-    from . import document, report
+    from . import build, document, report
     from .host.check import CheckResult, preflight
 
     hosts = _hosts(hosts_file, host, group, all_)
     out = Output("check", json_)
     rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
+    build.check(hosts, rows, hosts_file)  # build.where = "local": the builder answers; room for its images on each host
     names = [s.name for s in hosts]
     out.show(report.check_table(list(zip(names, rows))))
     _exit(out.done(document.check_hosts(names, rows), 0 if all(row.ok for row in rows) else 1))

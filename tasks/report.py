@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Callable
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape
+from rich.progress import BarColumn, TextColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from .archive import Count, human
 from .config.schema import COLORS
 from .mask import shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
@@ -69,17 +73,26 @@ def _outcome(r: HostResult) -> str:
 
 def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version", "host CPU and memory",
-                   "why"):
+    shipped = any(r.shipped is not None for r in results)  # the column only where images were shipped
+    for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version",
+                   *(["shipped"] if shipped else []), "host CPU and memory", "why"):
         table.add_column(column, no_wrap=column not in ("why", "host CPU and memory"),
                          min_width=16 if column == "live version" else None)
     for r in results:
         why = "; ".join(filter(None, [r.reason, *r.left, *(f"warning: {w}" for w in r.warnings)]))
         load = "; ".join(filter(None, [r.host_load, f"warm-up cap: {r.cap}" if r.cap else ""]))
         table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), escape(r.step or "-"),
-                      str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"), escape(load or "-"),
-                      escape(why))
+                      str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"),
+                      *([shipped_cell(r.shipped)] if shipped else []), escape(load or "-"), escape(why))
     return table
+
+
+def shipped_cell(shipped: dict[str, int] | None) -> str:
+    """The bytes sent to a host (build.where = "local"): "8.7 kB", "0 B (had it)", or "-"."""
+    if not shipped:
+        return "-"
+    total = sum(shipped.values())
+    return human(total) + (" (had it)" if total == 0 else "")
 
 
 def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> Table:
@@ -212,6 +225,8 @@ def history_table(hosts: list[tuple[str, list[dict]]]) -> Table:
         for h in lines:
             why = ": ".join(filter(None, [h.get("step"), h.get("reason"), h.get("message")]))
             versions = ", ".join(f"{c} {v}" for c, v in (h.get("versions") or {}).items() if v != "-")
+            if h.get("shipped") is not None:
+                versions += f"; shipped {shipped_cell(h['shipped'])}"
             table.add_row(escape(host), escape(h.get("time", "")), escape(h.get("action", "")),
                           escape(h.get("user", "")), _color(h.get("from")), _color(h.get("to")),
                           escape(h.get("result", "")), escape(why), escape(versions))
@@ -229,3 +244,49 @@ def check_table(hosts) -> Table:
         for level, name, detail in result.items:
             table.add_row(escape(host), escape(name), f"[{style[level]}]{level}[/]", escape(detail))
     return table
+
+
+class Bars:
+    """build.where = "local": a bar per host of the bytes sent (at a terminal; elsewhere the progress
+    lines say what was sent). Called as builds' meter: (host, image name, part) -> a Count."""
+
+    def __init__(self, console: Console = err):
+        self.console = console
+        self.lock = threading.Lock()
+        self.progress: RichProgress | None = None
+        self.running = 0
+
+    def __call__(self, host: str, name: str, part) -> Count:
+        return _Bar(self, f"{host} {name}", part) if self.console.is_terminal else Count()
+
+    def start(self, label: str, total: int) -> int:
+        with self.lock:
+            if self.progress is None:
+                self.progress = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                             TextColumn("{task.percentage:>3.0f} %  {task.fields[sent]} sent"),
+                                             console=self.console)
+                self.progress.start()
+            self.running += 1
+            return self.progress.add_task(escape(label), total=max(total, 1), sent="0 B")
+
+    def stop(self) -> None:
+        with self.lock:
+            self.running -= 1
+            if self.running == 0 and self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+
+class _Bar(Count):
+    def __init__(self, bars: Bars, label: str, part):
+        super().__init__()
+        self.bars, self.part = bars, part
+        self.task = bars.start(label, part.size)
+
+    def sent(self, n: int) -> None:
+        super().sent(n)
+        self.bars.progress.update(self.task, completed=min(self.part.fed, self.part.size), sent=human(self.total))
+
+    def done(self) -> None:
+        self.bars.progress.update(self.task, sent=human(self.total))
+        self.bars.stop()

@@ -93,6 +93,7 @@ class DeployResult(HostResult):
     left: list[str] = field(default_factory=list)  # what a person must still fix
     cap: str = ""  # the warm-up cap of the new background, or why there was none
     host_load: str = ""  # what the host went through: peak CPU, longest 100 % stretch, lowest memory
+    shipped: dict[str, int] | None = None  # build.where = "local": image name -> bytes sent (0: it was there)
 
 
 @dataclass

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
-from .schema import (ABSPATH, COLORS, CONTROL, CONTROL_BUT_TAB, NAME, PROJECT, SWITCH_MODES, URL, URLPATH, Broker,
-                     Color, Health, Hooks, HostSettings, Notify, Secrets, Switch, Timeouts, Warmup, parse_ssh)
+from .schema import (ABSPATH, BUILD_WHERE, COLORS, CONTROL, CONTROL_BUT_TAB, DOCKER_HOST, NAME, PROJECT, SWITCH_MODES,
+                     URL, URLPATH, Broker, Build, Color, Health, Hooks, HostSettings, Notify, Secrets, Switch,
+                     Timeouts, Warmup, parse_ssh)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ _HOST_KEYS: dict[str, str] = {
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "drain_connections": "seconds",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
-    "warmup": "table", "broker": "table", "secrets": "table",
+    "warmup": "table", "broker": "table", "secrets": "table", "build": "table",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {c: "port" for c in COLORS}),
@@ -72,6 +73,7 @@ _TABLES: dict[str, tuple[type, dict[str, str]]] = {
                         "drain_timeout": "seconds+"}),
     "notify": (Notify, {"webhook": "webhook", "command": "str", "timeout": "seconds+"}),  # [defaults] only
     "secrets": (Secrets, {"env_file": "str", "command": "str"}),
+    "build": (Build, {"where": "build_where", "builder": "builder", "source": "path", "services": "names"}),
 }
 _RUN_KEYS = {"notify"}  # keys of [defaults] that are the run's, not a host's
 
@@ -151,6 +153,7 @@ class _Parser:
                 at = f"{where}.ssh_config" if "ssh_config" in own else "defaults.ssh_config"
                 self.fail(at, f"{values['ssh_config']!r}: {e}")
         values["secrets"] = self.secrets(values["secrets"], own, where)
+        values["build"] = self.build_source(values["build"], where, own)
         settings = HostSettings(**values)
         self.cross_checks(settings, where)
         return settings
@@ -168,6 +171,18 @@ class _Parser:
         key = "env_file" if secrets.env_file else "command"
         at = f"{where}.secrets.{key}" if key in mine else f"defaults.secrets.{key}"
         return replace(secrets, base=str(self.path.resolve().parent), origin=f"{self.path}: {at}")
+
+    def build_source(self, build: Build, where: str, own: dict) -> Build:
+        """build.source, relative to the hosts file; with where = "local" it must hold the compose file."""
+        at = f"{where}.build.source" if "source" in (own.get("build") or {}) else "defaults.build.source"
+        try:
+            source = self.path.resolve().parent / Path(build.source).expanduser()
+        except RuntimeError as e:  # ~nosuchuser/src
+            self.fail(at, f"{build.source!r}: {e}")
+        if build.local and not source.is_dir():
+            self.fail(at, f"{source} is not a folder: name the folder with the compose file and the build contexts "
+                      "(relative to the hosts file)")
+        return Build(build.where, build.builder, str(source), build.services)
 
     def merged_table(self, key: str, default: Any, own: Any, where: str):
         cls, schema = _TABLES[key]
@@ -198,6 +213,9 @@ class _Parser:
         if set(s.drain_workers) - set(s.background):
             self.fail(f"{where}.broker.workers", f"{sorted(set(s.drain_workers) - set(s.background))} are not "
                       "background services")
+        if s.build.local and not (Path(s.build.source) / s.compose_file).is_file():
+            self.fail(f"{where}.build.source", f"{s.compose_file} not found in {s.build.source}: the build reads the "
+                      "compose file there (compose_file, relative to build.source)")
         if s.switch.mode == "command" and not s.switch.command:
             self.fail(f"{where}.switch.command", 'mode "command" needs a command, e.g. "my-switch {color} {port}"')
         try:  # exactly {color} and {port}: no {color.attr}, {port:>99999999} or {color!r}
@@ -231,7 +249,7 @@ class _Parser:
                           "or empty (the value is not shown: a webhook's URL may hold a token)")
             return v
         if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
-                    "service"):
+                    "service", "build_where", "builder"):
             if not isinstance(v, str):
                 self.fail(at, f"expected a string, got {v!r}")
             # shell text (reload, command) may hold a tab; nothing may hold a newline, NUL or escape
@@ -262,6 +280,12 @@ class _Parser:
                       "'\"', '{' or '\\'), or empty")
         if kind == "switch_mode" and v not in SWITCH_MODES:
             self.fail(at, f"{v!r}: expected one of {', '.join(SWITCH_MODES)}")
+        if kind == "build_where" and v not in BUILD_WHERE:
+            self.fail(at, f"{v!r}: expected \"host\" (prepare builds on each host) or \"local\" (built once by "
+                      "the builder, shipped over SSH)")
+        if kind == "builder" and v and not DOCKER_HOST.match(v):
+            self.fail(at, f"{v!r}: expected \"\" (this machine's Docker) or a DOCKER_HOST such as ssh://buildbox, "
+                      "ssh://user@host:22, tcp://host:2376 or unix:///var/run/docker.sock")
         if kind in ("strings", "names", "names+"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 self.fail(at, f"expected a list of strings, got {v!r}")

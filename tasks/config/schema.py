@@ -33,6 +33,9 @@ URLPATH = re.compile(r"^/[A-Za-z0-9._~:/?@!$&'()*+,;=%-]*$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # newlines, NUL, escapes...
 CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # shell text: a tab is harmless
 SWITCH_MODES = ("nginx", "command", "none")
+BUILD_WHERE = ("host", "local")
+# a builder: what DOCKER_HOST takes; no part starting with '-' (docker's ssh would take it for an option)
+DOCKER_HOST = re.compile(r"^(ssh|tcp|unix)://([A-Za-z0-9_.~%][A-Za-z0-9_.~%-]*@)?[A-Za-z0-9_.~:/\[\]%][A-Za-z0-9_.~:/\[\]%-]*$")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,20 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class Build:
+    """Where the images come from: "host" (prepare builds them on each host) or "local" (built once
+    by `builder`, off the hosts, and only the layers a host lacks shipped to it over its SSH connection)."""
+    where: str = "host"
+    builder: str = ""  # the Docker that builds: "" this machine's, else a DOCKER_HOST (ssh://buildbox)
+    source: str = "."  # local folder with the compose file and the build contexts (absolute once loaded)
+    services: tuple[str, ...] = ()  # the services to build and ship; (): every service with `build:`
+
+    @property
+    def local(self) -> bool:
+        return self.where == "local"
+
+
+@dataclass(frozen=True)
 class HostSettings:
     name: str
     ssh: str
@@ -140,6 +157,7 @@ class HostSettings:
     warmup: Warmup = Warmup()
     broker: Broker = Broker()
     secrets: Secrets = Secrets()
+    build: Build = Build()
 
     @property
     def broker_service(self) -> str | None:

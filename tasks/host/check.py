@@ -38,11 +38,17 @@ def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = Fa
 
 def settings_warnings(s: HostSettings) -> list[tuple[str, str, str]]:
     """What the hosts file allows but is most likely a mistake."""
+    warnings = []
     both = [x for x in s.shared if x in s.front or x in s.background]
-    if not both:
-        return []
-    return [("warn", "shared", f"{', '.join(both)} listed in shared and also in front or background: it runs "
-             f"once in {compose.project(s, compose.SHARED)} and again in each colour (remove it from one of the lists)")]
+    if both:
+        warnings.append(("warn", "shared", f"{', '.join(both)} listed in shared and also in front or background: it "
+                         f"runs once in {compose.project(s, compose.SHARED)} and again in each colour (remove it from "
+                         "one of the lists)"))
+    builds = [i for i, line in enumerate(s.prepare) if "build" in line.split() and "docker" in line]
+    if s.build.local and builds:
+        warnings.append(("warn", "prepare", f"prepare[{builds[0]}] builds on the host although build.where is "
+                         "\"local\" (the images are built off the host and shipped): remove it from prepare"))
+    return warnings
 
 
 def parse_checks(s: HostSettings, res: Result) -> CheckResult:

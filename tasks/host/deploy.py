@@ -1,7 +1,8 @@
 """The blue-green sequence on one host. Read Deploy.run(), then Deploy.sequence() and Deploy.steps()
 top to bottom: they are the whole deploy.
 
-    lock -> check the host -> find the live colour -> write the new colour's secrets -> prepare
+    lock -> check the host -> find the live colour -> ship the images built off the host (if so)
+    -> write the new colour's secrets -> prepare
     -> arm the guard -> start the shared services (if not running) -> stop the live colour's
     background -> start the new front, then its health check -> after_front hooks
     -> go live: switch nginx -> after_switch hooks -> start the new background, then watch it
@@ -25,6 +26,7 @@ import threading
 import time
 from typing import Callable
 
+from ..build import Builds
 from ..config.schema import Color, HostSettings
 from ..config.secrets import SecretEnv
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
@@ -34,7 +36,7 @@ from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, reco
 from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
-from . import broker, lock, secrets
+from . import broker, lock, secrets, ship
 from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
@@ -65,9 +67,11 @@ class Deploy:
     moves_traffic = True  # the steps stop the old background and switch (Stage's do not)
 
     def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
-                 interrupted: threading.Event | None = None, env: SecretEnv | None = None):
+                 interrupted: threading.Event | None = None, env: SecretEnv | None = None,
+                 builds: Builds | None = None):
         self.remote, self.s, self.say, self.message = remote, s, say, message
         self.env = env  # the secrets to write for the new colour (tasks/config/secrets.py), if any
+        self.builds = builds  # build.where = "local": the images built before any host's sequence
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
         self.token = lock.new_token()
@@ -87,6 +91,7 @@ class Deploy:
         self.crashed = False  # an unexpected error (a bug): the guard, if armed, is left to act
         self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
         self.host_cpus = 1.0
+        self.source_version = ""  # build.where = "local": git describe of the build's source
 
     def run(self) -> DeployResult:
         started = time.monotonic()
@@ -119,6 +124,7 @@ class Deploy:
 
     def sequence(self) -> None:
         """What follows the look at the host: from "stop" on, a failed step rolls the host back."""
+        self.ship_images()
         self.write_secrets()
         self.run_prepare()
         self.arm_guard()
@@ -213,6 +219,15 @@ class Deploy:
         res = self.remote.put(state.write_env(self.s, self.new), self.env.text, what, self.timeouts.command)
         if not res.ok:
             raise StepFailed(self.step, f"could not write {self.s.dir}/{state.env_path(self.s, self.new)}: {res.why()}")
+
+    def ship_images(self) -> None:
+        """build.where = "local": of the images built off the host, only the layers it lacks are
+        sent, then tagged for the new colour, whose `up` then neither builds nor pulls them."""
+        if self.builds is None or not self.s.build.local:
+            return
+        self.at("ship")
+        shipped = ship.ship(self.remote, self.s, self.builds, self.new, self.say)
+        self.result.shipped, self.source_version = shipped.bytes, shipped.version
 
     def run_prepare(self) -> None:
         for i, line in enumerate(self.s.prepare):
@@ -394,14 +409,16 @@ class Deploy:
         self.result.version = version(self.s, facts, live) if live else "-"
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
                   "service": self.result.failed_service, "message": self.message,
-                  "versions": {c: version(self.s, facts, c) for c in ("blue", "green")}}
+                  "versions": {c: version(self.s, facts, c) for c in ("blue", "green")},
+                  **({"shipped": self.result.shipped} if self.result.shipped is not None else {})}
         line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
         self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
         self.acted_history = state.append_history(self.s, acted)
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
-        return rec.with_color(self.new, facts.images(self.s, self.new), facts.git, facts.container_ids(self.s, self.new))
+        return rec.with_color(self.new, facts.images(self.s, self.new), facts.git, facts.container_ids(self.s, self.new),
+                              self.source_version)
 
     # --- rollback ----------------------------------------------------------------------------
 

@@ -203,8 +203,13 @@ def find_live(s: HostSettings, facts: Facts) -> Color | None:
 
 
 def version(s: HostSettings, facts: Facts, color: str) -> str:
-    """A short human label of what a colour runs: the web image ID, plus the git commit if known."""
+    """What a colour runs, as people read it: the version recorded with its images (the source's git
+    describe when they were built off the host, else the git commit of dir), while its web still runs
+    those images; else the web image's ID, web@<12 hex digits> (the record keeps the IDs either way)."""
     web = facts.services(s, color).get(s.web)
-    label = f"{s.web}@{web.image.removeprefix('sha256:')[:12]}" if web else "-"
-    commit = facts.record.deployed(color).commit if facts.record else None
-    return f"{label} ({commit})" if commit else label
+    if not web:
+        return "-"
+    entry = facts.record.deployed(color) if facts.record else None
+    if entry and entry.images.get(s.web) == web.image and (entry.version or entry.commit):
+        return entry.version or entry.commit
+    return f"{s.web}@{web.image.removeprefix('sha256:')[:12]}"

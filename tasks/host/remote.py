@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from ..config.schema import HostSettings
 from ..errors import Unreachable
@@ -68,6 +68,11 @@ class Remote(Protocol):
         text reaches the host, never on a command line. `what` names the data without showing
         it (a dry run's plan says it)."""
 
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = ...) -> Result:
+        """Run a command that may change the host with `source`'s bytes on its stdin (binary, in
+        chunks); `sent(n)` after each chunk. A dry run sends nothing: its plan says what would go."""
+
     def close(self) -> None: ...
 
 
@@ -112,21 +117,43 @@ class SshRemote:
     read = run
 
     def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
-        """On a session channel of its own: exec, the bytes sent as they are (not through Invoke's
-        in_stream, which feeds a byte per 10 ms and decodes it as text), end of input, exit status."""
+        """stream() of one chunk: a file's text, never on a command line (`what` names it for a plan)."""
+        return self.stream(command, [data], timeout)
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Each chunk of `source` sent as it comes over a channel of this connection, into the
+        command's stdin (Invoke's in_stream would decode the bytes as text, and corrupt them); its
+        output read at the end. The command's exit code ends it early (the chunks left are not made)."""
+        import paramiko
+
         started = time.monotonic()
-        with _lost_is_unreachable():
-            channel = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
-            try:
-                channel.settimeout(KEEPALIVE_SECONDS)
-                channel.exec_command(command)
-                channel.sendall(data)
-                channel.shutdown_write()
-                out, err, exited = _drain(channel, started + timeout)
-            finally:
-                channel.close()
-        self._trace(started, exited, f"(stdin: {what}) {command}")
-        if exited is None:
+        chunks = iter(source)
+        chan = None
+        try:
+            chan = self.conn.transport.open_session(timeout=self.settings.connect_timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            for chunk in chunks:
+                if chan.exit_status_ready() or time.monotonic() - started > timeout:
+                    break
+                chan.sendall(chunk)
+                sent(len(chunk))
+            chan.shutdown_write()
+            exited, out, err = _finish(chan, started + timeout)
+        except socket.timeout:
+            exited, out, err = TIMED_OUT, "", ""
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            if not self.conn.is_connected or not self.conn.transport.is_active():
+                raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+            exited, out, err = _finish(chan, started + timeout) if chan else (-1, "", str(e))
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # stops what makes the chunks (a compressor) when the command ended early
+            if chan is not None:
+                chan.close()
+        self._trace(started, exited, f"(stream) {command}")
+        if exited == TIMED_OUT:
             return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
         return Result(command, exited, out, err)
 
@@ -168,24 +195,22 @@ def _lost_is_unreachable():
         raise
 
 
-def _drain(channel, deadline: float) -> tuple[str, str, int | None]:
-    """A channel's stdout and stderr until it exits (its exit status), or until the deadline (None)."""
+def _finish(chan, deadline: float) -> tuple[int, str, str]:
+    """A channel's exit code and output, waiting until `deadline` at most (then TIMED_OUT)."""
     out, err = bytearray(), bytearray()
     while True:
-        if channel.recv_ready():
-            out += channel.recv(65536)
-        elif channel.recv_stderr_ready():
-            err += channel.recv_stderr(65536)
-        elif channel.exit_status_ready():
+        if chan.recv_ready():
+            out += chan.recv(65536)
+        elif chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        elif chan.exit_status_ready() or chan.closed:
             break
         elif time.monotonic() > deadline:
-            return out.decode(errors="replace"), err.decode(errors="replace"), None
+            return TIMED_OUT, out.decode(errors="replace"), err.decode(errors="replace")
         else:
-            channel.status_event.wait(0.02)
-    while channel.recv_ready() or channel.recv_stderr_ready():  # what came with the exit
-        out += channel.recv(65536) if channel.recv_ready() else b""
-        err += channel.recv_stderr(65536) if channel.recv_stderr_ready() else b""
-    return out.decode(errors="replace"), err.decode(errors="replace"), channel.recv_exit_status()
+            time.sleep(0.02)
+    exited = chan.recv_exit_status() if chan.exit_status_ready() else -1
+    return exited, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def _open(conn, s: HostSettings, what: str) -> None:
@@ -287,6 +312,7 @@ class RecordingRemote:
     dry_run = False
 
     puts: list[tuple[str, bytes]] = field(default_factory=list)  # (command, its standard input)
+    streamed: list[bytes] = field(default_factory=list)  # what stream() took, in order
 
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         self.commands.append(command)
@@ -299,6 +325,16 @@ class RecordingRemote:
 
     def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
         self.puts.append((command, data))
+        return self.run(command, timeout)
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Records the command, and takes every chunk as a host would (kept in `streamed`)."""
+        data = bytearray()
+        for chunk in source:
+            data += chunk
+            sent(len(chunk))
+        self.streamed.append(bytes(data))
         return self.run(command, timeout)
 
     def close(self) -> None:
@@ -330,6 +366,12 @@ class DryRunRemote:
 
     def put(self, command: str, data: bytes, what: str, timeout: float) -> Result:
         self.plan.append(("run", f"{command}  # on its standard input: {shlex.quote(what)}"))
+        return Result(command, 0, "", "")
+
+    def stream(self, command: str, source: Iterable[bytes], timeout: float,
+               sent: Callable[[int], None] = lambda n: None) -> Result:
+        """Only planned: `source` says what it would send (nothing is made or sent)."""
+        self.plan.append(("run", f"{command}  # stdin: {source}"))
         return Result(command, 0, "", "")
 
     def close(self) -> None:

@@ -53,7 +53,13 @@ def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> Command
 
 def up(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """Recreate exactly these services (no dependencies pulled in: beat must not start early)."""
-    return step(s, compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *services))
+    return step(s, compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *shipped(s), *services))
+
+
+def shipped(s: HostSettings) -> tuple[str, ...]:
+    """build.where = "local": the images were built off the host and shipped there, tagged: `up`
+    must neither build them again nor pull them (a registry knows nothing of them)."""
+    return ("--no-build", "--pull", "never") if s.build.local else ()
 
 
 def start(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:

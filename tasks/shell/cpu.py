@@ -19,7 +19,7 @@ from shlex import quote
 from ..config.schema import HostSettings
 from .base import Command, in_dir, step
 from .cgroup import CGROUP
-from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project
+from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project, shipped
 from .detach import DETACH_FUNCTIONS, detached, kill_detached, still_running
 from .state import STATE_DIR, private, state_dir
 
@@ -137,7 +137,7 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         f"  echo capped\n"
         'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
     )
-    create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *services)
+    create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *shipped(s), *services)
     return step(s, f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}")
 
 

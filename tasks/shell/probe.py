@@ -155,6 +155,9 @@ def preflight(s: HostSettings, reuse: bool = False) -> str:
             "say fail nginx \"$(echo \"$out\" | grep -v '^$' | tail -n 1)\"",
         ]
     checks += [port_check(s, c) for c in ("blue", "green")]
+    if s.build.local:  # room for the images shipped there (tasks/build.py compares)
+        checks.append(f"root=$(docker info -f '{{{{.DockerRootDir}}}}' 2>/dev/null) && "
+                      "say info docker_free \"$(df -Pk \"$root\" 2>/dev/null | awk 'NR==2 {print $4}') $root\"")
     checks += [
         f"kb=$(df -Pk {d} 2>/dev/null | awk 'NR==2 {{print $4}}'); [ -n \"$kb\" ] && "
         "{ [ \"$kb\" -ge 524288 ] && say ok disk \"$((kb / 1024)) MiB free\" || "

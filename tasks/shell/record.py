@@ -1,8 +1,10 @@
 """The per-app record and history kept on each host under dir/.fab-bluegreen/ (pure JSON builders).
 
 record: {"app", "live", "since", "previous", "staged", "colors": {color: {"images", "commit", "containers",
-        "deployed"}}} (Record and Deployed below; "staged" only while a colour is staged)
-history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...}
+        "deployed", "version"}}} (Record and Deployed below; "staged" only while a colour is staged;
+        version: git describe of the source the images were built from off the host, build.where = "local")
+history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...,
+         "versions": {color: what people read}, "shipped": {image name: bytes sent}}
 """
 
 from __future__ import annotations
@@ -38,17 +40,18 @@ class Deployed:
     commit: str | None = None  # the git commit of dir, when it is a repository
     containers: dict[str, str] = field(default_factory=dict)  # service -> container ID
     deployed: str | None = None  # when (UTC, ISO 8601)
+    version: str | None = None  # the source's git describe, when the images were built off the host
     extra: dict = field(default_factory=dict)  # keys a later version wrote: kept as they were
 
     @classmethod
     def from_json(cls, data: dict) -> "Deployed":
-        known = {"images", "commit", "containers", "deployed"}
+        known = {"images", "commit", "containers", "deployed", "version"}
         return cls(data.get("images") or {}, data.get("commit"), data.get("containers") or {}, data.get("deployed"),
-                   {k: v for k, v in data.items() if k not in known})
+                   data.get("version"), {k: v for k, v in data.items() if k not in known})
 
     def to_json(self) -> dict:
         return {**self.extra, "images": self.images, "commit": self.commit, "containers": self.containers,
-                "deployed": self.deployed}
+                "deployed": self.deployed, **({"version": self.version} if self.version else {})}
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,10 @@ class Record:
         return replace(self, app=app, live=live, previous=previous, since=since, staged=staged, read_as=None)
 
     def with_color(self, color: Color, images: dict[str, str], commit: str,
-                   containers: dict[str, str] | None = None) -> "Record":
-        """The record once `color` runs a new version (containers: service -> container ID)."""
-        entry = Deployed(images, commit or None, containers or {}, now())
+                   containers: dict[str, str] | None = None, version: str = "") -> "Record":
+        """The record once `color` runs a new version (containers: service -> container ID; version:
+        the source's git describe when the images were built off the host)."""
+        entry = Deployed(images, commit or None, containers or {}, now(), version or None)
         return replace(self, colors={**self.colors, color: entry}, read_as=None)
 
     def with_staged(self, color: Color) -> "Record":
@@ -133,7 +137,7 @@ def record_problem(data: object) -> str | None:
         for key in ("images", "containers"):
             if why := _texts(entry.get(key, {}), f"colors.{color}.{key}"):
                 return why
-        if why := _text_fields(entry, ("commit", "deployed"), f"colors.{color}."):
+        if why := _text_fields(entry, ("commit", "deployed", "version"), f"colors.{color}."):
             return why
     return None
 
@@ -150,6 +154,12 @@ def history_problem(data: object) -> str | None:
             return f"has {key} {_shown(data[key])}, not blue, green or null"
     if why := _text_fields(data, ("step", "reason", "service", "message")):
         return why
+    shipped = data.get("shipped", {})
+    if not isinstance(shipped, dict):
+        return f"has shipped as {_kind(shipped)}, not an object"
+    for name, sent in shipped.items():
+        if isinstance(sent, bool) or not isinstance(sent, int) or sent < 0:
+            return f"has shipped.{name} {_shown(sent)}, not a number of bytes"
     return _texts(data.get("versions", {}), "versions")
 
 

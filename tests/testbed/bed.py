@@ -184,6 +184,15 @@ class Host:
         self.run(f"/usr/sbin/sshd -t -f /etc/ssh/sshd_config && kill -HUP $(cat /run/sshd.pid)")
         time.sleep(0.3)  # sshd re-executes itself
 
+    def saved_layer_sizes(self, image: str) -> list[int]:
+        """The bytes of each layer's tar of an image of this host, bottom first, as `docker save`
+        writes them (what an image built elsewhere sends per layer, before compression)."""
+        out = self.run(f"docker save {image} -o /tmp/fbg-saved.tar && tar xOf /tmp/fbg-saved.tar manifest.json && "
+                       "echo && tar tvf /tmp/fbg-saved.tar; rm -f /tmp/fbg-saved.tar", timeout=300).stdout
+        manifest, listing = out.split("\n", 1)
+        sizes = {line.split()[-1]: int(line.split()[2]) for line in listing.splitlines() if line.strip()}
+        return [sizes[layer] for layer in json.loads(manifest)[0]["Layers"]]
+
     # -- checks -------------------------------------------------------------------------------
     def docker_ping(self) -> bool:
         sock = self.root / "run" / "docker.sock"

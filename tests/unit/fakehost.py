@@ -70,6 +70,7 @@ class FakeHost:
         # the open connections to the old colour's port, second by second while cleanup waits (the
         # last one holds on); None: they cannot be counted (no ss on the host)
         self.open_connections: list[int] | None = [0]
+        self.images = "zstd\nstore []\nfree 9999999 /var/lib/docker\n"  # what shell.images.inventory() prints
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -87,6 +88,8 @@ class FakeHost:
             return 0, self.history
         if read := self.p.env_read.search(command):  # state.read_env()
             return 0, self.env_files.get(read.group(1), b"").decode()
+        if command.startswith(f"echo {MARK}images"):  # shell.images.inventory(): build.where = "local"
+            return 0, f"{MARK}images\n{self.images}"
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True
@@ -163,6 +166,7 @@ class FakeHost:
         return (0 if counts[-1] == 0 else 1), out
 
     def compose(self, color: str, verb: str, args: list[str]) -> str:
+        args = [a for a, before in zip(args, ["", *args]) if before != "--pull"]  # its value is no service
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
         if not services:
             services = [s for (c, s) in self.containers if c == color]

@@ -22,7 +22,7 @@ HOSTILE = f"gave \x1b]52;c;eA==\x07\x1b[2J postgres://app:{SECRET}@db/app API_TO
 
 TOP = ["format", "task", "ok", "exit_code", "dry_run", "message", "user", "time", "hosts"]
 OUTCOME = ["result", "ok", "step", "seconds", "reason", "warnings", "plan"]
-DEPLOY = ["host", "from", "to", *OUTCOME, "tries", "live_version", "host_load", "warm_up_cap", "left",
+DEPLOY = ["host", "from", "to", *OUTCOME, "tries", "live_version", "shipped", "host_load", "warm_up_cap", "left",
           "failed_service", "logs_command", "log_tail"]
 CLEANUP = ["host", "remove", "containers", "keep", "live_version", "connections_cut", *OUTCOME]
 DRAIN = ["host", "drained", "waited", "live", *OUTCOME]
@@ -60,7 +60,7 @@ def test_the_deploy_document_has_the_tables_fields_with_numbers_as_numbers():
     assert all(list(h) == DEPLOY for h in doc["hosts"])
     assert pi5 == {"host": "pi5", "from": "blue", "to": "green", "result": "deployed", "ok": True, "step": None,
                    "seconds": 7.26, "reason": None, "warnings": [], "plan": None, "tries": 2,
-                   "live_version": "web@abc", "host_load": "peak CPU 90 %", "warm_up_cap": "1 CPU for 30 s",
+                   "live_version": "web@abc", "shipped": None, "host_load": "peak CPU 90 %", "warm_up_cap": "1 CPU for 30 s",
                    "left": [], "failed_service": None, "logs_command": None, "log_tail": None}
     assert (vm1["result"], vm1["ok"], vm1["step"], vm1["tries"], vm1["reason"]) == \
         ("rolled back", False, "health check", 10, "gave HTTP 500")

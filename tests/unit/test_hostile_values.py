@@ -6,7 +6,7 @@ Every string key of hosts.toml is one of three kinds (README, "Security"):
 - validated against a strict pattern: names, app, switch.mode, the absolute paths, ssh; a hostile
   value is a one-line error naming the key (exit code 2);
 - anything on one line, passed to the shell quoted: dir, compose_file, compose, health.path,
-  switch.verify_url (and ssh_config and secrets.env_file, which only fab reads);
+  switch.verify_url (and ssh_config, secrets.env_file and build.source, which only fab reads);
 - the workstation's own, never sent to a host: notify.webhook (urllib), notify.command and
   secrets.command (local shell commands, raw by design; tests/unit/test_notify.py).
 
@@ -56,13 +56,14 @@ ALL = ["web", "redis", "worker", "beat"]
 
 RAW = {"prepare", "hooks.after_front", "hooks.after_switch", "hooks.on_failure", "switch.reload", "switch.command",
        "secrets.command"}
-QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", "ssh_config", "secrets.env_file"}
+QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", "ssh_config", "secrets.env_file",
+          "build.source"}
 STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
           "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
-          "broker.workers"}
+          "broker.workers", "build.where", "build.builder", "build.services"}
 LOCAL = {"notify.webhook", "notify.command"}  # [defaults.notify]: no HostSettings field, no host sees them
 STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project", "service",
-                "strings", "names", "names+", "webhook"}
+                "strings", "names", "names+", "webhook", "build_where", "builder"}
 
 
 def string_keys() -> set[str]:
@@ -136,6 +137,7 @@ WRITTEN = {  # key -> how a hostile value is written there
     "switch.pid_file": lambda v: "/run/" + v, "switch.upstream_name": lambda v: v,
     "warmup.services": lambda v: [v], "broker.service": lambda v: v, "broker.queues": lambda v: [v],
     "broker.workers": lambda v: [v], "ssh": lambda v: v if v.startswith("-") else "h1" + v,
+    "build.where": lambda v: "local" + v, "build.builder": lambda v: "ssh://" + v, "build.services": lambda v: [v],
 }
 
 
