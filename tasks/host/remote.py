@@ -1,7 +1,8 @@
 """The one seam for running commands on a host.
 
 - SshRemote: a Fabric Connection with strict host-key checking, a connect timeout, bounded
-  channel opening and keepalives. The only module that imports Fabric or paramiko.
+  channel opening and keepalives; stream() feeds bytes to a command's stdin over a paramiko
+  channel of it (an image into `docker load`). The only module that imports Fabric or paramiko.
 - RecordingRemote: records every command and answers from a script: unit tests of the
   sequence, its rollback order and its error paths, with no SSH.
 """
