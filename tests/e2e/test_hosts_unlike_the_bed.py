@@ -113,7 +113,7 @@ def test_a_host_reached_only_through_a_jump_host_deploys_and_an_unknown_hop_key_
         refused = fab("deploy", "--host", "h3", "--hosts-file", str(untrusted))
         assert refused.returncode == 1
         row = rows(refused.stdout)["h3"]
-        assert "unreachable" in row and "the host key of the jump host 10.200.0.12 (ProxyJump of h3) is not in" in row
+        assert "unreachable" in row and f"the host key of the jump host {hosts[1].ip} (ProxyJump of h3) is not in" in row
         assert h3.run("docker ps -a --format '{{.ID}} {{.State}}' | sort").stdout == before
     finally:
         h3.ssh_only_from(None)
