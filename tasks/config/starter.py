@@ -79,7 +79,7 @@ def app_services(compose: ComposeFile, g: Guess) -> list[str]:
     services = compose.services
     colour = [n for n in [*g.front, *g.background] if n in services]
     built = {image_name(services[n].get("image", "")) for n in colour if "build" in services[n]} - {""}
-    if g.front and "build" not in services[g.front[0]]:
+    if not built and g.front:  # nothing is built here: the app's image is the web service's
         built.add(image_name(services[g.front[0]].get("image", "")))
     return [n for n in colour if "build" in services[n] or image_name(services[n].get("image", "")) in built - {""}]
 

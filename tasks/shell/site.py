@@ -12,6 +12,8 @@ from .base import LAST_LINE, MARK, Command, remote_path, why
 from .nginx import nginx_test, nginx_workers, reload_applied, switching, upstream_text, write_root_file
 
 WARN = MARK + "warn "  # a warning line of apply(): nginx -t's own warnings about the new site
+# nginx -t's own reason in $out: its first [emerg] line (its last line only says "test failed")
+NGINX_ERROR = '"$(printf \'%s\\n\' "$out" | grep -m 1 -e \'\\[emerg\\]\' -e \'\\[crit\\]\' || ' + LAST_LINE[3:-2] + ')"'
 
 
 def facts(s: HostSettings) -> str:
@@ -23,7 +25,7 @@ def facts(s: HostSettings) -> str:
         f"echo {MARK}upstream; {{ [ -e {f} ] || sudo -n test -e {f}; }} 2>/dev/null && echo yes",
         f'echo {MARK}address; echo "${{SSH_CONNECTION:-}}"; hostname',
         f"echo {MARK}nginx; sudo -n nginx -T 2>/dev/null || "
-        f"echo {MARK}nginx-fails \"$(sudo -n nginx -t 2>&1 | grep -v '^$' | tail -n 1)\"",
+        f"{{ out=$(sudo -n nginx -t 2>&1); echo {MARK}nginx-fails {NGINX_ERROR}; }}",
     ])
 
 
@@ -90,7 +92,7 @@ def apply(s: HostSettings, make_dir: bool, upstream: bool, site: str = "", text:
     if writes:
         back = "; ".join(reversed(undo))
         parts += [f"if ! out=$({nginx_test()} 2>&1); then {back}; "
-                  f"{why('nginx -t rejects what setup wrote, so it was removed again: %s', LAST_LINE)}; exit 3; fi",
+                  f"{why('nginx -t rejects what setup wrote, so it was removed again: %s', NGINX_ERROR)}; exit 3; fi",
                   f"printf '%s\\n' \"$out\" | grep -i 'conflicting server name' | sed 's/^/{WARN}/'",
                   reload_applied(s)]
     return Command("; ".join(parts), switching(s))
