@@ -32,7 +32,7 @@ BLOCKING = ("ssh", "check", "sudo", "docker", "compose", "nginx_master")  # chec
 MENDS = ("dir", "upstream_file", "compose_file", "nginx")  # failing checks setup mends or says itself
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 CONFIG_FILE = re.compile(r"^# configuration file (/\S+):$")
-INCLUDE = re.compile(r"^\s*include\s+([^\s;]+)\s*;", re.M)
+INCLUDE = re.compile(r"(?:^|[\s;{}])include\s+([^\s;]+)\s*;")
 
 
 @dataclass
@@ -51,8 +51,7 @@ class Nginx:
         """Every include pattern, as an absolute path (relative ones are relative to root)."""
         found = []
         for text in self.files.values():
-            text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-            found += [p if p.startswith("/") else posixpath.join(self.root, p) for p in INCLUDE.findall(text)]
+            found += [p if p.startswith("/") else posixpath.join(self.root, p) for p in INCLUDE.findall(_uncommented(text))]
         return found
 
     def loads(self, path: str) -> bool:
@@ -65,8 +64,12 @@ class Nginx:
 
     def proxying(self, upstream: str) -> list[str]:
         """The files that proxy to the upstream already (a site of the user's, or setup's own)."""
-        to = re.compile(rf"^\s*proxy_pass\s+https?://{re.escape(upstream)}\s*[;/]", re.M)
-        return [path for path, text in self.files.items() if to.search(text)]
+        to = re.compile(rf"(?:^|[\s;{{}}])proxy_pass\s+https?://{re.escape(upstream)}\s*[;/]")
+        return [path for path, text in self.files.items() if to.search(_uncommented(text))]
+
+
+def _uncommented(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
 
 
 @dataclass
