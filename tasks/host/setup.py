@@ -62,6 +62,11 @@ class Nginx:
                                                                                   posixpath.basename(p))
                    for p in self.includes())
 
+    @property
+    def ipv6(self) -> bool:
+        """Whether a loaded site listens on IPv6 port 80 (the packaged default site does, where nginx can)."""
+        return any(re.search(r"(?:^|[\s;{}])listen\s+\[::\]:80[\s;]", _uncommented(text)) for text in self.files.values())
+
     def proxying(self, upstream: str) -> list[str]:
         """The files that proxy to the upstream already (a site of the user's, or setup's own)."""
         to = re.compile(rf"(?:^|[\s;{{}}])proxy_pass\s+https?://{re.escape(upstream)}\s*[;/]")
@@ -114,22 +119,27 @@ def parse_dump(lines: list[str]) -> Nginx:
 def server_names(s: HostSettings, facts: Facts) -> list[str]:
     """The names the site answers for: the host's name, the address its SSH target reached, the
     target's own name, what the deploy's verify asks for (127.0.0.1, localhost), health.host if
-    set. Host text: only plain DNS names and IPv4 addresses go into nginx's configuration."""
+    set. Host text: only plain DNS names and IP addresses go into nginx's configuration."""
     verify = re.match(r"^https?://([^/:?#]+)", s.switch.verify_url or "")
     candidates = [facts.hostname, facts.address, s.target.host, getattr(s.health, "host", ""),
                   verify.group(1) if verify else "", "localhost", "127.0.0.1"]
     names = []
     for name in candidates:
-        if name and name not in names and (_ipv4(name) or (DNS_NAME.match(name) and not name.isdigit())):
+        name = _address(name) or (name if DNS_NAME.match(name) and not name.isdigit() else "")
+        if name and name not in names:
             names.append(name)
     return names
 
 
-def _ipv4(text: str) -> bool:
+def _address(text: str) -> str:
+    """An IP address as nginx matches it in the Host header (IPv6 in brackets); "" for anything else."""
     try:
-        return ipaddress.ip_address(text).version == 4
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return ""
+    if ip.version == 4:
+        return str(ip)
+    return "" if ip.scope_id else f"[{ip.compressed}]"  # fe80::1%eth0: no Host header names it
 
 
 @dataclass
@@ -176,7 +186,7 @@ def plan(s: HostSettings, facts: Facts) -> Plan:
                      f"with proxy_pass http://{s.switch.upstream_name} to its http block yourself")
         return p
     names = server_names(s, facts)
-    p.text = site_shell.site_text(s, names, include="" if included else upstream)
+    p.text = site_shell.site_text(s, names, include="" if included else upstream, ipv6=nginx.ipv6)
     p.done.append(f"site {p.site}" + (f" enabled in {posixpath.dirname(p.link)}/" if p.link else "")
                   + f": port 80 for {' '.join(names)} -> {s.switch.upstream_name}"
                   + ("" if included else f" (it includes {upstream})"))

@@ -29,10 +29,11 @@ def facts(s: HostSettings) -> str:
     ])
 
 
-def site_text(s: HostSettings, names: list[str], include: str = "") -> str:
+def site_text(s: HostSettings, names: list[str], include: str = "", ipv6: bool = False) -> str:
     """The site: port 80 for these names (validated host names and addresses), everything to the
-    upstream. include: the upstream file, when nginx does not include it already (else nginx
-    would see the upstream twice: `duplicate upstream`)."""
+    upstream; on IPv6 too where nginx listens there already (else `listen [::]:80` may fail).
+    include: the upstream file, when nginx does not include it already (else nginx would see the
+    upstream twice: `duplicate upstream`)."""
     head = f"include {include};  # upstream {s.switch.upstream_name}: the live colour's port, rewritten by each switch\n" \
         if include else f"# upstream {s.switch.upstream_name} is in {s.switch.upstream_file}, rewritten by each switch\n"
     return (
@@ -40,6 +41,7 @@ def site_text(s: HostSettings, names: list[str], include: str = "") -> str:
         f"{head}"
         "server {\n"
         "    listen 80;\n"
+        f"{'    listen [::]:80;' + chr(10) if ipv6 else ''}"
         f"    server_name {' '.join(names)};\n"
         "    location / {\n"
         f"        proxy_pass http://{s.switch.upstream_name};\n"

@@ -62,7 +62,7 @@ def test_on_debian_the_site_goes_to_sites_available_and_does_not_include_the_ups
                                                         "/etc/nginx/sites-enabled/app")
     assert "include" not in p.text  # conf.d/*.conf loads the upstream file already: no duplicate upstream
     assert "    server_name pi5 192.0.2.7 pi5.local localhost 127.0.0.1;\n" in p.text
-    assert "proxy_pass http://app_backend;" in p.text and "listen 80;" in p.text
+    assert "proxy_pass http://app_backend;" in p.text and "listen 80;\n    listen [::]:80;\n" in p.text
     assert any("default site /etc/nginx/sites-enabled/default" in k for k in p.kept)
     assert not p.refused
 
@@ -70,7 +70,7 @@ def test_on_debian_the_site_goes_to_sites_available_and_does_not_include_the_ups
 def test_where_only_conf_d_is_loaded_the_site_goes_there():
     p = setup.plan(S, setup.parse(facts(dump({"/etc/nginx/nginx.conf": CONF_D_ONLY}))))
     assert (p.site, p.link) == ("/etc/nginx/conf.d/app.conf", "")
-    assert "include" not in p.text
+    assert "include" not in p.text and "[::]" not in p.text  # no site listens on IPv6 here
     app_upstream = replace(S, app="app_upstream")  # the site may not overwrite the upstream file
     assert setup.plan(app_upstream, setup.parse(facts(dump({"/etc/nginx/nginx.conf": CONF_D_ONLY})))).site == \
         "/etc/nginx/conf.d/app_upstream-site.conf"
@@ -102,7 +102,8 @@ def test_setup_refuses_what_it_cannot_place(nginx, reason):
 @pytest.mark.parametrize("hostname, ssh_connection, expected", [
     ("pi5", "192.0.2.50 51000 192.0.2.7 22", ["pi5", "192.0.2.7", "pi5.local", "localhost", "127.0.0.1"]),
     ("$(reboot)", "192.0.2.50 51000 192.0.2.7 22", ["192.0.2.7", "pi5.local", "localhost", "127.0.0.1"]),
-    ("pi5;", "2001:db8::1 51000 2001:db8::7 22", ["pi5.local", "localhost", "127.0.0.1"]),
+    ("pi5;", "2001:db8::1 51000 2001:db8::7 22", ["[2001:db8::7]", "pi5.local", "localhost", "127.0.0.1"]),
+    ("pi5", "fe80::1%eth0 51000 fe80::7%eth0 22", ["pi5", "pi5.local", "localhost", "127.0.0.1"]),
     ("", "", ["pi5.local", "localhost", "127.0.0.1"]),
 ])
 def test_only_plain_names_and_ipv4_addresses_reach_server_name(hostname, ssh_connection, expected):
