@@ -155,7 +155,7 @@ def preflight(s: HostSettings, reuse: bool = False) -> str:
             f"if sudo -n cat {f} >/dev/null 2>&1; then say ok upstream_file {f}; "
             f"elif sudo -n test -e {f} 2>/dev/null || [ -e {f} ]; then say fail upstream_file {f} cannot be read "
             f"through sudo -n; else say fail upstream_file {f} does not exist: create it with {quote(example)} "
-            "and include it in nginx (fab setup does both); fi",
+            "and include it in nginx, or run fab setup; fi",
             nginx_workers(s),
             f"w=$(fbg_workers) && say ok nginx_master \"workers $w\" || say fail nginx_master no nginx master "
             f"process found through {quote(s.switch.pid_file)}: is nginx running? set switch.pid_file to its pid file",
