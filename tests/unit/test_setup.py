@@ -196,3 +196,40 @@ def test_a_dry_run_plans_the_apply_and_a_set_up_host_is_left_alone():
                   dir_=True, upstream=True)
     remote = RecordingRemote(answer=lambda command: (0, "ok ssh d@pi5\nok compose_file compose.yml\n" + ready))
     assert setup.setup(remote, S).outcome == READY and len(remote.commands) == 1
+
+
+# --- what the user sees -----------------------------------------------------------------------
+
+def test_the_table_and_the_document_say_what_setup_did_kept_and_why():
+    from rich.console import Console
+
+    from tasks import document, report
+    from tasks.result import SET_UP, SetupResult
+
+    results = [SetupResult("pi5", "setup", outcome=SET_UP, done=["dir ~/app created"], kept=["default site x"],
+                           warnings=["compose.yml is not in ~/app yet"]),
+               SetupResult("vm1", "setup", outcome=READY),
+               SetupResult("n1", "setup", outcome=REFUSED, reason="sudo: sudo -n asks for a password")]
+    console = Console(record=True, width=200)
+    console.print(report.setup_table(results))
+    text = console.export_text()
+    assert "dir ~/app created" in text and "default site x" in text and "warning: compose.yml is not" in text
+    assert "already set up" in text and "nothing (already set up)" in text
+    assert "refused" in text and "sudo: sudo -n asks for a password" in text
+    hosts = document.setup_hosts(results)
+    assert hosts[0] == {"host": "pi5", "done": ["dir ~/app created"], "kept": ["default site x"], "result": "set up",
+                        "ok": True, "step": None, "seconds": 0.0, "reason": None,
+                        "warnings": ["compose.yml is not in ~/app yet"], "plan": None}
+    assert [h["ok"] for h in hosts] == [True, True, False]
+
+
+def test_fab_setup_without_hosts_is_a_usage_error_and_contacts_none(tmp_path):
+    import os
+    import sys
+
+    fab = Path(sys.executable).parent / "fab"
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "hosts.toml").write_text('[hosts.h1]\nssh = "deploy@127.0.0.1:1"\n')
+    r = subprocess.run([str(fab), "--search-root", str(root), "setup"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 2 and r.stderr.startswith("error: name the hosts to work on") and r.stderr.count("\n") == 1
