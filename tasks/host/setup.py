@@ -29,7 +29,7 @@ from .check import run_checks
 from .remote import Remote, Result
 
 BLOCKING = ("ssh", "check", "sudo", "docker", "compose", "nginx_master")  # checks setup cannot mend
-MENDS = ("dir", "upstream_file", "compose_file", "nginx")  # failing checks setup mends or says itself
+MENDS = ("dir", "upstream_file", "nginx")  # failing checks setup mends, or says itself
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 CONFIG_FILE = re.compile(r"^# configuration file (/\S+):$")
 INCLUDE = re.compile(r"(?:^|[\s;{}])include\s+([^\s;]+)\s*;")
@@ -174,17 +174,12 @@ def plan(s: HostSettings, facts: Facts) -> Plan:
     if proxying:
         p.kept.append(f"site {', '.join(proxying)} (proxies to {s.switch.upstream_name} already)")
         return p
-    included = nginx.loads(upstream)
-    root = nginx.root
-    if nginx.loads(f"{root}/sites-enabled/{s.app}"):
-        p.site, p.link = f"{root}/sites-available/{s.app}", f"{root}/sites-enabled/{s.app}"
-    elif nginx.loads(f"{root}/conf.d/{s.app}.conf"):
-        p.site = f"{root}/conf.d/{s.app}.conf" if f"{root}/conf.d/{s.app}.conf" != upstream \
-            else f"{root}/conf.d/{s.app}-site.conf"
-    else:
-        p.refused = (f"nginx loads no sites from {root}/sites-enabled/ or {root}/conf.d/*.conf: add a server "
-                     f"with proxy_pass http://{s.switch.upstream_name} to its http block yourself")
+    p.site, p.link = _where(s, nginx)
+    if not p.site:
+        p.refused = (f"nginx loads no sites from {nginx.root}/sites-enabled/ or {nginx.root}/conf.d/*.conf: add a "
+                     f"server with proxy_pass http://{s.switch.upstream_name} to its http block yourself")
         return p
+    included = nginx.loads(upstream)
     names = server_names(s, facts)
     p.text = site_shell.site_text(s, names, include="" if included else upstream, ipv6=nginx.ipv6)
     p.done.append(f"site {p.site}" + (f" enabled in {posixpath.dirname(p.link)}/" if p.link else "")
@@ -194,6 +189,18 @@ def plan(s: HostSettings, facts: Facts) -> Plan:
     if defaults:
         p.kept.append(f"default site {', '.join(defaults)} (enabled: it answers every other name)")
     return p
+
+
+def _where(s: HostSettings, nginx: Nginx) -> tuple[str, str]:
+    """Where the site goes: (its file, its link in sites-enabled or ""), or ("", "") where nginx
+    loads no sites (Debian's sites-enabled/*, else conf.d/*.conf as nginx.org's packages have it)."""
+    root = nginx.root
+    if nginx.loads(f"{root}/sites-enabled/{s.app}"):
+        return f"{root}/sites-available/{s.app}", f"{root}/sites-enabled/{s.app}"
+    if nginx.loads(f"{root}/conf.d/{s.app}.conf"):  # never the upstream file itself (app "app_upstream")
+        site = f"{root}/conf.d/{s.app}.conf"
+        return (site if site != s.switch.upstream_file else f"{root}/conf.d/{s.app}-site.conf"), ""
+    return "", ""
 
 
 def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
@@ -211,7 +218,7 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
     result.kept = p.kept
     if p.refused:
         return _end(result, REFUSED, started, reason=p.refused)
-    if not facts.dir or "compose_file" not in [n for level, n, _ in checked.items if level == "ok"]:
+    if not facts.dir:  # else check's compose_file line says what is wrong with it, if anything
         result.warnings.append(f"{s.compose_file} is not in {s.dir} yet: put it there before the first deploy")
     if not p.done:
         return _end(result, READY, started)

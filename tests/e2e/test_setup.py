@@ -98,3 +98,13 @@ def test_a_failing_nginx_t_puts_back_what_setup_wrote(bed, hosts, tmp_path):
     assert "refused" in row and "duplicate upstream" in row and "removed again" in row
     assert nginx_and_app(h) == stock
     assert h.run("nginx -t", check=False).returncode == 0
+
+
+def test_a_host_set_up_by_hand_is_left_as_it_is(bed, hosts, tmp_path):
+    """The bed's own hosts: a site of their own proxying to the upstream, the upstream file, ~/app."""
+    h = hosts[0]
+    before = nginx_and_app(h)
+    r = fab("setup", "--host", h.name, "--hosts-file", one_host(tmp_path, bed, h))
+    assert r.returncode == 0 and "already set up" in rows(r.stdout)[h.name]
+    assert "sites-enabled/app (proxies to app_backend already)" in rows(r.stdout)[h.name]
+    assert nginx_and_app(h) == before
