@@ -44,5 +44,5 @@ def setup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run
     fleet = _fleet(c, dry_run)
     results = fleet.run(hosts, "setup", lambda r, s, say: setup_host(r, s, say))
     out.show(report.setup_table(results))
-    code = 130 if fleet.interrupted.is_set() else 0 if all(r.ok for r in results) else 1
+    code = fleet.interrupted.exit_code if fleet.interrupted.is_set() else 0 if all(r.ok for r in results) else 1
     _exit(out.done(document.setup_hosts(results), code, results))
