@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..config.schema import HostSettings
 from ..errors import Refused
@@ -26,11 +27,13 @@ class CheckResult:
         return [f"{name}: {detail}" for level, name, detail in self.items if level == "fail"]
 
 
-def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = False) -> tuple[CheckResult, Result]:
+def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = False,
+               lowered: Callable[[str], str] = lambda line: line) -> tuple[CheckResult, Result]:
     """Run the checks (and `then`, a read such as the facts, in the same round trip); reuse: see
-    probe.engine_checks (a deploy trusts a recent pass of the costliest ones)."""
+    probe.engine_checks (a deploy trusts a recent pass of the costliest ones); lowered: the line
+    as a deploy sends it (trip.lowered)."""
     checks = probe.preflight(s, reuse)
-    res = remote.read(f"{checks}; {then}" if then else checks, s.timeouts.command)
+    res = remote.read(lowered(f"{checks}; {then}" if then else checks), s.timeouts.command)
     checked = parse_checks(s, res)
     checked.items += settings_warnings(s)
     return checked, res

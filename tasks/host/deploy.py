@@ -4,9 +4,10 @@ top to bottom: they are the whole deploy.
     lock -> check the host -> find the live colour -> ship the images built off the host (if so)
     -> write the new colour's secrets -> prepare
     -> arm the guard -> start the shared services (if not running) -> stop the live colour's
-    background -> start the new front, then its health check -> after_front hooks
-    -> go live: switch nginx -> after_switch hooks -> start the new background, then watch it
-    settle -> count the tasks left in the old colour's broker
+    background -> create the new colour (front and background, one compose call) and start its
+    front by container ID, then its health check -> after_front hooks
+    -> go live: switch nginx -> after_switch hooks -> start the new background (by ID), then watch
+    it settle -> count the tasks left in the old colour's broker
     -> record -> disarm the guard -> unlock
     any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
     restart the old background), keeping the failed colour's containers for their logs.
@@ -41,7 +42,7 @@ from .check import run_checks
 from .facts import Facts, find_live, killed, other, read, version
 from .facts import from_result as facts_from
 from .remote import TIMED_OUT, Remote, Result
-from .trip import Trip
+from .trip import Trip, lowered
 
 Say = Callable[[str], None]
 GUARD_ACTED = ("the guard put the host back before fab could confirm: fab was not heard from in time (a laptop "
@@ -85,6 +86,10 @@ class Deploy:
         self.old_record = Record()
         # what has been changed so far, so the rollback undoes exactly that
         self.old_background_stopped = False
+        self.stopped: list[str] = []  # the IDs of the old background's containers this run stopped
+        self.stopped_running: tuple[str, ...] = ()  # ... the services of those that ran
+        self.killed_read = False  # their exit codes were read (killed after stop_timeout: a warning)
+        self.created = compose.Created()  # the new colour's containers, as its front's round trip created them
         self.new_started = False
         self.new_background_started = False
         self.switched = False
@@ -163,7 +168,7 @@ class Deploy:
         """The lock first; the host's CPU and memory are sampled from then on (same round trip)."""
         self.at("lock")
         res = lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
-                        and_then=f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}")
+                        and_then=lowered(f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}"))
         for line in res.stdout.splitlines():
             if line.startswith("lifted "):
                 self.result.warnings.append(f"{line.split()[1]}'s warm-up cap was still on (its lift had died): "
@@ -173,7 +178,8 @@ class Deploy:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
         and the facts the sequence decides on, in one round trip."""
         self.at("check")
-        checked, res = run_checks(self.remote, self.s, then=probe.facts(self.s, reuse_listing=True), reuse=True)
+        checked, res = run_checks(self.remote, self.s, then=probe.facts(self.s, reuse_listing=True), reuse=True,
+                                  lowered=lowered)
         self.host_cpus = float(checked.info.get("cpus") or 1)
         for level, name, detail in checked.items:
             if level == "warn":
@@ -233,7 +239,7 @@ class Deploy:
         for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            res = self.send(hooks.prepare(self.s, self.new, line))
+            res = self.send(hooks.prepare(self.s, self.new, line), own=False)
             if not res.ok:
                 self.say_output(res)
                 raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
@@ -263,19 +269,25 @@ class Deploy:
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
         self.old_background_stopped = True  # even a half-done stop is undone by a start
-        ids = [c.id for c in self.facts.containers if c.project == compose.project(self.s, self.live)
-               and c.service in self.s.background]
-        res = self.check(compose.stop_ids(self.s, ids), f"could not stop {self.live}'s background services")
-        was_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
-        self.result.warnings += killed(self.s, self.live, was_running, res.stdout)
+        self.stopped = [c.id for c in self.facts.containers if c.project == compose.project(self.s, self.live)
+                        and c.service in self.s.background]
+        self.stopped_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
+        self.check(compose.stop_ids(self.s, self.stopped), f"could not stop {self.live}'s background services")
+
+    def note_killed(self, stdout: str) -> None:
+        """The old background's exit codes, as a later listing read them: one killed at the end of
+        its stop_timeout is a warning (said once)."""
+        if self.stopped and not self.killed_read and f"{MARK}containers" in stdout:
+            self.killed_read = True
+            self.result.warnings += killed(self.s, self.live, self.stopped_running, stdout)
 
     def start_new_front(self) -> None:
         """Start the new front, then poll its health check until 2xx/3xx: one round trip."""
         self.at("start new front")
         self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)}), then its health check")
         self.new_started = True
-        res = self.send(base.in_order([("front", self.start_command(self.s.front))],
-                                      health.wait_healthy(self.s, self.new)))
+        res = self.send(base.in_order([("front", self.front_command())], health.wait_healthy(self.s, self.new)))
+        self.created = compose.parse_created(res.stdout)
         if not self.reached(res, base.started("front")):
             raise StepFailed(self.step, f"could not start {self.new}'s front services: {res.why()}", service=self.s.web)
         self.healthy(res)
@@ -293,15 +305,25 @@ class Deploy:
             raise StepFailed(self.step, reason, service=self.s.web)
         self.say(f"healthy after {len(codes)} tries")
 
+    def front_command(self) -> Command:
+        """A deploy recreates: whatever the colour ran before is the old version. One compose call
+        creates the whole colour (front and background); the front starts by ID, the background
+        after the switch (start_new_background)."""
+        services = (*self.s.front, *self.s.background)
+        return compose.create_then_start(self.s, self.new, services, self.s.front)
+
     def start_command(self, services: tuple[str, ...]) -> Command:
-        """A deploy recreates: whatever the colour ran before is the old version."""
+        """The background's start: by ID when the front's round trip created its containers, else
+        (fab promote) recreated as the front was."""
+        if self.created.has(services):
+            return compose.start_ids(self.s, self.new, services, self.created)
         return compose.up(self.s, self.new, services)
 
     def run_hooks(self, name: str, warn_only: bool = False) -> None:
         for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.send(hooks.hook(self.s, self.new, self.live, line))
+            res = self.send(hooks.hook(self.s, self.new, self.live, line), own=False)
             self.say_output(res)
             if not res.ok and warn_only:
                 self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
@@ -350,7 +372,9 @@ class Deploy:
         reads = probe.facts(self.s, reuse_listing=True)  # as the settle check last listed them
         if self.will_count_old_queue():
             reads += f"; echo {MARK}queued; {count_queued(self.s, self.live)}"
-        res = self.send(base.in_order(starts, health.settled_then(self.s, self.new, self.s.background, reads)))
+        res = self.send(base.in_order(starts, health.settled_then(self.s, self.new, self.s.background, reads,
+                                                                  self.known_ids())))
+        self.note_killed(res.stdout)
         for service, _ in starts:
             if not self.reached(res, base.started(service)):
                 raise StepFailed(self.step, f"could not start {self.new}'s background services: {res.why()}",
@@ -375,7 +399,16 @@ class Deploy:
             self.say(f"{', '.join(services)} capped at {cap:g} CPU together for {self.s.warmup.seconds:g} s")
 
     def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
-        return cpu.start_capped(self.s, self.new, services, cap, self.s.warmup.seconds)
+        ids = self.created.ids(services) if self.created.has(services) and not self.created.waits else None
+        return cpu.start_capped(self.s, self.new, services, cap, self.s.warmup.seconds, ids)
+
+    def known_ids(self) -> list[str] | None:
+        """Every container this run knows of: the new colour's, as its front's round trip created
+        them, and the others the pre-flight listed (None when the front's round trip listed none)."""
+        if not self.created.order:
+            return None
+        new = compose.project(self.s, self.new)
+        return [cid for _, cid in self.created.order] + [c.id for c in self.facts.containers if c.project != new]
 
     def count_old_queue(self, settled: Facts | None) -> None:
         """With a broker per colour: tasks the old web queued after the old worker stopped wait in
@@ -438,7 +471,11 @@ class Deploy:
             if not res.ok:
                 left.append(f"{self.new} could not be stopped ({res.why()})")
         if self.old_background_stopped and not (left and self.new_background_started):
-            res = self.send(compose.start(self.s, self.live, self.s.background))
+            start = compose.start(self.s, self.live, self.s.background)
+            if not self.killed_read:  # their exit codes, before the start resets them
+                start = Command(f"{compose.exit_codes(self.stopped)}; {start}", start.budget)
+            res = self.send(start)
+            self.note_killed(res.stdout)
             if not res.ok:
                 left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
         elif self.old_background_stopped:
@@ -527,8 +564,8 @@ class Deploy:
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
-    def send(self, command: str) -> Result:
-        return self.trip.send(command)
+    def send(self, command: str, own: bool = True) -> Result:
+        return self.trip.send(command, own=own)
 
     def note_guard_acted(self) -> None:
         """Whatever fab did, a host its guard put back is `failed`, with that reason (once)."""
@@ -692,6 +729,9 @@ class Rollback(Deploy):
 
     def start_command(self, services: tuple[str, ...]) -> Command:
         return compose.start(self.s, self.new, services)
+
+    def front_command(self) -> Command:
+        return self.start_command(self.s.front)
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
         return rec  # the colour runs what the record already says

@@ -12,12 +12,22 @@ A sequence only says what to send; it never builds these lines itself.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from ..config.schema import HostSettings
 from ..errors import Unreachable
 from ..shell import base, guard
 from .remote import Remote, Result
+
+# FBG_PRIORITY=normal: the tool's commands at the priority the SSH session has (bench/run.py measures
+# what the lowest one buys the live site)
+LOWER = os.environ.get("FBG_PRIORITY", "low") != "normal"
+
+
+def lowered(line: str) -> str:
+    """The line at the lowest priority the host offers (base.low_priority), unless FBG_PRIORITY=normal."""
+    return f"{base.low_priority()}; {line}" if LOWER else line
 
 
 class Trip:
@@ -44,9 +54,10 @@ class Trip:
         """A write to confirm in the last round trip (`what` is said if it fails)."""
         self.closing.append((command, what))
 
-    def send(self, command: str, timeout: float | None = None) -> Result:
+    def send(self, command: str, timeout: float | None = None, own: bool = True) -> Result:
         """One round trip: what rides along, the heartbeat, then the command, within its budget
-        (a Command's own, else `timeout`, else timeouts.command)."""
+        (a Command's own, else `timeout`, else timeouts.command); the tool's `own` command at the
+        lowest priority (not a user's: prepare, a hook)."""
         if timeout is None:
             timeout = base.budget_of(command, self.s.timeouts.command)
         line = command
@@ -57,7 +68,7 @@ class Trip:
             line = f"{self.arming} && {{ {line}; }}"
         line = "; ".join([*self.riding, line])
         self.arming, self.riding = "", []
-        res = self.remote.run(line, timeout)
+        res = self.remote.run(lowered(line) if own else line, timeout)
         self._heard(res)
         return res
 
@@ -73,7 +84,7 @@ class Trip:
         line = "; ".join(filter(None, [*self.riding, confirmed, then]))
         self.riding, self.closing = [], []
         try:
-            res = self.remote.run(line, self.s.timeouts.command)
+            res = self.remote.run(lowered(line), self.s.timeouts.command)
         except Unreachable:
             return None, []
         self._heard(res)

@@ -65,6 +65,23 @@ def in_dir(s: HostSettings, line: str) -> str:
     return f"cd {remote_path(s.dir)} && {line}"
 
 
+SYSTEMD = "/run/systemd/system"  # there when systemd runs the host
+
+
+def low_priority() -> str:
+    """The tool's own work on the host (its docker calls, the sampler, the guard) at the lowest CPU
+    and I/O priority the host offers, so that the live site comes first: this shell, and all it
+    starts, at nice 19 and in the idle I/O class; where systemd runs, also moved into a scope of
+    its own with CPU weight 1 (100 is the default), beside the containers' scopes in system.slice,
+    through sudo -n (a user's scope would weigh only against the user's own processes, and nice
+    only within the session's own cgroup). Each is skipped where the host does not allow it."""
+    scope = ("sudo -n busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 "
+             "org.freedesktop.systemd1.Manager StartTransientUnit 'ssa(sv)a(sa(sv))' "
+             "\"fbg-low-$$-$(date +%s%N).scope\" fail 2 PIDs au 1 $$ CPUWeight t 1 0")
+    return (f"renice -n 19 -p $$ >/dev/null 2>&1; ionice -c 3 -p $$ >/dev/null 2>&1; "
+            f"if [ -d {SYSTEMD} ]; then {scope} >/dev/null 2>&1; fi; :")
+
+
 WHY = MARK + "why "  # a reason line of the tool's own, printed by a command that fails
 LAST_LINE = '"$(echo "$out" | grep -v ^$ | tail -n 1)"'  # the last non-empty line of $out
 

@@ -6,7 +6,9 @@ DEPLOY_PORT in its environment; the verbs the sequences use, and the listing of 
 from __future__ import annotations
 
 import math
+import re
 import shlex
+from dataclasses import dataclass, field
 from shlex import quote
 
 from ..config.schema import HostSettings
@@ -15,6 +17,7 @@ from .state import env_file, env_path
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
+LABEL_DEPENDS = "com.docker.compose.depends_on"  # e.g. "redis:service_started:false,db:service_healthy:false"
 SHARED = "shared"  # the pseudo-colour of the services that belong to neither colour
 
 
@@ -56,6 +59,76 @@ def up(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     return step(s, compose(s, color, "up", "-d", "--force-recreate", "--no-deps", *shipped(s), *services))
 
 
+def create(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
+    """Create (recreate) exactly these services without starting any: one compose call for all of a
+    deploy's new containers, which then start by ID phase by phase (start_created, start_ids)."""
+    return step(s, compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *shipped(s), *services))
+
+
+# created(): SERVICE ID DEPENDS_ON (compose's own label: "redis:service_started:false,...")
+CREATED_FORMAT = f'{{{{.Label "{LABEL_SERVICE}"}}}} {{{{.ID}}}} {{{{.Label "{LABEL_DEPENDS}"}}}}'
+WAITS = ":service_(healthy|completed_successfully):"  # a depends_on condition only compose honours
+
+
+def created(s: HostSettings, color: str) -> str:
+    """The colour's containers into $fbg_new, one `created SERVICE ID DEPENDS_ON` line each, printed too,
+    oldest first (the order compose created them in: dependencies first): one docker call."""
+    ps = (f"docker ps -a --no-trunc --filter label={LABEL_PROJECT}={quote(project(s, color))} "
+          f"--format {quote(CREATED_FORMAT)}")
+    return (f"fbg_new=$({ps} | awk '{{l[NR] = $0}} END {{for (i = NR; i > 0; i--) print \"created \" l[i]}}') "
+            "&& printf '%s\\n' \"$fbg_new\"")
+
+
+def start_created(s: HostSettings, color: str, services: tuple[str, ...]) -> str:
+    """Start these services' containers as created() listed them in $fbg_new: by ID, in that order,
+    with the docker CLI (on a starved host a compose call costs several docker calls); through
+    `compose start` when one of them waits for another's health or completion, which only compose
+    honours."""
+    want = quote(" ".join(services))
+    pick = (f"printf '%s\\n' \"$fbg_new\" | awk -v want={want} 'BEGIN {{n = split(want, w, \" \"); "
+            "for (i = 1; i <= n; i++) ok[w[i]] = 1} ($2 in ok) {seen[$2] = 1; print $3; if ($4 ~ /" + WAITS + "/) "
+            "print \"compose\"} END {for (x in ok) if (!(x in seen)) print \"missing\"}'")
+    return (f"ids=$({pick}); case \"$ids\" in *missing*) echo no container for every one of {want}; exit 1;; "
+            f"*compose*) {compose(s, color, 'start', *services)};; *) docker start $ids >/dev/null;; esac")
+
+
+def create_then_start(s: HostSettings, color: str, services: tuple[str, ...], first: tuple[str, ...]) -> Command:
+    """create() the colour's services, list them (created()), then start `first` (start_created)."""
+    return step(s, f"{create(s, color, services)} && {created(s, color)} && {start_created(s, color, first)}")
+
+
+@dataclass
+class Created:
+    """What created() printed: (service, container ID) oldest first, and the services whose start
+    must go through compose (a depends_on condition of theirs is WAITS)."""
+    order: list[tuple[str, str]] = field(default_factory=list)
+    waits: set[str] = field(default_factory=set)
+
+    def ids(self, services: tuple[str, ...]) -> list[str]:
+        return [cid for service, cid in self.order if service in services]
+
+    def has(self, services: tuple[str, ...]) -> bool:
+        return all(any(x == service for x, _ in self.order) for service in services)
+
+
+def parse_created(stdout: str) -> Created:
+    found = Created()
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "created":
+            found.order.append((parts[1], parts[2]))
+            if len(parts) > 3 and re.search(WAITS, parts[3]):
+                found.waits.add(parts[1])
+    return found
+
+
+def start_ids(s: HostSettings, color: str, services: tuple[str, ...], created: Created) -> Command:
+    """Start these services' containers as created() listed them, as start_created() does."""
+    if created.waits.intersection(services):
+        return start(s, color, services)
+    return step(s, f"docker start {' '.join(quote(i) for i in created.ids(services))} >/dev/null")
+
+
 def shipped(s: HostSettings) -> tuple[str, ...]:
     """build.where = "local": the images were built off the host and shipped there, tagged: `up`
     must neither build them again nor pull them (a registry knows nothing of them)."""
@@ -80,13 +153,19 @@ def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> Co
 
 
 def stop_ids(s: HostSettings, ids: list[str]) -> Command:
-    """Stop these containers (IDs the facts listed) as stop_reporting() does, with the docker CLI
-    alone: on a starved host a compose call costs several times a docker call."""
+    """Stop these containers (IDs the facts listed) as stop() does, with the docker CLI alone: on a
+    starved host a compose call costs several times a docker call. Their exit codes (137: killed at
+    the end of the grace period) are read by the next listing that includes them (list_ids)."""
     if not ids:
         return Command(f"echo {MARK}containers", s.timeouts.command)
+    return Command(f"docker stop -t {math.ceil(s.stop_timeout)} {' '.join(quote(i) for i in ids)} >/dev/null",
+                   stopping(s))
+
+
+def exit_codes(ids: list[str]) -> str:
+    """The containers section (CONTAINER_FORMAT) of these containers alone: their state and exit code."""
     listed = " ".join(quote(i) for i in ids)
-    return Command(f"docker stop -t {math.ceil(s.stop_timeout)} {listed} >/dev/null; rc=$?; echo {MARK}containers; "
-                   f"docker inspect -f {quote(CONTAINER_FORMAT)} {listed}; exit $rc", stopping(s))
+    return f"echo {MARK}containers; " + (f"docker inspect -f {quote(CONTAINER_FORMAT)} {listed}" if ids else "true")
 
 
 def down(s: HostSettings, color: str) -> Command:
@@ -123,9 +202,13 @@ def containers(fmt: str = CONTAINER_FORMAT) -> str:
             f'[ -z "$ids" ] || docker inspect -f {quote(fmt)} $ids')
 
 
-def list_containers() -> str:
+def list_containers(ids: list[str] | None = None) -> str:
     """Read every compose container once (LISTING_FORMAT) into $fbg_ctrs, for the checks and facts
-    of the same round trip; $fbg_listed is 1 when that worked."""
+    of the same round trip; $fbg_listed is 1 when that worked. With `ids` (every container the run
+    knows of): those alone, in one docker call (one that is gone is left out)."""
+    if ids:
+        return (f"fbg_listed=; fbg_ctrs=$(docker inspect -f {quote(LISTING_FORMAT)} "
+                f"{' '.join(quote(i) for i in ids)} 2>/dev/null); [ -z \"$fbg_ctrs\" ] || fbg_listed=1")
     return f"fbg_listed=; fbg_ctrs=$({containers(LISTING_FORMAT)}) && fbg_listed=1"
 
 

@@ -94,11 +94,13 @@ def lift_stuck(s: HostSettings) -> str:
     return in_dir(s, "; ".join(parts) + "; true")
 
 
-def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float) -> Command:
-    """Create services without starting them, cap their CPU (cpus shared between them), start them,
-    and leave a detached process that restores each container's own limits after `seconds`.
-    Prints `capped` or `nocap <why>` (then they start uncapped). Few docker calls: on a starved
-    1-CPU host each one costs a tenth of a second or more."""
+def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float,
+                 ids: list[str] | None = None) -> Command:
+    """Create services without starting them (unless `ids`: their containers, created already by
+    compose.create()), cap their CPU (cpus shared between them), start them, and leave a detached
+    process that restores each container's own limits after `seconds`. Prints `capped` or
+    `nocap <why>` (then they start uncapped). Few docker calls: on a starved 1-CPU host each one
+    costs a tenth of a second or more."""
     share = cpus / len(services)
     quota = max(1000, int(share * PERIOD))
     proj, f = project(s, color), quote(lift_file(s, color))
@@ -106,7 +108,8 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
     fmt = (f'{{{{index .Config.Labels "{LABEL_SERVICE}"}}}} {{{{.Id}}}} {{{{.HostConfig.NanoCpus}}}} '
            "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}")
     want = " ".join(services)
-    pick = (f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(proj)})\n"
+    found = f"ids={quote(' '.join(ids))}" if ids else f"ids=$(docker ps -aq --filter label={LABEL_PROJECT}={quote(proj)})"
+    pick = (f"{found}\n"
             f"rows=$(docker inspect -f {quote(fmt)} $ids | awk -v want={quote(want)} "
             "'BEGIN {n = split(want, w, \" \"); for (i = 1; i <= n; i++) ok[w[i]] = 1} ok[$1]')\n"
             f'[ $(echo "$rows" | grep -c .) -eq {len(services)} ] || {{ echo "$rows"; echo no container for every service; exit 1; }}\n')
@@ -137,7 +140,8 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         f"  echo capped\n"
         'else echo "nocap $(echo "$why" | tail -n 1)"; fi'
     )
-    create = compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *shipped(s), *services)
+    create = "true" if ids else compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *shipped(s),
+                                        *services)
     return step(s, f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}")
 
 

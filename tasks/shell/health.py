@@ -37,20 +37,22 @@ def tries(stdout: str) -> list[str]:
             if line.startswith("try ")]
 
 
-def settled_then(s: HostSettings, color: str, services: tuple[str, ...], reads: str) -> Command:
+def settled_then(s: HostSettings, color: str, services: tuple[str, ...], reads: str,
+                 ids: list[str] | None = None) -> Command:
     """wait_settled(), then `reads` (e.g. probe.facts(s, reuse_listing=True): the last listing of the
     wait) whatever the wait found, keeping the wait's exit status."""
-    wait = wait_settled(s, color, services)
+    wait = wait_settled(s, color, services, ids)
     return Command(f"{{ {wait}; rc=$?; {reads}; exit $rc; }}", wait.budget + s.timeouts.command)
 
 
-def wait_settled(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
+def wait_settled(s: HostSettings, color: str, services: tuple[str, ...], ids: list[str] | None = None) -> Command:
     """Fail as soon as one of the services is not running or has restarted, within settle seconds.
     Prints what is wrong (`worker exited (exit code 1, restarts 0)`). The last listing stays in
-    $fbg_ctrs (compose.list_containers()), for facts that follow in the same round trip."""
+    $fbg_ctrs (compose.list_containers(), of `ids` if given: one docker call a look), for facts
+    that follow in the same round trip."""
     proj = project(s, color)
     want = " ".join(services)
-    check = (f"{list_containers()}; printf '%s\\n' \"$fbg_ctrs\" | awk -v p={quote(proj)} -v want={quote(want)} "
+    check = (f"{list_containers(ids)}; printf '%s\\n' \"$fbg_ctrs\" | awk -v p={quote(proj)} -v want={quote(want)} "
              "'BEGIN{n=split(want,w,\" \"); for(i=1;i<=n;i++) seen[w[i]]=0} "
              "$1==p && ($2 in seen) {seen[$2]=1; if ($3!=\"running\" || $4!=\"0\") "
              "{print $2\" \"$3\" (exit code \"$7\", restarts \"$4\")\"; bad=1}} "

@@ -35,7 +35,7 @@ def test_a_staged_colour_waits_beside_the_live_one_until_promote_moves_the_traff
         serves_now(h1, "blue 1")  # no traffic moved
         # both fronts run; blue keeps its worker and beat; green's background waits
         assert states(h1, "blue") == dict.fromkeys(ALL, "running")
-        assert states(h1, "green") == {"web": "running", "redis": "running"}
+        assert states(h1, "green") == {"web": "running", "redis": "running", "worker": "created", "beat": "created"}
         assert {s: c["id"] for s, c in containers(h1, "blue").items()} == {s: c["id"] for s, c in blue_before.items()}
         # try it on the host, on its own port
         tried = h1.run(f"curl -s http://127.0.0.1:{PORTS['green']}/health/").stdout.strip()

@@ -104,7 +104,8 @@ def test_dry_run_prints_the_commands_and_changes_nothing(bed, hosts, tmp_path):
     before = app_state(h1)
     res = fab("deploy", "--host", "h1", "--hosts-file", path, "--dry-run")
     assert res.returncode == 0 and "dry run" in res.stdout
-    assert "docker compose -p app-green -f compose.yml up -d --force-recreate --no-deps web redis" in res.stdout
+    assert "docker compose -p app-green -f compose.yml up --no-start --force-recreate --no-deps web redis worker beat" \
+        in res.stdout  # the whole colour created by one compose call, its front then started by ID
     assert "docker stop -t 10 " in res.stdout and "sudo -n nginx -t" in res.stdout  # the live background, by ID
     assert app_state(h1) == before
     for task in (["cleanup", "--yes"], ["rollback"]):

@@ -5,7 +5,8 @@ what they did (`events`), and fails the steps a test asks it to.
 It refuses what it does not know, as Invoke's MockContext does: a round trip in which no line of
 COMMANDS is recognised raises UnknownCommand, naming it, instead of answering `(0, "")`.
 
-What rides along with a command is taken out first: the guard's arming (with the stop), its
+What rides along with a command is taken out first: the lowest priority (base.low_priority, in front
+of each of the tool's own commands), the guard's arming (with the stop), its
 heartbeat (in front of every command while armed), its disarm (with the next command), and the
 `echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays what is left, in its order.
 
@@ -32,7 +33,7 @@ import shlex
 
 from tasks.config.schema import HostSettings
 from tasks.host.remote import RecordingRemote
-from tasks.shell.base import MARK, remote_path
+from tasks.shell.base import MARK, low_priority, remote_path
 
 # The commands the fake host knows, one line each: (what it is, its pattern, the method that plays it).
 # Played in this order within a round trip, each on every match (a read_* answers it alone).
@@ -56,7 +57,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("images received (images.load)", r"^(zstd -dcq|gzip -dc) \| docker load", "noop"),
     ("images tagged (images.tag)", r"docker tag \S+ \S+", "noop"),
     ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
+    ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {MARK}containers", "containers_after_stop"),
     ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) -f {file} (\w+)([^;&|\n]*)", "compose"),
+    ("containers created, listed (compose.created)", r"fbg_new=\$\(docker ps -a --no-trunc --filter "
+     r"label=com\.docker\.compose\.project={app}-(blue|green) ", "list_created"),
+    ("what was created, started by ID (compose.start_created)", r"ids=\$\(printf '%s\\n' \"\$fbg_new\" \| awk -v "
+     r"want=('[^']*'|\S+) ", "start_created"),
+    ("started by ID (compose.start_ids)", r"docker start ([^$;>]+)>/dev/null", "start_ids"),
+    ("capped start by ID (cpu.start_capped)", r"\nids=('[^'\n]*'|\S+)\n", "start_ids"),
     ("stop by ID (compose.stop_ids)", r"docker stop -t \d+ ([^;>]*)", "stop_ids"),
     ("upstream file (nginx.write_root_file)", r"sh {upstream} ", "write_upstream"),
     ("secrets write (state.write_env)",
@@ -70,7 +78,6 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("health check (health.wait_healthy)", r"(?:^|\( )i=0; while", "health"),
     ("facts riding along (probe.facts)", rf"echo {MARK}record", "facts_riding"),
     ("queues (broker.count_queued)", r"docker exec -i \"\$cid\" redis-cli -n \d+", "count_queued"),
-    ("containers after a stop (compose.stop_ids)", rf"echo {MARK}containers", "containers_after_stop"),
     ("open connections (connections.wait_closed)", r"fbg_open\(\) \{", "wait_closed"),
 ]
 
@@ -86,6 +93,7 @@ class Patterns:
     def __init__(self, s: HostSettings):
         d, app = re.escape(remote_path(s.dir)), re.escape(s.app)
         self.app = s.app
+        self.low = re.compile(re.escape(low_priority() + "; "))
         self.arm = re.compile(r": arm-guard;.*?could not start the guard on the host\\n'; exit 1; \}; \}\)?", re.S)
         self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
                                  r"echo @@fbg:\$fbg_guard; \}", re.S)
@@ -154,6 +162,7 @@ class FakeHost:
         # last one holds on); None: they cannot be counted (no ss on the host)
         self.open_connections: list[int] | None = [0]
         self.images = "zstd\nstore []\nfree 9999999 /var/lib/docker\n"  # what shell.images.inventory() prints
+        self.lowered: list[bool] = []  # per round trip: sent at the lowest priority (base.low_priority)
         self.remote = RecordingRemote(name="fake", answer=self.answer)
 
     @property
@@ -172,7 +181,8 @@ class FakeHost:
         self.heartbeats += len(self.p.heartbeat.findall(command))
         if self.p.heartbeat.search(command) and self.guard_acts:  # the guard acted: the command does not run
             return 9, out + "@@fbg:why the guard is no longer armed: it put the host back\n"
-        rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", command)))
+        self.lowered.append(bool(self.p.low.search(command)))
+        rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", self.p.low.sub("", command))))
         if self.guard_acts and "fbg_guard" in rest:  # finish(): only the branch the guard's having acted takes
             rest = rest.split("; else ", 1)[1]
         known = [(rx, method) for _, rx, method in self.p.commands if rx.search(rest)]
@@ -251,6 +261,23 @@ class FakeHost:
         self.events.append(("switch", m.group("color")))
         return ""
 
+    def list_created(self, m: re.Match) -> str:
+        """compose.created(): the colour's containers, oldest first (as the fake created them)."""
+        return "".join(f"created {s} id{c}{s}\n" for (c, s) in self.containers if c == m.group(1))
+
+    def start_created(self, m: re.Match) -> str:
+        color = re.search(r"label=com\.docker\.compose\.project=\S+-(blue|green) ", m.string).group(1)
+        for service in shlex.split(m.group(1))[0].split():
+            self.set_state((color, service), "running")
+        return ""
+
+    def start_ids(self, m: re.Match) -> str:
+        ids = " ".join(shlex.split(m.group(1))).split()
+        for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in ids]:
+            self.set_state(key, "running")
+            self.ran_queue(*key)
+        return "capped\n" if m.group(0).startswith("\nids=") else ""
+
     def stop_ids(self, m: re.Match) -> str:
         for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in m.group(1).split()]:
             self.set_state(key, "exited")
@@ -296,7 +323,7 @@ class FakeHost:
 
     def set_state(self, key: tuple[str, str], state: str) -> None:
         """A container's new state, and its event: start, stop or down (removed)."""
-        event = {"running": "start", "exited": "stop", "removed": "down"}[state]
+        event = {"running": "start", "exited": "stop", "removed": "down", "created": "create"}[state]
         if state == "removed":
             self.containers.pop(key, None)
         else:
@@ -341,16 +368,22 @@ class FakeHost:
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
         if not services:
             services = [s for (c, s) in self.containers if c == color]
+        creating = verb == "up" and "--no-start" in args and "echo capped" not in m.string  # compose.create()
         for s in services:
-            if verb in ("up", "start"):
+            if creating:
+                self.set_state((color, s), "created")
+            elif verb in ("up", "start"):
                 self.set_state((color, s), "running")
-                if s == "worker" and color == self.queued_in and self.workers_run_queue:
-                    self.queued = dict.fromkeys(self.queued, 0)
+                self.ran_queue(color, s)
             elif verb == "stop" and (color, s) in self.containers:
                 self.set_state((color, s), "exited")
             elif verb == "down":
                 self.set_state((color, s), "removed")
-        return "capped\n" if verb == "up" and "--no-start" in args else ""
+        return "capped\n" if verb == "up" and "--no-start" in args and not creating else ""
+
+    def ran_queue(self, color: str, service: str) -> None:
+        if service == "worker" and color == self.queued_in and self.workers_run_queue:
+            self.queued = dict.fromkeys(self.queued, 0)
 
     def facts(self) -> str:
         last = (self.history.splitlines() or [""])[-1]
@@ -376,5 +409,5 @@ class FakeHost:
 
     def index(self, needle: str) -> int:
         """Position of the first command containing needle outside the guard's own commands."""
-        return next(i for i, c in enumerate(self.commands)
+        return next(i for i, c in enumerate(self.p.low.sub("", c) for c in self.commands)
                     if needle in self.p.disarm.sub("", self.p.arm.sub("", c)) and not c.startswith("say() {"))

@@ -48,12 +48,14 @@ def touches(commands: list[str], color: str) -> bool:
 def test_a_staged_deploy_starts_the_new_front_beside_the_live_colour_and_moves_nothing():
     host = staged_host()
     assert host.state("blue") == dict.fromkeys(ALL, "running")  # blue keeps its worker and beat
-    assert host.state("green") == {"web": "running", "redis": "running"}  # no green background yet
+    # no green background runs yet: created with the front (one compose call), started by promote
+    assert host.state("green") == {"web": "running", "redis": "running", "worker": "created", "beat": "created"}
     assert "127.0.0.1:18001" in host.upstream  # nginx untouched
     assert not touches(host.commands, "blue") and not any("nginx -s reload" in c for c in host.commands)
     rec = record(host)
     assert (rec["live"], rec["staged"], rec["previous"]) == ("blue", "green", None)  # green recreated: no going back
-    assert rec["colors"]["green"]["containers"] == {"redis": "idgreenredis", "web": "idgreenweb"}
+    assert rec["colors"]["green"]["containers"] == {"beat": "idgreenbeat", "redis": "idgreenredis", "web": "idgreenweb",
+                                                    "worker": "idgreenworker"}  # created, not started
     assert rec["colors"]["blue"]["containers"] == json.loads(LIVE_BLUE)["colors"]["blue"]["containers"]
     assert any('"action":"deploy"' in c and '"result":"staged"' in c for c in host.commands)
 
@@ -75,7 +77,7 @@ def test_the_guard_of_a_staged_deploy_would_only_stop_the_new_colour():
     assert stage.undo_plan() == ("stop app-green (kept for its logs)", "put the record back (blue colour live)")
 
 
-@pytest.mark.parametrize("failing, step", [("i=0; while", "health check"), ("up -d --force-recreate", "start new front")])
+@pytest.mark.parametrize("failing, step", [("i=0; while", "health check"), ("up --no-start --force-recreate --no-deps web", "start new front")])
 def test_a_failed_staged_deploy_stops_the_new_colour_and_leaves_the_live_one_alone(failing, step):
     host = FakeHost(running={"blue": ALL}, record=LIVE_BLUE, fail=(failing,))
     r = Stage(host.remote, S).run()
@@ -91,7 +93,7 @@ def test_promote_finishes_the_deploy_of_the_staged_colour():
     r = Promote(host.remote, S).run()
     assert (r.outcome, r.from_color, r.to_color) == (DEPLOYED, "blue", "green")
     promoted = host.commands[sent:]
-    assert not any("up -d --force-recreate --no-deps web redis" in c for c in promoted)  # the staged front stays
+    assert not any("--no-deps web redis" in c for c in promoted)  # the staged front stays
     order = [next(i for i, c in enumerate(promoted) if x in host.p.arm.sub("", c)) for x in (
         "i=0; while", "docker stop -t 30 idblueworker idbluebeat", "sudo nginx -s reload",
         "-p app-green -f compose.yml up --no-start --force-recreate --no-deps worker beat")]

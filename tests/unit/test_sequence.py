@@ -12,7 +12,7 @@ from tasks.host.drain import drain
 from tasks.host.facts import find_live
 from tasks.result import (CLEANED, DEPLOYED, DRAINED, FAILED, NOTHING, NOTHING_TO_DRAIN, PLANNED, REFUSED,
                           ROLLED_BACK)
-from tasks.config.schema import HostSettings
+from tasks.config.schema import Hooks, HostSettings
 from tasks.errors import StepFailed
 from tasks.shell import compose, nginx
 
@@ -42,12 +42,12 @@ def test_blue_to_green_runs_the_steps_in_order():
     order = [host.index(x) for x in (
         "git pull --ff-only",
         "docker stop -t 30 idblueworker idbluebeat",
-        "-p app-green -f compose.yml up -d --force-recreate --no-deps web redis",
+        "-p app-green -f compose.yml up --no-start --force-recreate --no-deps web redis worker beat",
         "i=0; while",
         "sudo -n sh -c",
         "sudo -n nginx -t",
         "sudo nginx -s reload",
-        "-p app-green -f compose.yml up --no-start --force-recreate --no-deps worker beat",
+        "ids='idgreenworker idgreenbeat'",  # created with the front, started by ID
     )]
     assert order == sorted(order)
     assert host.state("blue") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
@@ -75,10 +75,10 @@ def test_the_old_background_stops_after_the_preflight_and_prepare():
 
 
 @pytest.mark.parametrize("failing, step", [
-    ("up -d --force-recreate --no-deps web redis", "start new front"),
+    ("up --no-start --force-recreate --no-deps web redis worker beat", "start new front"),
     ("i=0; while", "health check"),
     ("sudo -n nginx -t", "switch"),
-    ("up --no-start --force-recreate --no-deps worker beat", "start new background"),
+    ("ids='idgreenworker idgreenbeat'", "start new background"),
     ("end=$((", "settle"),
 ])
 def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
@@ -126,7 +126,7 @@ def test_record_and_nginx_disagreeing_is_refused_before_anything_changes():
     assert r.outcome == REFUSED and "record says blue is live" in r.reason and "18002 (green)" in r.reason
     # three round trips: lock (and start sampling); pre-flight and facts; unlock (and the samples)
     assert len(host.commands) == 3 and "mkdir .fab-bluegreen/app.lock" in host.commands[0]
-    assert host.commands[1].startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[2]
+    assert host.p.low.sub("", host.commands[1]).startswith("say() {") and "rm -rf .fab-bluegreen/app.lock" in host.commands[2]
     assert not any("compose.yml" in c for c in (host.commands[0], host.commands[2]))
 
 
@@ -170,8 +170,8 @@ def test_a_deploy_takes_few_round_trips():
     assert len(host.commands) == 8
     assert host.guard_armed is False  # armed with the stop, disarmed at the end
     assert ": arm-guard;" in host.commands[3] and "docker stop -t 30 idblueworker idbluebeat" in host.commands[3]
-    assert "up -d --force-recreate --no-deps web redis" in host.commands[4] and "i=0; while" in host.commands[4]
-    assert "up --no-start --force-recreate --no-deps worker beat" in host.commands[6] and "end=$((" in host.commands[6]
+    assert "up --no-start --force-recreate --no-deps web redis worker beat" in host.commands[4] and "i=0; while" in host.commands[4]
+    assert "ids='idgreenworker idgreenbeat'" in host.commands[6] and "end=$((" in host.commands[6]
 
 
 def test_shared_services_start_before_anything_stops_and_are_never_stopped():
@@ -318,7 +318,7 @@ def test_the_switch_reason_is_the_tools_own_sentence_not_nginx_notices():
 
 
 def test_switching_back_skips_the_reload_while_nginx_still_runs_the_workers_it_ran_before():
-    host = FakeHost(running={"blue": ALL}, fail=("up --no-start",), record='{"live": "blue"}')
+    host = FakeHost(running={"blue": ALL}, fail=("ids='idgreenworker idgreenbeat'",), record='{"live": "blue"}')
     host.nginx_workers = "812 813"
     r = deploy(host)
     assert r.outcome == ROLLED_BACK
@@ -373,3 +373,22 @@ def test_each_check_fails_against_a_deploy_that_stops_the_old_workers_too_early(
         check(early)
     seen = str(failed.traceback[-1].statement)  # failed on what the host saw, not on the outcome
     assert any(x in seen for x in ("host.state(", "host.events", "min(stopped)")), seen
+
+
+def test_a_worker_killed_at_the_end_of_its_grace_is_a_warning_in_a_rollback_too():
+    """Read before the rollback starts it again (a start resets its exit code)."""
+    host = FakeHost(running={"blue": ALL}, exit_codes={"worker": 137, "beat": 0}, fail=("i=0; while",))
+    r = deploy(host)
+    assert r.outcome == ROLLED_BACK and host.state("blue") == dict.fromkeys(ALL, "running")
+    assert [w for w in r.warnings if "killed" in w] == [
+        "blue's worker was killed after stop_timeout (30 s) instead of stopping by itself: tasks it was running "
+        "may be lost (raise stop_timeout above the longest task)"]
+
+
+def test_the_tool_s_own_commands_go_at_the_lowest_priority_and_the_user_s_do_not():
+    s = HostSettings(name="pi5", ssh="pi5", prepare=("git pull --ff-only",), hooks=Hooks(after_front=("./migrate",)))
+    host = FakeHost(running={"blue": ALL})
+    assert deploy(host, s).outcome == DEPLOYED
+    users = [i for i, c in enumerate(host.commands) if "git pull --ff-only" in c or "./migrate" in c]
+    assert len(users) == 2 and not any(host.lowered[i] for i in users)
+    assert all(low for i, low in enumerate(host.lowered) if i not in users)  # lock and sampler, checks, ... close

@@ -171,7 +171,7 @@ def test_what_the_tool_writes_passes_its_own_checks():
     """The validators are not stricter than the writers: record, history lines, lock info."""
     host = FakeHost(running={"blue": ALL}, record='{"live": "blue", "previous": null}')
     assert Deploy(host.remote, S).run().outcome == DEPLOYED
-    failed = FakeHost(running={"blue": ALL}, fail=("up --no-start --force-recreate --no-deps worker beat",))
+    failed = FakeHost(running={"blue": ALL}, fail=("ids='idgreenworker idgreenbeat'",))
     assert Deploy(failed.remote, S).run().outcome == ROLLED_BACK
     cleaned = FakeHost(running={"blue": ["web", "redis"], "green": ALL}, upstream_port=18002)
     assert cleanup.remove(cleaned.remote, S, cleanup.plan(cleaned.remote, S)).outcome == CLEANED
