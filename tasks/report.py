@@ -18,6 +18,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from .archive import Count, human
+from .cmdline import stdout_to_devnull
 from .config.schema import COLORS
 from .mask import shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
@@ -33,9 +34,21 @@ def escape(text: str) -> str:
     """Text for rich markup: shown() (no secret, no control character), then no markup either."""
     return _markup_escape(shown(str(text)))
 
+
+class Screen(Console):
+    """The console of the tables, on stdout."""
+
+    def on_broken_pipe(self) -> None:
+        """Its reader went away (`fab status --all | head -3`): no traceback, and not rich's exit 1.
+        The task carries on without stdout (the hosts' work, the notification) and exits with its own
+        code, which says how the hosts went (`fab -l | head -1` is 141: cmdline.py)."""
+        self.quiet = True
+        stdout_to_devnull()
+
+
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
-out = Console(highlight=False, soft_wrap=False,
-              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+out = Screen(highlight=False, soft_wrap=False,
+             width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
 
 
