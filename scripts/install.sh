@@ -40,7 +40,7 @@ fi
 
 # fab-bluegreen and fab_bluegreen: an older .venv installed the package under the name tasks
 if [ ! -x .venv/bin/fab ] || [ ! -x .venv/bin/fab-bluegreen ] || \
-   ! .venv/bin/python -c 'import fabric, rich, pytest, fab_bluegreen' 2>/dev/null; then
+   ! .venv/bin/python -c 'import fabric, rich, pytest, xdist, fab_bluegreen' 2>/dev/null; then
   echo "==> python venv .venv (project + test deps)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip

@@ -13,14 +13,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ["pyproject.toml", "README.md", "LICENSE", "tasks"]  # what the wheel is made of
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-# No bed host here: the second run of the e2e suite (hosts unlike the bed, scripts/test.sh) would repeat it as is.
-pytestmark = pytest.mark.skipif(os.environ.get("FBG_BED_VARIANT") == "unlike",
-                                reason="uses no bed host: run once, with the suite on the hosts as built")
 
 CELERY_TASKS = '''"""The app's own Celery tasks, under the name Celery users give them."""
 try:
@@ -55,12 +50,19 @@ ns.add_collection(fab_bluegreen.ns, "bg")
 '''
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> Path:
+def test_installed_from_a_wheel_into_a_fresh_venv_it_works_from_an_app_repo(tmp_path):
+    """One test, so that the wheel and the venv are made once (pytest-xdist would make them per worker)."""
+    venv = install(tmp_path / "install")
+    check_nothing_named_tasks(venv, app(tmp_path / "app1"))
+    check_list_help_versions_and_usage_errors(venv, app(tmp_path / "app2"))
+    check_a_subfolder_reads_the_repos_hosts_toml(venv, app(tmp_path / "app3"))
+    check_a_users_fabfile_with_the_tasks_as_bg(venv, app(tmp_path / "app4"))
+
+
+def install(tmp: Path) -> Path:
     """A fresh venv (no system site-packages) with the wheel of this checkout installed, not editable."""
-    tmp = tmp_path_factory.mktemp("install")
     source = tmp / "source"  # built from a copy: the build leaves nothing in the checkout
-    source.mkdir()
+    source.mkdir(parents=True)
     for name in BUILD:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -75,14 +77,13 @@ def venv(tmp_path_factory) -> Path:
     return venv
 
 
-@pytest.fixture
-def app(tmp_path) -> Path:
+def app(folder: Path) -> Path:
     """The user's app repo: compose file, hosts.toml, a Celery tasks.py, a subfolder; no fabfile."""
-    (tmp_path / "compose.yml").write_text("services:\n  web:\n    image: myapp:latest\n")
-    (tmp_path / "hosts.toml").write_text(HOSTS)
-    (tmp_path / "tasks.py").write_text(CELERY_TASKS)
-    (tmp_path / "myapp" / "settings").mkdir(parents=True)
-    return tmp_path
+    (folder / "myapp" / "settings").mkdir(parents=True)
+    (folder / "compose.yml").write_text("services:\n  web:\n    image: myapp:latest\n")
+    (folder / "hosts.toml").write_text(HOSTS)
+    (folder / "tasks.py").write_text(CELERY_TASKS)
+    return folder
 
 
 def run(*argv, cwd=None, timeout=60, check=True) -> subprocess.CompletedProcess:
@@ -100,7 +101,7 @@ def usage_error(r: subprocess.CompletedProcess, message: str) -> None:
     assert message in r.stderr, r.stderr
 
 
-def test_installed_it_is_fab_bluegreen_and_nothing_named_tasks(venv, app):
+def check_nothing_named_tasks(venv, app):
     python = venv / "bin" / "python"
     where = json.loads(run(python, "-c", "import fab_bluegreen, json, sysconfig; print(json.dumps("
                            "[fab_bluegreen.__file__, sysconfig.get_paths()['purelib']]))", cwd=app).stdout)
@@ -113,7 +114,7 @@ def test_installed_it_is_fab_bluegreen_and_nothing_named_tasks(venv, app):
     assert (site / "fab_bluegreen" / "program.py").is_file()
 
 
-def test_the_command_lists_helps_and_names_four_versions_from_an_app_repo(venv, app):
+def check_list_help_versions_and_usage_errors(venv, app):
     fbg = venv / "bin" / "fab-bluegreen"
     listed = run(fbg, "-l", cwd=app)
     assert not listed.stderr and {"deploy", "promote", "rollback", "cleanup", "drain", "check", "status",
@@ -130,7 +131,7 @@ def test_the_command_lists_helps_and_names_four_versions_from_an_app_repo(venv, 
                 "error: deploy has no option --bogus (fab-bluegreen --help deploy lists its options)")
 
 
-def test_a_subfolder_reads_the_repos_hosts_toml_relative_paths_from_there(venv, app):
+def check_a_subfolder_reads_the_repos_hosts_toml(venv, app):
     fbg = venv / "bin" / "fab-bluegreen"
     here = app / "myapp" / "settings"
     usage_error(run(fbg, "status", "--host", "nope", cwd=here, check=False),
@@ -143,7 +144,7 @@ def test_a_subfolder_reads_the_repos_hosts_toml_relative_paths_from_there(venv, 
     usage_error(run(fbg, "status", cwd=outside, check=False), f"error: no hosts.toml in {outside} or any folder")
 
 
-def test_a_users_fabfile_has_its_own_tasks_and_the_tools_as_bg(venv, app):
+def check_a_users_fabfile_with_the_tasks_as_bg(venv, app):
     fab = venv / "bin" / "fab"
     (app / "fabfile.py").write_text(FABFILE)
     listed = run(fab, "-l", cwd=app).stdout
