@@ -156,14 +156,15 @@ def stdout_closed() -> bool:
 
 def exit_closed():
     """Stdout's reader is gone: end the run with 141."""
-    stdout_to_devnull()
+    to_devnull(sys.stdout)
     raise Exit(code=PIPE_CLOSED)
 
 
-def stdout_to_devnull() -> None:
-    """Nothing more goes to stdout (what is left in its buffer would fail again at exit)."""
+def to_devnull(stream) -> None:
+    """Nothing more goes to this stream, stdout or stderr, whose reader is gone (what is left in its
+    buffer would fail again at exit)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, stream.fileno())
     os.close(devnull)
 
 

@@ -190,7 +190,7 @@ class Output:
             except BrokenPipeError:  # its reader went away: carry on (the notification), as the table does
                 if not cmdline.stdout_closed():
                     raise
-                cmdline.stdout_to_devnull()
+                cmdline.to_devnull(sys.stdout)
         else:
             report.plans(list(results))
         if self.notify and self.notify.configured and not self.dry_run:

@@ -18,7 +18,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from .archive import Count, human
-from .cmdline import stdout_to_devnull
+from .cmdline import to_devnull
 from .config.schema import COLORS
 from .mask import shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
@@ -36,20 +36,21 @@ def escape(text: str) -> str:
 
 
 class Screen(Console):
-    """The console of the tables, on stdout."""
+    """A console whose reader may go away: the tables on stdout, the progress on stderr."""
 
     def on_broken_pipe(self) -> None:
-        """Its reader went away (`fab status --all | head -3`): no traceback, and not rich's exit 1.
-        The task carries on without stdout (the hosts' work, the notification) and exits with its own
-        code, which says how the hosts went (`fab -l | head -1` is 141: cmdline.py)."""
+        """Its reader went away (`fab status --all | head -3`, `fab deploy 2>&1 | head`): not rich's
+        SystemExit(1), which in a host's thread would end its sequence halfway. The task carries on
+        without this stream (the hosts' work, the notification) and exits with its own code, which
+        says how the hosts went (`fab -l | head -1` is 141: cmdline.py)."""
         self.quiet = True
-        stdout_to_devnull()
+        to_devnull(self.file)
 
 
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
 out = Screen(highlight=False, soft_wrap=False,
              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
+err = Screen(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
 
 
 class Progress:

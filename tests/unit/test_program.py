@@ -200,7 +200,7 @@ def test_output_into_a_closed_pipe_ends_quietly(app, argv, code):
     assert (r.returncode, r.stderr) == (code, ""), r.stderr
 
 
-def test_a_deploy_whose_table_is_cut_still_notifies_and_keeps_its_exit_code(app):
+def test_a_deploy_whose_table_or_progress_is_cut_still_notifies_and_keeps_its_exit_code(app):
     with (app / "hosts.toml").open("a") as f:
         f.write('[defaults.notify]\ncommand = "cat > notified.json"\n')  # run in the hosts file's folder
     (app / "ssh").mkdir()
@@ -209,10 +209,15 @@ def test_a_deploy_whose_table_is_cut_still_notifies_and_keeps_its_exit_code(app)
     os.close(read)
     try:
         r = run(app / "src", FAB_BLUEGREEN, "deploy", "--host", "h1", stdout=write)
+        assert (r.returncode, "Traceback" in r.stderr) == (1, False), r.stderr  # 1: h1 could not be reached
+        assert json.loads((app / "notified.json").read_text())["hosts"][0]["result"] == "unreachable"
+        (app / "notified.json").unlink()
+        r = subprocess.run([FAB_BLUEGREEN, "deploy", "--host", "h1"], cwd=app, stdout=write, stderr=write,
+                           timeout=60)  # `2>&1 | head`: the progress lines too
+        assert r.returncode == 1
+        assert json.loads((app / "notified.json").read_text())["hosts"][0]["result"] == "unreachable"
     finally:
         os.close(write)
-    assert (r.returncode, "Traceback" in r.stderr) == (1, False), r.stderr  # 1: h1 could not be reached
-    assert json.loads((app / "notified.json").read_text())["hosts"][0]["result"] == "unreachable"
 
 
 def test_fab_l_into_head_ends_quietly():
