@@ -18,6 +18,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from .archive import Count, human
+from .cmdline import to_devnull
 from .config.schema import COLORS
 from .mask import shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome, SetupResult
@@ -34,10 +35,23 @@ def escape(text: str) -> str:
     """Text for rich markup: shown() (no secret, no control character), then no markup either."""
     return _markup_escape(shown(str(text)))
 
+
+class Screen(Console):
+    """A console whose reader may go away: the tables on stdout, the progress on stderr."""
+
+    def on_broken_pipe(self) -> None:
+        """Its reader went away (`fab status --all | head -3`, `fab deploy 2>&1 | head`): not rich's
+        SystemExit(1), which in a host's thread would end its sequence halfway. The task carries on
+        without this stream (the hosts' work, the notification) and exits with its own code, which
+        says how the hosts went (`fab -l | head -1` is 141: cmdline.py)."""
+        self.quiet = True
+        to_devnull(self.file)
+
+
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
-out = Console(highlight=False, soft_wrap=False,
-              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
+out = Screen(highlight=False, soft_wrap=False,
+             width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+err = Screen(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
 
 
 class Progress:

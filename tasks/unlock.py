@@ -15,7 +15,7 @@ from .errors import UsageError
 
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)"}, **TASK)
 @edge
-def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False):
+def unlock(c, host=None, group=None, all_=False, hosts_file="", yes=False):
     """Remove a deploy lock left behind by a run that is gone, and disarm that run's guard.
 
     Shows each lock first: who holds it, since when, for which task, whether that run's guard
