@@ -104,19 +104,18 @@ class Board:
 
     def __init__(self, console: Console):
         self.console = console
-        self.lock = threading.RLock()
-        self.parts: dict[object, RenderableType] = {}
+        self.lock = threading.Lock()  # one change at a time; never taken while drawing
+        self.parts: dict[object, RenderableType] = {}  # replaced, never changed: drawn without a lock
         self.live: Live | None = None
 
     def __rich__(self) -> Group:
         from rich.console import Group
 
-        with self.lock:
-            return Group(*self.parts.values())
+        return Group(*self.parts.values())
 
     def show(self, key: object, part: RenderableType) -> None:
         with self.lock:
-            self.parts[key] = part
+            self.parts = {**self.parts, key: part}
             if self.live is None:
                 from rich.live import Live
 
@@ -125,7 +124,10 @@ class Board:
 
     def drop(self, key: object) -> None:
         with self.lock:
-            if self.parts.pop(key, None) is not None and not self.parts and self.live is not None:
+            if key not in self.parts:
+                return
+            self.parts = {k: part for k, part in self.parts.items() if k is not key}
+            if not self.parts and self.live is not None:
                 self.live.stop()
                 self.live = None
 

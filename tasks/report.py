@@ -289,8 +289,8 @@ class Bars:
             return self.progress.add_task(escape(label), total=max(total, 1), sent="0 B")
 
     def __rich__(self):
-        with self.lock:
-            return self.progress.get_renderable() if self.progress else ""
+        progress = self.progress  # no lock: drawn by the Board's Live while stop() may hold it
+        return progress.get_renderable() if progress else ""
 
     def stop(self) -> None:
         with self.lock:
