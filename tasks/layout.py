@@ -5,7 +5,8 @@
 - At a terminal wide enough for it: the whole table.
 - At a narrower terminal: the short columns stay a table; the long ones (a row's reason, its
   telemetry) go on their own indented lines under the row, `name: text`. If the short columns
-  still do not fit, the rightmost that may move go under the row too; a result word is never cut.
+  still do not fit, the rightmost that may move go under the row too (together, on one line, first);
+  then the widest that may wrap is narrowed (a long host name folds); a result word is never cut.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from rich.text import Text
 GAP = 2  # spaces between two columns
 INDENT = 4  # the lines under a row
 WIDEST = 100_000  # a table's own width is measured with this much room
-WHOLE = ("result",)  # the columns never narrowed (their words are never cut)
 
 
 class Fitted:
@@ -27,13 +27,14 @@ class Fitted:
     `under` columns (and, as needed, the columns not in `keep`, rightmost first) under each row."""
 
     def __init__(self, table: Table, under: tuple[str, ...] = (), keep: tuple[str, ...] = ("host",),
-                 uncut: bool = False):
+                 whole: tuple[str, ...] = ("result",), uncut: bool = False):
         self.table, self.under, self.keep = table, under, keep
+        self.never_narrowed = whole  # columns of single words (an outcome): never wrapped, never cut
         self.uncut = uncut  # not at a terminal: at the table's own width (print it with crop=False)
 
     def whole(self) -> Fitted:
         """This table, never cut or wrapped where it is not at a terminal (print it with crop=False)."""
-        return Fitted(self.table, self.under, self.keep, uncut=True)
+        return Fitted(self.table, self.under, self.keep, self.never_narrowed, uncut=True)
 
     def natural(self, console: Console, options: ConsoleOptions) -> int:
         """The table's width when no column is wrapped or cut."""
@@ -56,7 +57,7 @@ class Fitted:
         movable = [i for i in shown if names[i] not in self.keep]
         while _total(widths, shown) > width and movable:
             shown.remove(movable.pop())
-        _narrow_to(widths, shown, width, [names[i] in WHOLE for i in range(len(names))])
+        _narrow_to(widths, shown, width, [name in self.never_narrowed for name in names])
         if self.table.title:
             yield Text(str(self.table.title), style="table.title")
         yield from _row(console, [Text(names[i], style="table.header") for i in shown], [widths[i] for i in shown])
@@ -65,7 +66,8 @@ class Fitted:
             yield from _row(console, [cells[i][row] for i in shown], [widths[i] for i in shown])
             moved = [i for i in range(len(names)) if i not in shown and names[i] not in self.under]
             for group in ([moved] if moved else []) + [[i] for i in range(len(names)) if names[i] in self.under]:
-                said = [(names[i], cells[i][row]) for i in group if cells[i][row].plain.strip() not in ("", "-")]
+                said = [(names[i], Text(", ").join(cells[i][row].split("\n"))) for i in group
+                        if cells[i][row].plain.strip() not in ("", "-")]  # a cell's lines: one line
                 if said:
                     line = Text("   ").join(Text.assemble((f"{name}: ", "dim"), cell) for name, cell in said)
                     yield Padding(line, (0, 0, 0, INDENT))

@@ -189,7 +189,7 @@ def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Fitte
         table.add_column(column)
     for row in rows:
         table.add_row(*(escape(str(cell)) for cell in row))
-    return Fitted(table, keep=(columns[0], "result"))
+    return Fitted(table, keep=(columns[0],), whole=())
 
 
 def lock_table(looks) -> Fitted:

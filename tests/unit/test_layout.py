@@ -124,3 +124,33 @@ def test_piped_a_table_parses_as_the_end_to_end_tests_read_it():
     parsed = rows(console.file.getvalue())
     assert "unreachable" in parsed[LONG_HOST] and URL in parsed[LONG_HOST]
     assert "rolled back" in parsed["h3-rolled-back"] and f"{REASON} #3" in parsed["h3-rolled-back"]
+
+
+def other_tables():
+    from tasks.host.check import CheckResult
+    from tasks.result import CleanupResult, DrainResult
+
+    common = dict(from_color="blue", to_color="green", reason=REASON)
+    return {
+        "cleanup": report.cleanup_table([CleanupResult(LONG_HOST, "cleanup", outcome, version="web@3f2a1c9", cut=3,
+                                                       removes=["app-blue-web-1 (running)", "app-blue-worker-1 (exited)"],
+                                                       **common) for outcome in Outcome]),
+        "drain": report.drain_table([DrainResult(LONG_HOST, "drain", outcome, queued={"celery": 3, "mail": 12},
+                                                 seconds=61.5, **common) for outcome in Outcome]),
+        "check": report.check_table([(LONG_HOST, CheckResult([("fail", "docker compose v2 plugin", REASON),
+                                                              ("warn", "sudo -n", REASON), ("ok", "nginx -t", "ok")]))]),
+        "unlock": report.lock_table([inspect.LockLook(LONG_HOST, held=True, holder=f"alice@laptop: {REASON}",
+                                                      guard="armed: acts in 40 s", plan=[REASON])]),
+        "unlock result": report.simple_table("fab unlock", ["host", "result"], [[LONG_HOST, f"not removed: {REASON}"]]),
+    }
+
+
+@pytest.mark.parametrize("width", [60, 80])
+@pytest.mark.parametrize("name", ["cleanup", "drain", "check", "unlock", "unlock result"])
+def test_the_other_tables_fit_too(name, width):
+    text = at_terminal(other_tables()[name], width)
+    assert max(len(line) for line in text.splitlines()) <= width, text
+    assert squeezed(REASON) in squeezed(text)
+    words = {"cleanup": list(Outcome), "drain": list(Outcome), "check": ["fail", "warn", "ok"]}.get(name, [])
+    for word in words:
+        assert any(re.search(rf"  {word}(  |$)", line) for line in text.splitlines()), (word, text)
