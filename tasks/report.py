@@ -22,10 +22,11 @@ from .config.schema import COLORS
 from .layout import Fitted
 from .life import Board, Watch
 from .mask import shown
-from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
+from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome, SetupResult
 
 OUTCOME_STYLE = {Outcome.DEPLOYED: "green", Outcome.CLEANED: "green", Outcome.NOTHING: "green",
-                 Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green",
+                 Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green", Outcome.SET_UP: "green",
+                 Outcome.READY: "green",
                  Outcome.STAGED: "cyan", Outcome.UNSTAGED: "green", Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
                  Outcome.ROLLED_BACK: "yellow", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
@@ -138,6 +139,17 @@ def show(table, console: Console | None = None) -> None:
     """A result table on stdout (or `console`): not at a terminal, at its own width, never cut (tasks/layout.py)."""
     console = console or out
     console.print(table if console.is_terminal else table.whole(), crop=False)
+
+
+def setup_table(results: list[SetupResult]) -> Table:
+    table = Table(title="fab setup", title_justify="left")
+    for column in ("host", "result", "done", "kept", "why"):
+        table.add_column(column, no_wrap=column in ("host", "result"))
+    for r in results:
+        why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
+        done = "\n".join(r.done) or ("nothing (already set up)" if r.ok else "nothing")
+        table.add_row(escape(r.host), _outcome(r), escape(done), escape("\n".join(r.kept) or "-"), escape(why))
+    return table
 
 
 def warn(message: str, console: Console = err) -> None:
