@@ -137,11 +137,11 @@ def drain_table(results: list[DrainResult]) -> Fitted:
 
 def show(table, console: Console | None = None) -> None:
     """A result table on stdout (or `console`): not at a terminal, at its own width, never cut (tasks/layout.py)."""
-    console = console or out
-    console.print(table if console.is_terminal else table.whole(), crop=False)
+    console, fitted = console or out, table if isinstance(table, Fitted) else Fitted(table)
+    console.print(fitted if console.is_terminal else fitted.whole(), crop=False)
 
 
-def setup_table(results: list[SetupResult]) -> Table:
+def setup_table(results: list[SetupResult]) -> Fitted:
     table = Table(title="fab setup", title_justify="left")
     for column in ("host", "result", "done", "kept", "why"):
         table.add_column(column, no_wrap=column in ("host", "result"))
@@ -149,7 +149,7 @@ def setup_table(results: list[SetupResult]) -> Table:
         why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
         done = "\n".join(r.done) or ("nothing (already set up)" if r.ok else "nothing")
         table.add_row(escape(r.host), _outcome(r), escape(done), escape("\n".join(r.kept) or "-"), escape(why))
-    return table
+    return Fitted(table, under=("done", "kept", "why"), keep=("host", "result"))
 
 
 def warn(message: str, console: Console = err) -> None:

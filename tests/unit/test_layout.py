@@ -128,7 +128,7 @@ def test_piped_a_table_parses_as_the_end_to_end_tests_read_it():
 
 def other_tables():
     from tasks.host.check import CheckResult
-    from tasks.result import CleanupResult, DrainResult
+    from tasks.result import CleanupResult, DrainResult, SetupResult
 
     common = dict(from_color="blue", to_color="green", reason=REASON)
     return {
@@ -141,16 +141,21 @@ def other_tables():
                                                               ("warn", "sudo -n", REASON), ("ok", "nginx -t", "ok")]))]),
         "unlock": report.lock_table([inspect.LockLook(LONG_HOST, held=True, holder=f"alice@laptop: {REASON}",
                                                       guard="armed: acts in 40 s", plan=[REASON])]),
+        "setup": report.setup_table([SetupResult(LONG_HOST, "setup", outcome, reason=REASON, kept=["~/app"],
+                                                 done=["wrote /etc/nginx/conf.d/app_upstream.conf (blue, port 18001)",
+                                                       "wrote /etc/nginx/sites-available/app.conf"])
+                                     for outcome in Outcome]),
         "unlock result": report.simple_table("fab unlock", ["host", "result"], [[LONG_HOST, f"not removed: {REASON}"]]),
     }
 
 
 @pytest.mark.parametrize("width", [60, 80])
-@pytest.mark.parametrize("name", ["cleanup", "drain", "check", "unlock", "unlock result"])
+@pytest.mark.parametrize("name", ["cleanup", "drain", "check", "setup", "unlock", "unlock result"])
 def test_the_other_tables_fit_too(name, width):
     text = at_terminal(other_tables()[name], width)
     assert max(len(line) for line in text.splitlines()) <= width, text
     assert squeezed(REASON) in squeezed(text)
-    words = {"cleanup": list(Outcome), "drain": list(Outcome), "check": ["fail", "warn", "ok"]}.get(name, [])
+    words = {"cleanup": list(Outcome), "drain": list(Outcome), "setup": list(Outcome),
+             "check": ["fail", "warn", "ok"]}.get(name, [])
     for word in words:
         assert any(re.search(rf"  {word}(  |$)", line) for line in text.splitlines()), (word, text)
