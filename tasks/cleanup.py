@@ -68,7 +68,7 @@ def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool
         out.show(report.cleanup_table(plans))
         return out.done(document.cleanup_hosts(plans), 0 if all(p.outcome == NOTHING for p in plans) else 1)
     if not yes:
-        out.screen.print(report.cleanup_table(plans, title="fab cleanup: plan"))
+        report.show(report.cleanup_table(plans, title="fab cleanup: plan"), out.screen)
         if not report.confirm("Remove these containers? (volumes and the live colour stay)", out.screen):
             if not report.interactive(out.screen):
                 raise UsageError("cleanup removes containers: add --yes to confirm (there is no terminal to ask at)")

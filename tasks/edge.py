@@ -175,7 +175,7 @@ class Output:
         from . import report
 
         if not self.json:
-            report.out.print(table)
+            report.show(table)
 
     def done(self, hosts: list[dict], code: int, results=()) -> int:
         """The run's result: the document (with --json), a dry run's commands (without), then the

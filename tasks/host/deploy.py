@@ -30,6 +30,7 @@ from ..build import Builds
 from ..config.schema import Color, HostSettings
 from ..config.secrets import SecretEnv
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
+from ..life import watching
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
                       DeployResult, outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
@@ -233,7 +234,7 @@ class Deploy:
         for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            res = self.send(hooks.prepare(self.s, self.new, line))
+            res = self.send_watched(hooks.prepare(self.s, self.new, line), "prepare")
             if not res.ok:
                 self.say_output(res)
                 raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
@@ -301,7 +302,7 @@ class Deploy:
         for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.send(hooks.hook(self.s, self.new, self.live, line))
+            res = self.send_watched(hooks.hook(self.s, self.new, self.live, line), name)
             self.say_output(res)
             if not res.ok and warn_only:
                 self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
@@ -527,8 +528,13 @@ class Deploy:
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
-    def send(self, command: str) -> Result:
-        return self.trip.send(command)
+    def send(self, command: str, on_line: Callable[[str], None] | None = None) -> Result:
+        return self.trip.send(command, on_line=on_line)
+
+    def send_watched(self, command: str, label: str) -> Result:
+        """A user's command (prepare, a hook): while it runs long, its time and last line are shown."""
+        with watching(self.say, label) as seen:
+            return self.send(command, on_line=seen)
 
     def note_guard_acted(self) -> None:
         """Whatever fab did, a host its guard put back is `failed`, with that reason (once)."""

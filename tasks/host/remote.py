@@ -59,7 +59,7 @@ class Remote(Protocol):
 
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         """Run a command that may change the host; on_line, if given, receives each line of its
-        output as it comes (progress of a command that waits)."""
+        output (stdout and stderr) as it comes: progress of a command that waits, a long step's life."""
 
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
@@ -100,8 +100,9 @@ class SshRemote:
         from invoke.exceptions import CommandTimedOut
 
         started = time.monotonic()
-        # the runner writes output to out_stream as it comes only when it is not hidden
-        shown = {"hide": True} if on_line is None else {"hide": "stderr", "out_stream": _Lines(on_line)}
+        # the runner writes output to out_stream/err_stream as it comes only when it is not hidden
+        shown = {"hide": True} if on_line is None else \
+            {"hide": False, "out_stream": _Lines(on_line), "err_stream": _Lines(on_line)}
         with _lost_is_unreachable():
             try:
                 r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)

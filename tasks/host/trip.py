@@ -44,9 +44,9 @@ class Trip:
         """A write to confirm in the last round trip (`what` is said if it fails)."""
         self.closing.append((command, what))
 
-    def send(self, command: str, timeout: float | None = None) -> Result:
+    def send(self, command: str, timeout: float | None = None, on_line: Callable[[str], None] | None = None) -> Result:
         """One round trip: what rides along, the heartbeat, then the command, within its budget
-        (a Command's own, else `timeout`, else timeouts.command)."""
+        (a Command's own, else `timeout`, else timeouts.command); on_line: each line of its output."""
         if timeout is None:
             timeout = base.budget_of(command, self.s.timeouts.command)
         line = command
@@ -57,7 +57,7 @@ class Trip:
             line = f"{self.arming} && {{ {line}; }}"
         line = "; ".join([*self.riding, line])
         self.arming, self.riding = "", []
-        res = self.remote.run(line, timeout)
+        res = self.remote.run(line, timeout, on_line=on_line)
         self._heard(res)
         return res
 
