@@ -126,18 +126,26 @@ def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, 
     _one_line("--message", message)
     inventory, hosts = _load(hosts_file, host, group, all_)
     envs = _secrets(hosts)  # read and checked before any host is contacted
+    files = _uploads(hosts)  # likewise: the files each deploy copies into the new colour's folder
     out = Output(action, json_, message, dry_run, inventory.notify, hosts_file)
     fleet = _fleet(c, dry_run, batch, max_fail)
     builds = _build_first(fleet, hosts, hosts_file, dry_run) if ship else None
     try:
         results = fleet.run(hosts, action, lambda r, s, say: sequence(
-            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds).run())
+            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds,
+            uploads=files[s.name]).run())
     finally:
         if builds:
             builds.close()
     out.show(report.deploy_table(results, title=f"fab {action}"))
     report.failure_details(results)
     return hosts, fleet, results, out
+
+
+def _uploads(hosts) -> dict:
+    from .config import uploads
+
+    return uploads.for_hosts(hosts)
 
 
 def _document(results) -> list[dict]:

@@ -4,7 +4,8 @@ record: {"app", "live", "since", "previous", "staged", "colors": {color: {"image
         "deployed", "version"}}} (Record and Deployed below; "staged" only while a colour is staged;
         version: git describe of the source the images were built from off the host, build.where = "local")
 history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...,
-         "versions": {color: what people read}, "shipped": {image name: bytes sent}}
+         "versions": {color: what people read}, "shipped": {image name: bytes sent},
+         "uploaded": {file name: the first 12 hex digits of its sha256} (upload)}
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def history_problem(data: object) -> str | None:
     for name, sent in shipped.items():
         if isinstance(sent, bool) or not isinstance(sent, int) or sent < 0:
             return f"has shipped.{name} {_shown(sent)}, not a number of bytes"
-    return _texts(data.get("versions", {}), "versions")
+    return _texts(data.get("versions", {}), "versions") or _texts(data.get("uploaded", {}), "uploaded")
 
 
 def lock_problem(data: object) -> str | None:

@@ -27,7 +27,12 @@ class Patterns:
             rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then echo \S+ "
             rf"\$\(\( \$\(date \+%s\) \+ \d+ \)\) > \.fab-bluegreen/{app}\.guard\.until; "
             r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
-        self.compose = re.compile(rf"-p {app}-(blue|green) -f {re.escape(shlex.quote(s.compose_file))} (\w+)([^;&|\n]*)")
+        # -f the compose file in dir, or (upload) the colour's own copy (shell.compose.compose_command)
+        file = (r'--project-directory \. -f "\$\(\[ -f \S+ \] && echo \S+ \|\| echo \S+\)"' if s.upload
+                else f"-f {re.escape(shlex.quote(s.compose_file))}")
+        self.compose = re.compile(rf"-p {app}-(blue|green) {file} (\w+)([^;&|\n]*)")
+        self.copy_write = re.compile(rf"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)/(\S+) ")
+        self.copy_remove = re.compile(rf"rm -rf \.fab-bluegreen/{app}\.(blue|green)$")
         self.record = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" "
                                  rf"\.fab-bluegreen/{app}\.json ")
         self.upstream = f"sh {shlex.quote(s.switch.upstream_file)} "
@@ -65,6 +70,7 @@ class FakeHost:
         self.queued = {"celery": 0, "unacked": 0, **(queued or {})}  # the old colour's broker
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
         self.env_files: dict[str, bytes] = {}  # colour -> its secrets file (state.write_env, compose.remove)
+        self.copies: dict[tuple[str, str], bytes] = {}  # (colour, name) -> its uploaded copy (state.write_copy)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
         self.workers_run_queue = True  # that colour's worker, started, empties its queues
         # the open connections to the old colour's port, second by second while cleanup waits (the
@@ -120,6 +126,10 @@ class FakeHost:
             self.env_files[color] = self.remote.puts[-1][1]
         for color in self.p.env_remove.findall(rest):
             self.env_files.pop(color, None)
+        for color, name in self.p.copy_write.findall(rest):  # upload: the text came on stdin too
+            self.copies[(color, name)] = self.remote.puts[-1][1]
+        for color in self.p.copy_remove.findall(rest):
+            self.copies = {k: v for k, v in self.copies.items() if k[0] != color}
         records = self.p.record.findall(rest)
         if records:
             self.record = shlex.split(records[-1])[0]
