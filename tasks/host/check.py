@@ -81,9 +81,10 @@ def preflight(remote: Remote, s: HostSettings) -> CheckResult:
     """fab check: the checks, then whether the live colour can be told (record and nginx agree), and
     whether a staged front would fit beside it."""
     result, _ = run_checks(remote, s)
-    if s.upload:
-        result.items = [upload_check(remote, s) if name == "compose_file" else (level, name, detail)
-                        for level, name, detail in result.items]
+    if s.upload:  # in place of the line that says so (compose_file, or dir when there is none yet)
+        at = next((i + 1 for i, item in enumerate(result.items) if item[1] in ("compose_file", "dir")), len(result.items))
+        result.items.insert(at, upload_check(remote, s))
+        result.items = [item for i, item in enumerate(result.items) if item[1] != "compose_file" or i == at]
     if result.ok:
         try:
             facts = read(remote, s, s.timeouts.command)
