@@ -21,12 +21,13 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
     """Deploy the other colour with zero downtime, keeping the old one.
 
     On each host, in parallel: take the deploy lock; check the host (fab check); write the
-    new colour's secrets ([defaults.secrets]); run `prepare`; arm a guard that puts the host
-    back if fab goes silent; stop the live colour's background services (worker, beat); start
-    the other colour's front services (web, redis); poll its health check; run the after_front
-    hooks; point nginx at it; start its background services; check that they stay up. If a step
-    fails (or on Ctrl-C) the host is rolled back and the old colour keeps serving. The old
-    colour is never removed here: see `fab cleanup`.
+    new colour's secrets ([defaults.secrets]) and its own copy of the `upload` files (the
+    compose file from your repo: that colour runs from it); run `prepare`; arm a guard that
+    puts the host back if fab goes silent; stop the live colour's background services (worker,
+    beat); start the other colour's front services (web, redis); poll its health check; run
+    the after_front hooks; point nginx at it; start its background services; check that they
+    stay up. If a step fails (or on Ctrl-C) the host is rolled back and the old colour keeps
+    serving. The old colour is never removed here: see `fab cleanup`.
 
     With --no-switch the deploy stops once the new front is healthy and through after_front:
     the live colour keeps the traffic and its background, and the result is `staged`. Try the
