@@ -443,7 +443,7 @@ class Deploy:
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
         return rec.with_color(self.new, facts.images(self.s, self.new), facts.git, facts.container_ids(self.s, self.new),
-                              self.source_version)
+                              self.source_version, self.uploaded)
 
     # --- rollback ----------------------------------------------------------------------------
 
@@ -633,7 +633,9 @@ class Promote(Deploy):
         secrets.hide_written(self.remote, self.s, self.new)
 
     def upload_files(self) -> None:
-        pass  # the staged colour runs from the copy uploaded when it was staged
+        """The staged colour runs from the copy uploaded when it was staged: its hashes, for the
+        record and the history."""
+        self.uploaded = self.old_record.uploaded(self.new)
 
     def run_prepare(self) -> None:
         pass  # ran when the colour was staged
@@ -711,7 +713,9 @@ class Rollback(Deploy):
         secrets.hide_written(self.remote, self.s, self.new)
 
     def upload_files(self) -> None:
-        pass  # the colour goes back to its own copy, uploaded when it was deployed
+        """The colour goes back to its own copy, uploaded when it was deployed: its hashes, for the
+        history."""
+        self.uploaded = self.old_record.uploaded(self.new)
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there

@@ -84,10 +84,11 @@ def test_each_colour_runs_its_own_copy_of_the_repo_s_compose_file_and_a_rollback
 
     history = fab("history", "--host", "h1", "--json", "--hosts-file", str(path))
     assert history.returncode == 0
-    deploys = [a for a in json.loads(history.stdout)["hosts"][0]["actions"] if a["action"] == "deploy"]
-    assert [(d["to"], d["uploaded"]) for d in deploys] == [
-        ("blue", {"compose.yml": hashlib.sha256(old.encode()).hexdigest()[:12]}),
-        ("green", {"compose.yml": hashlib.sha256(new.encode()).hexdigest()[:12]})]
+    actions = json.loads(history.stdout)["hosts"][0]["actions"]
+    assert [(a["action"], a["to"], a["uploaded"]) for a in actions] == [
+        ("deploy", "blue", {"compose.yml": hashlib.sha256(old.encode()).hexdigest()[:12]}),
+        ("deploy", "green", {"compose.yml": hashlib.sha256(new.encode()).hexdigest()[:12]}),
+        ("rollback", "blue", {"compose.yml": hashlib.sha256(old.encode()).hexdigest()[:12]})]
     table = fab("history", "--host", "h1", "--hosts-file", str(path))
     for text in (old, new):  # one row per line of the history
         assert f"uploaded compose.yml {hashlib.sha256(text.encode()).hexdigest()[:12]}" in table.stdout

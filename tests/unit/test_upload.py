@@ -262,7 +262,7 @@ def test_a_deploy_uploads_after_the_secrets_before_prepare_and_runs_from_the_cop
     assert host.index("mv -f \"$fbg_tmp\" .fab-bluegreen/app.green/extra.conf") < config
     assert config < host.index(f"{own('green')} build -q") < host.index(f"{own('green')} up -d")
     history = next(c for c in host.commands if '"action":"deploy"' in c)
-    assert json.loads(re.search(r'"uploaded":(\{[^}]*\})', history).group(1)) == {"compose.yml": hashlib.sha256(b"new compose\n").hexdigest()[:12],
+    assert json.loads(re.search(r"'(\{\"action\":\"deploy\"[^']*)'", history).group(1))["uploaded"] == {"compose.yml": hashlib.sha256(b"new compose\n").hexdigest()[:12],
                                 "extra.conf": hashlib.sha256(b"extra\n").hexdigest()[:12]}
 
 
@@ -294,6 +294,12 @@ def test_the_guard_stage_promote_and_rollback_use_each_colour_s_own_copy():
     assert host.remote.puts == []
     assert any(f"{own('blue')} start web redis" in c for c in host.commands[n:])
     assert not any(f"{own('green')} up" in c or "build" in c for c in host.commands[n:])
+    # the promote's and the rollback's history lines name the files of the colour that now serves
+    for action, text in (("promote", "v2\n"), ("rollback", "v1\n")):
+        line = next(c for c in host.commands if f'"action":"{action}"' in c)
+        history = json.loads(re.search(rf"'(\{{\"action\":\"{action}\"[^']*)'", line).group(1))
+        assert history["uploaded"] == {
+            "compose.yml": hashlib.sha256(text.encode()).hexdigest()[:12], "extra.conf": hashlib.sha256(b"x\n").hexdigest()[:12]}
 
 
 def test_cleanup_removes_the_old_colour_s_copy():
