@@ -9,7 +9,6 @@ import functools
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -94,9 +93,9 @@ class Run:
                 raise Unreachable(f"cannot connect to {s.ssh}: Connection refused")
             return self.fakes[s.name].remote
 
-        event = threading.Event()
+        event = fleet.Stop()
         if interrupted:
-            event.set()
+            event.stop("Ctrl-C")
         self.monkeypatch.setattr(fleet, "Fleet", functools.partial(Fleet, connect=connect, interrupted=event))
         path = self.hosts_file(names, notify, extra)
         self.capsys.readouterr()
