@@ -21,12 +21,13 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="", dry_run=False, m
     """Deploy the other colour with zero downtime, keeping the old one.
 
     On each host, in parallel: take the deploy lock; check the host (fab check); write the
-    new colour's secrets ([defaults.secrets]); run `prepare`; arm a guard that puts the host
-    back if fab goes silent; stop the live colour's background services (worker, beat); start
-    the other colour's front services (web, redis); poll its health check; run the after_front
-    hooks; point nginx at it; start its background services; check that they stay up. If a step
-    fails (or on Ctrl-C) the host is rolled back and the old colour keeps serving. The old
-    colour is never removed here: see `fab cleanup`.
+    new colour's secrets ([defaults.secrets]) and its own copy of the `upload` files (the
+    compose file from your repo: that colour runs from it); run `prepare`; arm a guard that
+    puts the host back if fab goes silent; stop the live colour's background services (worker,
+    beat); start the other colour's front services (web, redis); poll its health check; run
+    the after_front hooks; point nginx at it; start its background services; check that they
+    stay up. If a step fails (or on Ctrl-C) the host is rolled back and the old colour keeps
+    serving. The old colour is never removed here: see `fab cleanup`.
 
     With --no-switch the deploy stops once the new front is healthy and through after_front:
     the live colour keeps the traffic and its background, and the result is `staged`. Try the
@@ -126,18 +127,26 @@ def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, 
     _one_line("--message", message)
     inventory, hosts = _load(hosts_file, host, group, all_)
     envs = _secrets(hosts)  # read and checked before any host is contacted
+    files = _uploads(hosts)  # likewise: the files each deploy copies into the new colour's folder
     out = Output(action, json_, message, dry_run, inventory.notify, inventory.path)
     fleet = _fleet(c, dry_run, batch, max_fail)
     builds = _build_first(fleet, hosts, str(inventory.path), dry_run) if ship else None
     try:
         results = fleet.run(hosts, action, lambda r, s, say: sequence(
-            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds).run())
+            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds,
+            uploads=files[s.name]).run())
     finally:
         if builds:
             builds.close()
     out.show(report.deploy_table(results, title=f"fab {action}"))
     report.failure_details(results)
     return hosts, fleet, results, out
+
+
+def _uploads(hosts) -> dict:
+    from .config import uploads
+
+    return uploads.for_hosts(hosts)
 
 
 def _document(results) -> list[dict]:

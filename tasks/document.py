@@ -111,6 +111,8 @@ def _history_line(line: dict) -> dict:
     entry: dict[str, Any] = {key: _text(line.get(key)) for key in HISTORY_TEXTS}
     versions = line.get("versions")
     entry["versions"] = ({str(c): _text(v) for c, v in versions.items()} if isinstance(versions, dict) else None)
+    uploaded = line.get("uploaded")  # upload: file name -> the first 12 hex digits of its sha256
+    entry["uploaded"] = ({str(f): _text(h) for f, h in uploaded.items()} if isinstance(uploaded, dict) else None)
     return entry
 
 

@@ -272,6 +272,8 @@ def history_table(hosts: list[tuple[str, list[dict]]]) -> Fitted:
             versions = ", ".join(f"{c} {v}" for c, v in (h.get("versions") or {}).items() if v != "-")
             if h.get("shipped") is not None:
                 versions += f"; shipped {shipped_cell(h['shipped'])}"
+            if h.get("uploaded"):
+                versions += "; uploaded " + ", ".join(f"{name} {digest}" for name, digest in h["uploaded"].items())
             table.add_row(escape(host), escape(h.get("time", "")), escape(h.get("action", "")),
                           escape(h.get("user", "")), _color(h.get("from")), _color(h.get("to")),
                           escape(h.get("result", "")), escape(why), escape(versions))

@@ -30,6 +30,7 @@ SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a host name, an IPv4 a
 ABSPATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")  # files on the host the switch reads and writes
 URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")  # RFC 3986's characters, no spaces
 URLPATH = re.compile(r"^/[A-Za-z0-9._~:/?@!$&'()*+,;=%-]*$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")  # a Host header: name[:port]
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # newlines, NUL, escapes...
 CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # shell text: a tab is harmless
 SWITCH_MODES = ("nginx", "command", "none")
@@ -45,6 +46,7 @@ class Health:
     interval: float = 1.0
     timeout: float = 2.0
     start_delay: float = 0.0
+    host: str = ""  # the Host header of the health check and of the check through nginx; "": none (curl's own)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ class HostSettings:
     broker: Broker = Broker()
     secrets: Secrets = Secrets()
     build: Build = Build()
+    # local files (absolute once loaded) copied into each new colour's own folder on the host, whose
+    # compose commands then run from its copy of compose_file (tasks/shell/compose.py); (): the compose
+    # file already in dir
+    upload: tuple[str, ...] = ()
 
     @property
     def broker_service(self) -> str | None:

@@ -72,6 +72,31 @@ def env_file(s: HostSettings, color: str) -> str:
     return f'"$(f={path}; [ -f "$f" ] && echo "$PWD/$f" || echo /dev/null)"'
 
 
+# --- each colour's own copy of the uploaded files (upload), beside its secrets ---------------
+
+def copy_dir(s: HostSettings, color: str) -> str:
+    """The folder, under dir, of a colour's own copy of the uploaded files (the compose file)."""
+    return f"{STATE_DIR}/{s.app}.{color}"
+
+
+def copy_path(s: HostSettings, color: str, name: str) -> str:
+    return f"{copy_dir(s, color)}/{name}"
+
+
+def write_copy(s: HostSettings, color: str, name: str) -> str:
+    """Write one uploaded file into a colour's folder from the command's standard input (never a
+    command line: see Remote.put): through a fresh temporary file beside it, then a rename; never
+    through a symbolic link, nor over a folder, standing in the way of the folder or the file."""
+    folder, path = quote(copy_dir(s, color)), quote(copy_path(s, color, name))
+    refused = why("%s/%s: a symbolic link or a folder stands in the way: fab-bluegreen writes a colour's "
+                  "files in a folder of its own only", '"$(pwd)"', path)
+    room = (f"{{ [ ! -L {folder} ] && {private(f'mkdir -p {folder}')} && [ ! -L {path} ] && [ ! -d {path} ] "
+            f"|| {{ {refused}; exit 5; }}; }}")
+    tmp = quote(copy_path(s, color, name) + ".XXXXXX")
+    return in_dir(s, f"{state_dir()} && {room} && fbg_tmp=$(mktemp {tmp}) && {{ cat > \"$fbg_tmp\" "
+                     f"&& mv -f \"$fbg_tmp\" {path} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
 def append_history(s: HostSettings, line: str) -> str:
     """One line at the end of the history (made 0600 if new); never through a symbolic link."""
     path = quote(history_path(s))
@@ -100,7 +125,8 @@ def lock(s: HostSettings, info: str) -> str:
     linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
                  '"$(pwd)"', STATE_DIR)
     write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
-    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
+    make = f"mkdir -p {remote_path(s.dir)} 2>/dev/null; " if s.upload else ""  # upload brings the compose file
+    return (f"{make}cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
             f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
             f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
             f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "

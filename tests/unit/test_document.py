@@ -28,7 +28,7 @@ CLEANUP = ["host", "remove", "containers", "keep", "live_version", "connections_
 DRAIN = ["host", "drained", "waited", "live", *OUTCOME]
 STATUS = ["host", "ok", "error", "live", "since", "colors", "shared", "health", "lock", "last_action", "guard"]
 HISTORY = ["host", "ok", "error", "actions"]
-HISTORY_LINE = ["time", "action", "user", "from", "to", "result", "step", "reason", "message", "versions"]
+HISTORY_LINE = ["time", "action", "user", "from", "to", "result", "step", "reason", "message", "versions", "uploaded"]
 CHECK = ["host", "ok", "checks"]
 
 
@@ -128,7 +128,7 @@ def test_the_history_document_takes_only_texts_from_the_host():
     assert [list(line) for line in pi5["actions"]] == [HISTORY_LINE, HISTORY_LINE]
     assert pi5["actions"][0] == {"time": "2026-01-02T03:04:05+00:00", "action": "deploy", "user": "ann@laptop",
                                  "from": "blue", "to": "green", "result": "deployed", "step": None, "reason": None,
-                                 "message": "v2", "versions": {"blue": "web@abc", "green": None}}
+                                 "message": "v2", "versions": {"blue": "web@abc", "green": None}, "uploaded": None}
     assert pi5["actions"][1]["time"] is None and pi5["actions"][1]["versions"] is None
     assert (vm1["ok"], vm1["error"], vm1["actions"]) == (False, "cannot connect", [])
 

@@ -60,10 +60,10 @@ QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", 
           "build.source"}
 STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
           "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
-          "broker.workers", "build.where", "build.builder", "build.services"}
+          "broker.workers", "build.where", "build.builder", "build.services", "health.host", "upload"}
 LOCAL = {"notify.webhook", "notify.command"}  # [defaults.notify]: no HostSettings field, no host sees them
 STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project", "service",
-                "strings", "names", "names+", "webhook", "build_where", "builder"}
+                "strings", "names", "names+", "webhook", "build_where", "builder", "hostname", "files"}
 
 
 def string_keys() -> set[str]:
@@ -138,6 +138,7 @@ WRITTEN = {  # key -> how a hostile value is written there
     "warmup.services": lambda v: [v], "broker.service": lambda v: v, "broker.queues": lambda v: [v],
     "broker.workers": lambda v: [v], "ssh": lambda v: v if v.startswith("-") else "h1" + v,
     "build.where": lambda v: "local" + v, "build.builder": lambda v: "ssh://" + v, "build.services": lambda v: [v],
+    "health.host": lambda v: v + ".example", "upload": lambda v: [v],  # upload: a local file, named on the host by its name
 }
 
 
@@ -161,7 +162,7 @@ def test_a_strictly_validated_key_refuses_every_hostile_value_in_one_line_naming
         message = str(e.value)
         assert e.value.exit_code == 2
         assert "\n" not in message and "\x1b" not in message, (key, value, message)
-        assert f"hosts.h1.{key}:" in message, (key, value, message)
+        assert f"hosts.h1.{key}:" in message or f"hosts.h1.{key}[0]:" in message, (key, value, message)
 
 
 @pytest.mark.parametrize("key", sorted(QUOTED - {"ssh_config"}))
