@@ -4,6 +4,8 @@ HTTP server), the local command (given the body on stdin), and how each failure 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -149,3 +151,87 @@ def test_ctrl_c_during_a_notification_is_a_warning_too(monkeypatch, tmp_path):
     assert warnings == ["notify.webhook: the POST to https://hooks.example.com failed: interrupted (Ctrl-C) "
                         "(the exit code is unchanged)"]
     assert (tmp_path / "got.json").read_text() == BODY  # the command is still told
+
+
+# --- a hostile webhook (issue 19, items 1 and 2) --------------------------------------------------
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers each connection with `reply`, `pace` seconds per byte
+    (0: all at once), then closes it: not HTTP, or HTTP too slowly. Stops within a second of exit."""
+
+    def __init__(self, reply: bytes, pace: float = 0.0):
+        self.reply, self.pace = reply, pace
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/T0KEN"
+        self.stop = threading.Event()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                    for i in range(len(self.reply)) if self.pace else [None]:
+                        if self.stop.is_set():
+                            break
+                        conn.sendall(self.reply[i:i + 1] if self.pace else self.reply)
+                        self.stop.wait(self.pace)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("url", ["http://hookuser:S3cretHookPw@127.0.0.1/hooks/T0KEN",
+                                 "https://S3cretHookPw@hooks.example.com/T0KEN", "http://127.0.0.1:S3cretHookPw/x"])
+def test_credentials_or_a_bad_port_in_the_webhook_are_refused_at_load_without_showing_them(tmp_path, url):
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, f'[defaults.notify]\nwebhook = "{url}"')
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'hosts.toml'}: defaults.notify.webhook: ") and "\n" not in message
+    assert "S3cretHookPw" not in message and "T0KEN" not in message
+    assert ("path or query" in message) if "@" in url else ("port is not a number" in message)
+
+
+def test_a_webhook_url_urllib_cannot_use_is_one_warning_not_a_traceback():
+    warnings = []
+    notify.send(Notify(webhook="http://hookuser:S3cretHookPw@127.0.0.1/hooks/T0KEN", timeout=2), BODY, warnings.append)
+    (warning,) = warnings
+    assert warning.startswith("notify.webhook: the POST to http://127.0.0.1 failed: ") and "\n" not in warning
+    assert "S3cretHookPw" not in warning and "T0KEN" not in warning
+
+
+def test_a_server_that_answers_ssh_is_one_warning_and_the_exit_code_stays(tmp_path):
+    from tasks.edge import Output
+
+    with RawServer(b"SSH-2.0-OpenSSH_9\r\n\r\n") as server:
+        warnings = []
+        notify.send(Notify(webhook=server.url, timeout=3), BODY, warnings.append)
+        assert warnings == [f"notify.webhook: the POST to {notify.origin(server.url)} failed: its answer is not HTTP "
+                            "(BadStatusLine) (the exit code is unchanged)"]
+        out = Output("deploy", notify=Notify(webhook=server.url, timeout=3), hosts_file=tmp_path / "hosts.toml")
+        assert out.done([], 0) == 0
+
+
+def test_the_timeout_is_a_deadline_for_the_whole_exchange_even_one_byte_a_second():
+    warnings = []
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", pace=1.0) as server:
+        started = time.monotonic()
+        notify.send(Notify(webhook=server.url, timeout=1.5), BODY, warnings.append)
+        took = time.monotonic() - started
+    assert took < 3, took
+    assert warnings == [f"notify.webhook: the POST to {notify.origin(server.url)} failed: timed out after 1.5 s "
+                        "(notify.timeout) (the exit code is unchanged)"]
