@@ -7,8 +7,8 @@ shape for every task (README, "--json", names every field):
      "user": "alice@laptop", "time": "2026-01-02T03:04:05+00:00", "hosts": [{"host": "pi5", ...}, ...]}
 
 The fields of a host are the table's columns, with numbers as numbers (seconds, tries, counts, HTTP
-codes) and null where the table shows "-". Every text goes through shown() (tasks/mask.py), as the
-table's does: no credential, no control character. FORMAT changes only when a field changes its
+codes) and null where the table shows "-". Every text is free of control characters; every free
+text (not a key, nor a fixed word: FIXED) goes through shown() (tasks/mask.py), as the table's does. FORMAT changes only when a field changes its
 meaning or goes away (fields may be added).
 
 Pure: no I/O but the user's name and the clock (tasks/shell/record.py)."""
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from .mask import shown
+from .mask import printable, shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult
 from .shell.record import now, who
 
@@ -36,14 +36,22 @@ def dumps(doc: dict) -> str:
     return json.dumps(doc, indent=2)
 
 
-def masked(value: Any) -> Any:
-    """The value with every text (keys too) through shown(): what the table would show of it."""
+# Fields whose values are the tool's own words or names it checked (a task, a result, a colour, a
+# step, a host, a service, the user): never masked, or a secret "deploy" would turn "task": "deploy"
+# into "task": "***". Keys are never masked either.
+FIXED = frozenset({"task", "user", "time", "host", "result", "step", "from", "to", "live", "keep", "remove",
+                   "drained", "name", "action", "failed_service", "containers"})
+
+
+def masked(value: Any, fixed: bool = False) -> Any:
+    """The value with every text free of control characters, and every free text (a reason, command
+    output, a message, a host's text) through shown(): what the table would show of it."""
     if isinstance(value, str):
-        return shown(value)
+        return printable(value) if fixed else shown(value)
     if isinstance(value, dict):
-        return {shown(str(k)): masked(v) for k, v in value.items()}
+        return {printable(str(k)): masked(v, fixed or k in FIXED) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [masked(v) for v in value]
+        return [masked(v, fixed) for v in value]
     return value
 
 

@@ -72,9 +72,10 @@ def _load(hosts_file: str, host, group, all_: bool, default_all: bool = False) -
 
 def _secrets(hosts: list[HostSettings]) -> dict:
     """Each host's secrets (tasks/config/secrets.py), read and checked once, masked from now on."""
+    from . import report
     from .config import secrets
 
-    return secrets.for_hosts(hosts)
+    return secrets.for_hosts(hosts, warn=report.warn)
 
 
 def _fab(task_name: str, hosts: list[HostSettings], hosts_file: str) -> str:

@@ -12,6 +12,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .. import mask
 from ..errors import ConfigError
@@ -29,16 +30,18 @@ class SecretEnv:
     text: bytes = field(repr=False)
     keys: tuple[str, ...] = ()
     values: tuple[str, ...] = field(default=(), repr=False)
+    short: tuple[str, ...] = ()  # the keys whose value is too short to mask (mask.SHORTEST_HIDDEN)
 
     def describe(self) -> str:
         """What --dry-run and the progress say: "3 keys from secrets/prod.env"."""
         return f"{len(self.keys)} key{'' if len(self.keys) == 1 else 's'} from {self.source}"
 
 
-def parse(text: str, name: str) -> tuple[list[str], list[str]]:
+def parse(text: str, name: str, short: list[str] | None = None) -> tuple[list[str], list[str]]:
     """(keys, values) of dotenv text: KEY=value lines, blank lines and # comments, an optional
     `export `, values bare (a ` #` starts a comment), in '...' or in "..." (with \\ escapes), each
-    on one line. ConfigError `NAME:LINE: what is wrong`, never the line itself."""
+    on one line. ConfigError `NAME:LINE: what is wrong`, never the line itself. The keys whose value
+    is too short to be masked (1 to 3 characters) are added to short, if given."""
     keys, values = [], []
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.removesuffix("\r").strip()
@@ -56,7 +59,10 @@ def parse(text: str, name: str) -> tuple[list[str], list[str]]:
             raise ConfigError(f"{where}: the name before '=' is not a shell name: letters, digits and _, "
                               "not starting with a digit")
         keys.append(key.strip())
-        values += _values(rest.strip(), where)
+        found = _values(rest.strip(), where)
+        if short is not None and 0 < len(found[-1]) < mask.SHORTEST_HIDDEN:
+            short.append(key.strip())
+        values += found
     return keys, values
 
 
@@ -108,14 +114,15 @@ def load(secrets: Secrets) -> SecretEnv:
     else:
         data = _run(secrets)
         source = f"`{secrets.command}`"
+    short: list[str] = []
     try:
-        keys, values = parse(data.decode("utf-8"), source)
+        keys, values = parse(data.decode("utf-8"), source, short)
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise ConfigError(f"{source}:{line}: not UTF-8 text ({secrets.origin})") from None
     except ConfigError as e:
         raise ConfigError(f"{e} ({secrets.origin})") from None
-    return SecretEnv(source, data, tuple(keys), tuple(values))
+    return SecretEnv(source, data, tuple(keys), tuple(values), tuple(dict.fromkeys(short)))
 
 
 def _run(secrets: Secrets) -> bytes:
@@ -133,9 +140,11 @@ def _run(secrets: Secrets) -> bytes:
     return res.stdout
 
 
-def for_hosts(hosts: list[HostSettings]) -> dict[str, SecretEnv | None]:
+def for_hosts(hosts: list[HostSettings], warn: Callable[[str], None] = lambda line: None
+              ) -> dict[str, SecretEnv | None]:
     """Each host's secrets (None: none configured), each source read once however many hosts share
-    it; their values masked from now on (tasks/mask.py)."""
+    it; their values masked from now on (tasks/mask.py). A value too short to mask is one warning
+    naming its key (never the value)."""
     read: dict[Secrets, SecretEnv] = {}
     envs: dict[str, SecretEnv | None] = {}
     for s in hosts:
@@ -146,5 +155,8 @@ def for_hosts(hosts: list[HostSettings]) -> dict[str, SecretEnv | None]:
         if source not in read:
             read[source] = load(s.secrets)
             mask.hide(read[source].values)
+            for key in read[source].short:
+                warn(f"{read[source].source}: the value of {key} is shorter than {mask.SHORTEST_HIDDEN} characters: "
+                     f"it is not masked in what fab shows or keeps ({s.secrets.origin})")
         envs[s.name] = read[source]
     return envs

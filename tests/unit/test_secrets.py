@@ -47,6 +47,7 @@ ENV = SecretEnv("secrets/prod.env", TEXT.encode(), ("DATABASE_URL", "API_TOKEN",
 @pytest.fixture(autouse=True)
 def forget_hidden(monkeypatch):
     monkeypatch.setattr(mask, "_hidden", ())  # what a test hides stays in that test
+    monkeypatch.setattr(mask, "_pattern", None, raising=False)
 
 
 # --- the file: KEY=value lines, errors by file and line, never the value ---------------------------
