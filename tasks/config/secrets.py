@@ -8,14 +8,16 @@ The values are handed to tasks/mask.py at once: whatever fab shows or keeps mask
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .. import mask
-from ..errors import ConfigError
+from ..errors import Cancelled, ConfigError
 from .schema import CONTROL_BUT_TAB, HostSettings, Secrets
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a shell variable's name
@@ -126,18 +128,35 @@ def load(secrets: Secrets) -> SecretEnv:
 
 
 def _run(secrets: Secrets) -> bytes:
-    """The command's standard output. Its standard error is not shown (it might echo what it read)."""
+    """The command's standard output. Its standard error is not shown (it might echo what it read).
+
+    Its own session (it may still read the terminal on its standard input, as a passphrase prompt
+    does), so that a timeout or Ctrl-C ends everything it started: Ctrl-C is exit 130."""
     try:
-        res = subprocess.run(secrets.command, shell=True, cwd=secrets.base or None, capture_output=True,
-                             timeout=COMMAND_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"{secrets.origin}: did not finish within {COMMAND_TIMEOUT:g} s") from None
+        proc = subprocess.Popen(secrets.command, shell=True, cwd=secrets.base or None, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise ConfigError(f"{secrets.origin}: cannot be run: {e.strerror or e}") from None
-    if res.returncode != 0:
-        raise ConfigError(f"{secrets.origin}: exit {res.returncode} (its output is not shown: run it yourself "
+    try:
+        output, _ = proc.communicate(timeout=COMMAND_TIMEOUT)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
+        _end(proc)
+        if isinstance(e, KeyboardInterrupt):
+            raise Cancelled(f"interrupted (Ctrl-C) while {secrets.origin} ran: nothing ran on any host") from None
+        raise ConfigError(f"{secrets.origin}: did not finish within {COMMAND_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        raise ConfigError(f"{secrets.origin}: exit {proc.returncode} (its output is not shown: run it yourself "
                           "to see why)")
-    return res.stdout
+    return output
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """End the command and everything it started (its process group), and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
 
 
 def for_hosts(hosts: list[HostSettings], warn: Callable[[str], None] = lambda line: None
