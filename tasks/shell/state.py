@@ -79,8 +79,19 @@ def append_history(s: HostSettings, line: str) -> str:
     return in_dir(s, f"{state_dir()} && [ ! -L {path} ] && {append}")
 
 
+HISTORY_LINE_BYTES = 4096  # a line fab writes is well under this: history() reads lines x this from the end
+HISTORY_MAX_BYTES = 16 << 20  # and never more than this, however many lines are asked for
+HISTORY_CUT = "(cut)"  # history() prints this for the line its byte cap cut into
+
+
 def history(s: HostSettings, lines: int) -> str:
-    return f"tail -n {int(lines)} {remote_path(s.dir)}/{quote(history_path(s))} 2>/dev/null; true"
+    """The last lines of the history, read from its end within a byte cap (a hostile line of 60 MB
+    is not read whole); the first line, when the cap cut into it, is printed as HISTORY_CUT."""
+    cap = min(int(lines) * HISTORY_LINE_BYTES, HISTORY_MAX_BYTES)
+    path = f"{remote_path(s.dir)}/{quote(history_path(s))}"
+    return (f"if [ -f {path} ]; then cut=$([ \"$(wc -c < {path})\" -gt {cap} ] && echo 1 || echo 0); "
+            f"tail -c {cap} {path} | awk -v cut=\"$cut\" 'NR == 1 && cut == 1 {{ print \"{HISTORY_CUT}\"; next }} "
+            f"{{ print }}' | tail -n {int(lines)}; fi")
 
 
 # --- the deploy lock, beside the record: mkdir is atomic --------------------------------------
