@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, UsageError
+from .files import NotAFile, read_regular
 from .schema import (ABSPATH, BUILD_WHERE, COLORS, CONTROL, CONTROL_BUT_TAB, DOCKER_HOST, NAME, PROJECT, SWITCH_MODES,
                      URL, URLPATH, Broker, Build, Color, Health, Hooks, HostSettings, Notify, Secrets, Switch,
                      Timeouts, Warmup, parse_ssh)
@@ -100,7 +101,11 @@ def load(path: str | Path) -> Inventory:
     """Read and validate a hosts file; raise ConfigError naming file, host and key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8, whatever the locale
+        raw = tomllib.loads(read_regular(path).decode("utf-8"))  # TOML is UTF-8, whatever the locale
+    except NotAFile as e:
+        raise ConfigError(f"{path}: {e} (name the hosts file with --hosts-file PATH)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (name another with --hosts-file PATH)") from None
     except IsADirectoryError:

@@ -18,6 +18,7 @@ from typing import Callable
 
 from .. import mask
 from ..errors import Cancelled, ConfigError
+from .files import NotAFile, read_regular
 from .schema import CONTROL_BUT_TAB, HostSettings, Secrets
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a shell variable's name
@@ -107,7 +108,9 @@ def load(secrets: Secrets) -> SecretEnv:
     if secrets.env_file:
         path = Path(secrets.base) / Path(secrets.env_file).expanduser()
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
+        except NotAFile as e:
+            raise ConfigError(f"{secrets.origin}: {secrets.env_file}: {e}") from None
         except FileNotFoundError:
             raise ConfigError(f"{secrets.origin}: {secrets.env_file}: no such file") from None
         except OSError as e:
