@@ -35,12 +35,21 @@ def state_dir() -> str:
     return f"[ ! -L {STATE_DIR} ] && {private(f'mkdir -p {STATE_DIR}')}"
 
 
+def put(path: str, fill: str) -> str:
+    """Shell, run in dir: write the state file `path` through a fresh temporary file beside it
+    (mktemp: mode 0600, never an existing file or a link someone left there), then a rename:
+    `fill` prints its text. A symbolic link in its place is refused (false, and a why line):
+    nothing is written through it, and it is left for a person to look at."""
+    p, tmp = quote(path), quote(path + ".XXXXXX")
+    linked = why("%s/%s is a symbolic link: fab-bluegreen writes no state file through one (remove it)",
+                 '"$PWD"', p)
+    return (f"{{ [ ! -L {p} ] || {{ {linked}; false; }}; }} && fbg_tmp=$(mktemp {tmp}) && "
+            f"{{ {fill} > \"$fbg_tmp\" && mv -f \"$fbg_tmp\" {p} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
 def replace_file(s: HostSettings, path: str, fill: str) -> str:
-    """Write a state file through a fresh temporary file beside it (mktemp: mode 0600, never an
-    existing file or a symbolic link someone left there), then a rename: `fill` prints its text."""
-    tmp = quote(path + ".XXXXXX")
-    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ {fill} > \"$fbg_tmp\" "
-                     f"&& mv -f \"$fbg_tmp\" {quote(path)} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+    """Write a state file (see put()), making the state folder first if it is missing."""
+    return in_dir(s, f"{state_dir()} && {put(path, fill)}")
 
 
 def write_record(s: HostSettings, text: str) -> str:

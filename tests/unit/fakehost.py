@@ -24,8 +24,9 @@ class Patterns:
         self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
                                  r"echo @@fbg:\$fbg_guard; \}", re.S)
         self.heartbeat = re.compile(
-            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then echo \S+ "
-            rf"\$\(\( \$\(date \+%s\) \+ \d+ \)\) > \.fab-bluegreen/{app}\.guard\.until; "
+            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then .*? "
+            rf"echo \S+ \$\(\( \$\(date \+%s\) \+ \d+ \)\) > \"\$fbg_tmp\" && "
+            rf"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.guard\.until .*? \|\| exit 1; "
             r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
         self.compose = re.compile(rf"-p {app}-(blue|green) -f {re.escape(shlex.quote(s.compose_file))} (\w+)([^;&|\n]*)")
         self.record = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" "
