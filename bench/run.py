@@ -84,9 +84,9 @@ class Sampler(threading.Thread):
 
     def __init__(self, h: Host):
         super().__init__(daemon=True)
-        self.cpu = Path(f"/sys/fs/cgroup/cpuacct/fbg-{h.name}/cpuacct.usage")
-        self.mem = Path(f"/sys/fs/cgroup/memory/fbg-{h.name}/memory.usage_in_bytes")
-        self.stat = Path(f"/sys/fs/cgroup/cpu/fbg-{h.name}/cpu.stat")
+        self.cpu = Path(f"/sys/fs/cgroup/cpuacct/{h.cgroup}/cpuacct.usage")
+        self.mem = Path(f"/sys/fs/cgroup/memory/{h.cgroup}/memory.usage_in_bytes")
+        self.stat = Path(f"/sys/fs/cgroup/cpu/{h.cgroup}/cpu.stat")
         self.stop_event = threading.Event()
         self.samples: list[tuple[float, int, int]] = []
 
@@ -193,7 +193,7 @@ def run_round(h: Host, bed: Bed, variant: str, work: Path, cap_seconds: float) -
     body = urllib.request.urlopen(f"http://{h.ip}/health/", timeout=5).read().decode().strip()
     r.ended_on = body.split()[0] if ok else f"FAILED ({body})"
     cid = h.run("docker inspect -f '{{.Id}}' app-green-worker-1").stdout.strip()
-    r.cap_lifted = int(h.run(f"cat /sys/fs/cgroup/cpu/fbg-{h.name}/{cid}/cpu.cfs_quota_us").stdout) == -1
+    r.cap_lifted = int(h.run(f"cat /sys/fs/cgroup/cpu/{h.cgroup}/{cid}/cpu.cfs_quota_us").stdout) == -1
     t0 = traffic.results[0][0] if traffic.results else started
     r.series = {"cores": [(t - t0, c) for t, c in cores], "latency": [(t - t0, d * 1000) for t, _, d in traffic.results]}
     return r

@@ -38,7 +38,7 @@ if ! docker compose version >/dev/null 2>&1; then
   rm -rf "$tmp"
 fi
 
-if [ ! -x .venv/bin/fab ] || ! .venv/bin/python -c 'import fabric, rich, pytest' 2>/dev/null; then
+if [ ! -x .venv/bin/fab ] || ! .venv/bin/python -c 'import fabric, rich, pytest, xdist' 2>/dev/null; then
   echo "==> python venv .venv (project + test deps)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip

@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Sets up a new Debian 12 machine (as root) and runs every test: the unit tests, then the
-# end-to-end tests on the project's own simulated hosts (network namespaces with sshd,
-# dockerd and nginx), which it builds first and tears down at the end. The end-to-end suite
-# runs twice: on the hosts as built, and on hosts unlike them (FBG_BED_VARIANT=unlike: the app
-# on other ports, a first upstream that names a port with nothing behind it, a root-only
-# upstream file).
+# Sets up a new Debian 12 machine (as root) and runs every test: the unit tests and the end-to-end
+# tests on the project's own simulated hosts (network namespaces with sshd, dockerd and nginx).
+# Two pytest workers (pytest-xdist) run side by side, each on a test bed of its own (bed slots 0 and
+# 1: 3 hosts each), built once here and torn down at the end. The tests marked `unlike` run twice,
+# as test_x[standard] and test_x[unlike] (hosts unlike the bed: other ports, a first upstream that
+# names a port with nothing behind it, a root-only upstream file). The 15 slowest are listed last.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k cleanup
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-echo "==> test bed: 3 hosts"
-.venv/bin/python -m tests.testbed up --hosts 3   # fails (non-zero) if the hosts cannot be built
-trap '.venv/bin/python -m tests.testbed down' EXIT
-echo "==> pytest: unit tests, and end-to-end tests on the hosts as built"
+workers=${FBG_TEST_WORKERS:-2}
+base=${FBG_BED_SLOT:-0}
+slots=$(seq "$base" $((base + workers - 1)))
+down() { for k in $slots; do FBG_BED_SLOT=$k .venv/bin/python -m tests.testbed down || true; done; }
+trap down EXIT
+echo "==> test beds: slots $(echo $slots), 3 hosts each"
+logs=$(mktemp -d)
+pids=""
+for k in $slots; do   # built side by side; any that cannot be built fails the run
+  FBG_BED_SLOT=$k .venv/bin/python -m tests.testbed up --hosts 3 > "$logs/$k.log" 2>&1 & pids="$pids $!"
+done
 rc=0
-.venv/bin/python -m pytest -v -p no:cacheprovider tests "$@" || rc=$?
-echo "==> pytest: end-to-end tests on hosts unlike the bed (FBG_BED_VARIANT=unlike)"
-FBG_BED_VARIANT=unlike .venv/bin/python -m pytest -v -p no:cacheprovider tests/e2e "$@" || rc=$?
-exit $rc
+for p in $pids; do wait "$p" || rc=$?; done
+for k in $slots; do cat "$logs/$k.log"; done
+rm -rf "$logs"
+[ "$rc" = 0 ] || { echo "==> a test bed could not be built" >&2; exit "$rc"; }
+echo "==> pytest: unit and end-to-end tests, $workers workers"
+.venv/bin/python -m pytest -p no:cacheprovider -n "$workers" --durations=15 -rfE tests "$@"

@@ -83,7 +83,7 @@ def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool
     by_host = {r.host: r for r in done}
     results = [by_host.get(p.host, p) for p in plans]
     out.show(report.cleanup_table(results))
-    code = 130 if fleet.interrupted.is_set() else 0 if all(r.ok for r in results) else 1
+    code = fleet.interrupted.exit_code if fleet.interrupted.is_set() else 0 if all(r.ok for r in results) else 1
     return out.done(document.cleanup_hosts(results), code, results)
 
 

@@ -2,7 +2,7 @@
 runs a task on them, where its result goes (Output: the table, or with --json one document on stdout;
 then the notification), and the edge where errors are caught once: a one-line message on stderr and
 an exit code (0 all done, 1 a host not done, 2 usage or configuration error: nothing ran on any host,
-130 interrupted by Ctrl-C).
+130 interrupted by Ctrl-C, 143 by SIGTERM).
 
 Light to import, as the task modules are: the hosts file, the fleet and the report (Fabric, paramiko
 and rich) are imported when a task runs, not when `fab -l` lists the tasks."""
@@ -119,12 +119,12 @@ def _fleet(c, dry_run=False, batch=0, max_fail=0) -> Fleet:
 
 
 def exit_code(fleet: Fleet, results, *ok: str) -> int:
-    """deploy, promote and rollback: 130 interrupted, 1 a host did not end as one of `ok` (or as a
-    dry run), else 0."""
+    """deploy, promote and rollback: 130 interrupted by Ctrl-C (143 by SIGTERM), 1 a host did not end
+    as one of `ok` (or as a dry run), else 0."""
     from .result import DRY_RUN, INTERRUPTED
 
     if fleet.interrupted.is_set() or any(r.outcome == INTERRUPTED for r in results):
-        return 130
+        return fleet.interrupted.exit_code
     if not all(r.outcome in (*ok, DRY_RUN) for r in results):
         return 1
     return 0

@@ -50,7 +50,7 @@ class Locked(BlueGreenError):
 
 
 class Interrupted(StepFailed):
-    """Ctrl-C: the host is put back like after a failed step."""
+    """Ctrl-C or SIGTERM: the host is put back like after a failed step."""
 
-    def __init__(self, step: str):
-        super().__init__(step, "interrupted (Ctrl-C)")
+    def __init__(self, step: str, cause: str = "Ctrl-C"):
+        super().__init__(step, f"interrupted ({cause})")

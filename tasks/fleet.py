@@ -3,11 +3,15 @@
 One host's failure is a row, never an abort of the others. Hosts go in batches (--batch N, all at
 once by default, at most MAX_PARALLEL connections open); after a batch with --max-fail K hosts not
 done, no new batch starts and the rest are `skipped`. Ctrl-C sets `interrupted`: each host still in
-its sequence rolls back at its next step, no new host starts, and the run returns normally."""
+its sequence rolls back at its next step, no new host starts, and the run returns normally. SIGTERM
+(a cancelled CI job, `timeout 300 fab deploy`) does the same while the hosts run; a second Ctrl-C or
+SIGTERM changes nothing more: the hosts are still being put back."""
 
 from __future__ import annotations
 
+import signal
 import threading
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -19,6 +23,48 @@ from .report import Progress
 from .result import FAILED, SKIPPED, HostResult, internal_error, outcome_for, result_for
 
 MAX_PARALLEL = 10  # SSH connections open at once: keeps a 50-host run sane
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # 128 + the signal's number, as shells report it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while the hosts run: handled as Ctrl-C is."""
+
+
+class Stop(threading.Event):
+    """Set on the first Ctrl-C or SIGTERM; `cause` says which (shown in the table, sets the exit code)."""
+
+    cause = "Ctrl-C"
+
+    def stop(self, cause: str) -> bool:
+        """Set it; True the first time."""
+        if self.is_set():
+            return False
+        self.cause = cause
+        self.set()
+        return True
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.cause]
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While the hosts run, SIGTERM raises Terminated in the main thread (unless it was ignored when
+    fab started, as a Unix program keeps an inherited SIG_IGN); the handler before is put back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 T = TypeVar("T")
 Job = Callable[[Remote, HostSettings, Callable[[str], None]], HostResult]
@@ -31,11 +77,15 @@ class Fleet:
     dry_run: bool = False
     batch: int = 0  # hosts per batch; 0: all (at most MAX_PARALLEL at a time)
     max_fail: int = 0  # stop starting batches once this many hosts ended not ok; 0: never
-    interrupted: threading.Event = field(default_factory=threading.Event)
+    interrupted: Stop = field(default_factory=Stop)
     connect: Callable[[HostSettings], Remote] | None = None
 
     def run(self, hosts: list[HostSettings], action: str, job: Job) -> list[HostResult]:
         """Run job on every host; results come back in the hosts' order."""
+        with sigterm_as_interrupt():
+            return self._run(hosts, action, job)
+
+    def _run(self, hosts: list[HostSettings], action: str, job: Job) -> list[HostResult]:
         size = self.batch or len(hosts)
         results: dict[str, HostResult] = {}
         for start in range(0, len(hosts), size):
@@ -58,14 +108,14 @@ class Fleet:
             return {futures[f].name: f.result() for f in futures}
 
     def _wait(self, pending: set[Future]) -> None:
-        """Wait for every host; Ctrl-C only asks them to roll back, and we keep waiting for that."""
+        """Wait for every host; Ctrl-C or SIGTERM only asks them to roll back, and we keep waiting for that."""
         while pending:
             try:
                 _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                if not self.interrupted.is_set():
-                    self.progress.note("Ctrl-C: rolling back every host still in its sequence (wait for it)")
-                self.interrupted.set()
+            except KeyboardInterrupt as e:
+                if self.interrupted.stop("SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"):
+                    self.progress.note(f"{self.interrupted.cause}: rolling back every host still in its sequence "
+                                       "(wait for it)")
 
     def run_plain(self, hosts: list[HostSettings], fn: Callable[[Remote, HostSettings], T],
                   failed: Callable[[str, str], T]) -> list[T]:

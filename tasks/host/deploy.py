@@ -107,7 +107,7 @@ class Deploy:
             finally:
                 self.finish()
         except Interrupted as stop:  # before anything was stopped: nothing to undo
-            self.fail(INTERRUPTED, stop.step, "interrupted (Ctrl-C) before anything was changed")
+            self.fail(INTERRUPTED, stop.step, f"{stop.reason} before anything was changed")
         except StepFailed as failure:
             self.fail(ROLLED_BACK, failure.step, f"{failure.reason} (nothing was changed)")
         except (Locked, Refused, Unreachable) as e:
@@ -554,7 +554,7 @@ class Deploy:
     def at(self, step: str) -> None:
         self.step = step
         if self.interrupted.is_set():
-            raise Interrupted(step)
+            raise Interrupted(step, getattr(self.interrupted, "cause", "Ctrl-C"))
 
     def fail(self, outcome: str, step: str, reason: str) -> None:
         self.result.outcome, self.result.step, self.result.reason = outcome, step, reason

@@ -26,16 +26,51 @@ EXAMPLE = ROOT / "examples" / "simple"
 FAB = str(Path(sys.executable).parent / "fab")
 N_HOSTS = 3
 UPSTREAM = "/etc/nginx/conf.d/app_upstream.conf"
-# Where real hosts differ from the bed: FBG_BED_VARIANT=unlike runs the suite with the app on other
-# ports, an upstream file that first names a port with nothing behind it, owned by root with mode
-# 0600 (the SSH user cannot read it without sudo). nginx -s reload is asynchronous on both.
-VARIANT = os.environ.get("FBG_BED_VARIANT", "standard")
-if VARIANT not in ("standard", "unlike"):
-    raise RuntimeError(f"FBG_BED_VARIANT={VARIANT!r}: expected standard or unlike")
-UNLIKE = VARIANT == "unlike"
-PORTS = {"blue": 19001, "green": 19002} if UNLIKE else {"blue": 18001, "green": 18002}
-FIRST_UPSTREAM_PORT = 19999 if UNLIKE else PORTS["blue"]  # 19999: nothing listens there
-UPSTREAM_MODE = "600" if UNLIKE else "644"
+# Where real hosts differ from the bed. A test marked @pytest.mark.unlike runs twice, as
+# test_x[standard] and test_x[unlike]: the second with the app on other ports and an upstream file
+# that first names a port with nothing behind it, owned by root with mode 0600 (the SSH user cannot
+# read it without sudo); nginx -s reload is asynchronous on both. Only the tests whose behaviour
+# depends on those differences are marked (the switch and its undo, reading the live colour, ports
+# in what a user is shown). FBG_BED_VARIANT=unlike runs every test on the unlike hosts.
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    ports: dict
+    first_upstream_port: int  # what the upstream file names before the first deploy
+    upstream_mode: str
+
+
+VARIANTS = {"standard": Variant("standard", {"blue": 18001, "green": 18002}, 18001, "644"),
+            "unlike": Variant("unlike", {"blue": 19001, "green": 19002}, 19999, "600")}  # 19999: nothing there
+DEFAULT_VARIANT = os.environ.get("FBG_BED_VARIANT", "standard")
+if DEFAULT_VARIANT not in VARIANTS:
+    raise RuntimeError(f"FBG_BED_VARIANT={DEFAULT_VARIANT!r}: expected standard or unlike")
+PORTS = dict(VARIANTS[DEFAULT_VARIANT].ports)  # the running test's ports: updated in place per test
+_current = [VARIANTS[DEFAULT_VARIANT]]
+
+# pytest-xdist: each worker deploys to a bed of its own (slot FBG_BED_SLOT + worker number)
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    os.environ["FBG_BED_SLOT"] = str(int(os.environ.get("FBG_BED_SLOT", "0") or 0)
+                                     + int(os.environ["PYTEST_XDIST_WORKER"][2:]))
+
+
+def variant() -> Variant:
+    return _current[0]
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if metafunc.definition.get_closest_marker("unlike") and DEFAULT_VARIANT == "standard":
+        metafunc.parametrize("bed_variant", ["standard", "unlike"], indirect=True)
+
+
+@pytest.fixture
+def bed_variant(request) -> Variant:
+    """The hosts' variant for this test: the standard bed, or (marked tests) the unlike one too."""
+    chosen = VARIANTS[getattr(request, "param", DEFAULT_VARIANT)]
+    _current[0] = chosen
+    PORTS.clear()
+    PORTS.update(chosen.ports)
+    return chosen
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +79,7 @@ def bed() -> Bed:
 
 
 @pytest.fixture
-def hosts(bed: Bed) -> list[Host]:
+def hosts(bed: Bed, bed_variant: Variant) -> list[Host]:
     """The bed's first N_HOSTS hosts reset to a clean state, the example app copied to ~/app."""
     for h in bed.hosts[:N_HOSTS]:
         reset(h)
@@ -58,8 +93,9 @@ def reset(h: Host) -> None:
     h.put_dir(EXAMPLE, "app", clean=True)
     (h.home / "app" / "var").mkdir(exist_ok=True)
     os.chown(h.home / "app" / "var", *Bed.deploy_ids())
-    h.run(f"printf 'upstream app_backend {{ server 127.0.0.1:{FIRST_UPSTREAM_PORT}; }}\\n' > {UPSTREAM} && "
-          f"chown root:root {UPSTREAM} && chmod {UPSTREAM_MODE} {UPSTREAM} && nginx -s reload")
+    v = variant()
+    h.run(f"printf 'upstream app_backend {{ server 127.0.0.1:{v.first_upstream_port}; }}\\n' > {UPSTREAM} && "
+          f"chown root:root {UPSTREAM} && chmod {v.upstream_mode} {UPSTREAM} && nginx -s reload")
 
 
 def hosts_file(tmp_path: Path, bed: Bed, hosts: str = "", **defaults: str) -> Path:
@@ -68,7 +104,8 @@ def hosts_file(tmp_path: Path, bed: Bed, hosts: str = "", **defaults: str) -> Pa
     hosts = hosts or "".join(f'[hosts.{h.name}]\nssh = "{h.name}"\n' for h in bed.hosts[:N_HOSTS])
     values = {"ssh_config": f'"{bed.ssh_config}"', "prepare": '["docker compose build -q"]',
               "stop_timeout": "10", "settle": "2", "health": "{ retries = 15, interval = 0.5, timeout = 2 }",
-              **({"ports": f"{{ blue = {PORTS['blue']}, green = {PORTS['green']} }}"} if UNLIKE else {}),
+              **({"ports": f"{{ blue = {PORTS['blue']}, green = {PORTS['green']} }}"} if PORTS["blue"] != 18001
+                 else {}),
               **defaults}
     path = tmp_path / "hosts.toml"
     path.write_text("[defaults]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()) + hosts)

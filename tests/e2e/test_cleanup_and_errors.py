@@ -11,6 +11,7 @@ import pytest
 from .conftest import fab, hosts_file, rows, serves, set_version, states
 
 
+@pytest.mark.unlike
 def test_cleanup_removes_only_the_old_colour_and_keeps_its_volume(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed))

@@ -16,7 +16,7 @@ def limits(h, color: str, service: str) -> tuple[int, int]:
 
 def kernel_quota(h, color: str, service: str) -> int:
     cid = h.run(f"docker inspect -f '{{{{.Id}}}}' app-{color}-{service}-1").stdout.strip()
-    return int(h.run(f"cat /sys/fs/cgroup/cpu/fbg-{h.name}/{cid}/cpu.cfs_quota_us").stdout)
+    return int(h.run(f"cat /sys/fs/cgroup/cpu/{h.cgroup}/{cid}/cpu.cfs_quota_us").stdout)
 
 
 def test_the_new_background_warms_up_capped_then_gets_its_own_limits_back(bed, hosts, tmp_path):

@@ -5,6 +5,8 @@ rollback (or cleanup) of a staged colour removes it and nothing else."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import re
 
@@ -18,6 +20,7 @@ def record(h1) -> dict:
     return json.loads((h1.home / "app" / ".fab-bluegreen" / "app.json").read_text())
 
 
+@pytest.mark.unlike
 def test_a_staged_colour_waits_beside_the_live_one_until_promote_moves_the_traffic(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed))
@@ -59,6 +62,7 @@ def test_a_staged_colour_waits_beside_the_live_one_until_promote_moves_the_traff
     assert fab("promote", "--host", "h1", "--hosts-file", path).returncode == 1  # nothing staged any more
 
 
+@pytest.mark.unlike
 def test_a_failed_promote_leaves_the_old_colour_serving_and_the_staged_one_stopped(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed, settle="4"))

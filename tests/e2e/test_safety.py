@@ -3,11 +3,15 @@ status, Ctrl-C."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
 import subprocess
 import time
+
+from tests.signals import defaults_in_child
 
 from .conftest import FAB, PORTS, ROOT, UPSTREAM, Traffic, fab, hosts_file, rows, serves, serves_now, set_version, states
 
@@ -16,7 +20,8 @@ ALL = ["web", "redis", "worker", "beat"]
 
 def start_fab(*args: str) -> subprocess.Popen:
     return subprocess.Popen([FAB, *args], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+                            preexec_fn=defaults_in_child)  # the test signals it: never an inherited SIG_IGN
 
 
 def app_state(h) -> dict:
@@ -107,6 +112,7 @@ def test_dry_run_prints_the_commands_and_changes_nothing(bed, hosts, tmp_path):
         assert app_state(h1) == before
 
 
+@pytest.mark.unlike
 def test_rollback_after_a_good_deploy_and_refusal_after_a_failed_one(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed, health="{ retries = 4, interval = 0.5 }"))
@@ -143,6 +149,7 @@ def test_batches_stop_after_max_fail_and_the_rest_are_skipped(bed, hosts, tmp_pa
     assert [serves(h) for h in hosts] == ["blue 1", "blue 1", "blue 1"]
 
 
+@pytest.mark.unlike
 def test_check_finds_each_problem_and_changes_nothing(bed, hosts, tmp_path):
     h1 = hosts[0]
     path = str(hosts_file(tmp_path, bed))
@@ -200,7 +207,10 @@ def test_status_and_history_follow_deploys_failures_and_cleanup(bed, hosts, tmp_
     assert logs.returncode == 0 and "green 2 worker start" in logs.stdout
 
 
-def test_ctrl_c_mid_deploy_puts_both_hosts_back_and_exits_130(bed, hosts, tmp_path):
+@pytest.mark.unlike
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_deploy_puts_both_hosts_back_and_exits_130_or_143(bed, hosts, tmp_path, sig, code):
+    """SIGTERM (a cancelled CI job, `timeout 300 fab deploy`) is handled as the first Ctrl-C is."""
     h1, h2 = hosts[0], hosts[1]
     path = str(hosts_file(tmp_path, bed, health="{ retries = 30, interval = 0.5 }"))
     assert fab("deploy", "--host", "h1", "--host", "h2", "--hosts-file", path).returncode == 0
@@ -212,12 +222,14 @@ def test_ctrl_c_mid_deploy_puts_both_hosts_back_and_exits_130(bed, hosts, tmp_pa
         while time.monotonic() < deadline and not all(
                 states(h, "green").get("web") == "running" for h in (h1, h2)):
             time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     print(out, err)
     assert traffic.failures == [] and len(traffic.results) > 20
-    assert proc.returncode == 130
-    assert "interrupted" in rows(out)["h1"] and "interrupted" in rows(out)["h2"]
+    assert proc.returncode == code
+    cause = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    assert f"{cause}: rolling back every host" in err
+    assert "│ interrupted │" in rows(out)["h1"] and "│ interrupted │" in rows(out)["h2"]
     for h in (h1, h2):
         serves_now(h, "blue 1")
         assert states(h, "blue") == dict.fromkeys(ALL, "running")

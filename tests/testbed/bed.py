@@ -9,8 +9,13 @@ folders (/var/lib/fab-bluegreen-bed/hosts/hN/...) are bind-mounted over /run, /t
 the cgroup `fbg-hN` (cpu, cpuacct, cpuset, memory; docker's cgroup-parent), on which `cpus` sets a
 CFS quota for the whole host.
 
+Slots: several beds can run side by side on one machine (parallel test workers, developers), each
+in its own slot K (FBG_BED_SLOT=K, default 0): its own bridge tb-brK on 10.200.K.0/24, namespaces
+tbhN (slot 0) or tbKhN, cgroups fbg-hN or fbgK-hN, host folders and state folder. Host names (h1, h2,
+...) repeat across slots: each slot has its own ssh_config.
+
 CLI: python -m tests.testbed up --hosts N [--cpus C] | down | status
-API: Bed(state_dir=None).up(n, cpus=None) / .down() / .hosts ; ensure_up(n, cpus=None) -> Bed
+API: Bed(state_dir=None, slot=None).up(n, cpus=None) / .down() / .hosts ; ensure_up(n, cpus=None) -> Bed
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import signal
 import socket
 import subprocess
 import tarfile
+import fcntl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +50,8 @@ BIND_DIRS = ("/run", "/home", "/root", "/srv", "/opt", "/var/lib/docker", "/var/
              "/var/lib/nginx", "/etc/nginx", "/etc/ssh", "/etc/docker", "/tmp")
 BIND_FILES = ("/etc/hosts", "/etc/hostname")
 HOSTS_DIR = "/var/lib/fab-bluegreen-bed/hosts"
+BED_ROOT = "/var/lib/fab-bluegreen-bed"
+MAX_SLOT = 99
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INITIAL_UPSTREAM = "upstream app_backend { server 127.0.0.1:18001; }\n"
 IMAGE_BUSYBOX = "fbg/busybox:1"
@@ -60,8 +68,30 @@ class CommandError(subprocess.CalledProcessError):
                 f"--- stdout ---\n{self.stdout or ''}--- stderr ---\n{self.stderr or ''}")
 
 
-def host_ip(i: int) -> str:
-    return f"10.200.0.{10 + i}"
+def host_ip(i: int, slot: int = 0) -> str:
+    return f"10.200.{slot}.{10 + i}"
+
+
+def env_slot() -> int:
+    """The bed slot this process uses: FBG_BED_SLOT (default 0)."""
+    raw = os.environ.get("FBG_BED_SLOT", "0") or "0"
+    if not raw.isdigit() or int(raw) > MAX_SLOT:
+        raise BedError(f"FBG_BED_SLOT={raw!r}: expected a whole number from 0 to {MAX_SLOT}")
+    return int(raw)
+
+
+class _MachineLock:
+    """One bed at a time changes what all slots share (users, sudoers): a file lock."""
+
+    def __enter__(self):
+        Path(BED_ROOT).mkdir(parents=True, exist_ok=True)
+        self._f = open(Path(BED_ROOT) / ".lock", "w")
+        fcntl.flock(self._f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._f, fcntl.LOCK_UN)
+        self._f.close()
 
 
 def _sh(cmd: list[str] | str, check: bool = True, input: str | None = None,
@@ -118,9 +148,10 @@ class Host:
         self.bed = bed
         self.index = index
         self.name = f"h{index}"
-        self.ip = host_ip(index)
-        self.netns = f"{NETNS_PREFIX}{index}"
-        self.cgroup = f"{CGROUP_PREFIX}{index}"
+        self.ip = host_ip(index, bed.slot)
+        self.netns = f"{bed.netns_prefix}{index}"
+        self.cgroup = f"{bed.cgroup_prefix}{index}"
+        self.veth = f"tbv{index}" if not bed.slot else f"tb{bed.slot}v{index}"
         self.root = bed.hosts_dir / self.name
         self.mnt_ns = bed.state_dir / "ns" / f"{self.name}.mnt"
         self.uts_ns = bed.state_dir / "ns" / f"{self.name}.uts"
@@ -252,9 +283,18 @@ def _clean_env() -> dict:
 
 
 class Bed:
-    def __init__(self, state_dir: Path | str | None = None):
+    def __init__(self, state_dir: Path | str | None = None, slot: int | None = None):
+        self.slot = env_slot() if slot is None else slot
+        if not 0 <= self.slot <= MAX_SLOT:
+            raise BedError(f"bed slot {self.slot}: expected 0 to {MAX_SLOT}")
+        k = self.slot
+        self.bridge = BRIDGE if not k else f"tb-br{k}"
+        self.bridge_ip = f"10.200.{k}.1"
+        self.netns_prefix = NETNS_PREFIX if not k else f"tb{k}h"
+        self.cgroup_prefix = CGROUP_PREFIX if not k else f"fbg{k}-h"
         if state_dir is None:
             state_dir = os.environ.get("FBG_BED_DIR") or REPO_ROOT / ".bed"
+            state_dir = Path(state_dir) / f"slot{k}" if k else state_dir
         self.state_dir = Path(state_dir).resolve()
         self.key = self.state_dir / "id_ed25519"
         self.known_hosts = self.state_dir / "known_hosts"
@@ -263,7 +303,8 @@ class Bed:
         self.cache_dir = self.state_dir / "cache"
         # Per-host folders live outside every path bound over in a host (/home, /root, /tmp, ...),
         # so that they stay reachable whatever folder the repository is cloned to.
-        self.hosts_dir = Path(os.environ.get("FBG_BED_HOSTS_DIR") or HOSTS_DIR)
+        hosts_dir = Path(os.environ.get("FBG_BED_HOSTS_DIR") or HOSTS_DIR)
+        self.hosts_dir = hosts_dir if not k else hosts_dir.parent / f"slot{k}" / hosts_dir.name
         self.log = print
 
     # -- state --------------------------------------------------------------------------------
@@ -351,15 +392,16 @@ class Bed:
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
         for d in ("ns", "cache"):
             (self.state_dir / d).mkdir(parents=True, exist_ok=True)
-        self._ensure_users()
+        with _MachineLock():
+            self._ensure_users()
         self._ensure_key()
         self._ensure_private_ns_dir()
         images = self._ensure_image_tars()
         Path("/var/lib/docker").mkdir(exist_ok=True)  # a mount point for the per-host folder
         hosts = [Host(self, i) for i in range(1, n + 1)]
         self.state_file.write_text(json.dumps({"hosts": n, "cpus": cpus, "started": time.time()}))
-        _sh(f"ip link add {BRIDGE} type bridge && ip addr add {BRIDGE_IP}/24 dev {BRIDGE}"
-            f" && ip link set {BRIDGE} up")
+        _sh(f"ip link add {self.bridge} type bridge && ip addr add {self.bridge_ip}/24 dev {self.bridge}"
+            f" && ip link set {self.bridge} up")
         with ThreadPoolExecutor(max_workers=min(8, n)) as pool:
             list(pool.map(lambda h: self._make_host(h, hosts, cpus), hosts))
             list(pool.map(self._start_daemons, hosts))
@@ -498,10 +540,10 @@ class Bed:
         # cgroup for the whole host
         self._make_cgroup(h, cpus)
         # network namespace + veth on the bridge
-        v = f"tbv{h.index}"
+        v = h.veth
         _sh(f"ip netns add {h.netns}"
             f" && ip link add {v} type veth peer name eth0 netns {h.netns}"
-            f" && ip link set {v} master {BRIDGE} up"
+            f" && ip link set {v} master {self.bridge} up"
             f" && ip -n {h.netns} addr add {h.ip}/24 dev eth0"
             f" && ip -n {h.netns} link set eth0 up && ip -n {h.netns} link set lo up"
             # forwarding inside the host only (docker warns without it); no default route leaves
@@ -617,19 +659,21 @@ class Bed:
 
     # -- down ---------------------------------------------------------------------------------
     def _leftovers(self) -> bool:
-        return bool(self._leftover_indexes()) or _link_exists(BRIDGE)
+        return bool(self._leftover_indexes()) or _link_exists(self.bridge)
 
     def _leftover_indexes(self) -> set[int]:
         idx: set[int] = set(range(1, int(self.state().get("hosts", 0)) + 1))
         netns = Path("/run/netns")
         if netns.is_dir():
-            idx |= {int(p.name[len(NETNS_PREFIX):]) for p in netns.iterdir()
-                    if p.name.startswith(NETNS_PREFIX) and p.name[len(NETNS_PREFIX):].isdigit()}
+            pre = self.netns_prefix
+            idx |= {int(p.name[len(pre):]) for p in netns.iterdir()
+                    if p.name.startswith(pre) and p.name[len(pre):].isdigit()}
         for root in CGROUP_ROOT.iterdir():
             if root.is_dir():
                 try:
-                    idx |= {int(p.name[len(CGROUP_PREFIX):]) for p in root.iterdir()
-                            if p.name.startswith(CGROUP_PREFIX) and p.name[len(CGROUP_PREFIX):].isdigit()}
+                    pre = self.cgroup_prefix
+                    idx |= {int(p.name[len(pre):]) for p in root.iterdir()
+                            if p.name.startswith(pre) and p.name[len(pre):].isdigit()}
                 except OSError:
                     pass
         for folder, pat in ((self.hosts_dir, "h*"), (self.state_dir / "ns", "h*.mnt")):
@@ -678,10 +722,10 @@ class Bed:
                 r = _sh(["ip", "netns", "del", h.netns], check=False)
                 if r.returncode:
                     errors.append(r.stderr.strip())
-            if _link_exists(f"tbv{h.index}"):
-                _sh(["ip", "link", "del", f"tbv{h.index}"], check=False)
-        if _link_exists(BRIDGE):
-            _sh(["ip", "link", "del", BRIDGE], check=False)
+            if _link_exists(h.veth):
+                _sh(["ip", "link", "del", h.veth], check=False)
+        if _link_exists(self.bridge):
+            _sh(["ip", "link", "del", self.bridge], check=False)
         # 3. cgroups (docker's children in every hierarchy too); zombies may delay the rmdir
         for h in hosts:
             for d in _cg_dirs(h.cgroup, all_hierarchies=True):

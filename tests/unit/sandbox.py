@@ -12,6 +12,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tests.signals import defaults_in_child
+
 FAKES = ("docker", "nginx", "curl", "sudo", "git", "ss", "systemd-run", "pwned")
 
 FAKE = r"""#!/bin/sh
@@ -61,7 +63,8 @@ class Sandbox:
         """A fake nginx master writing its PID to pid_file, with one worker."""
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.nginx_pid_file = pid_file
-        self.master = subprocess.Popen(["bash", "-c", MASTER, "master", str(pid_file)], start_new_session=True)
+        self.master = subprocess.Popen(["bash", "-c", MASTER, "master", str(pid_file)], start_new_session=True,
+                                       preexec_fn=defaults_in_child)  # a shell traps HUP only if not ignored
         for _ in range(100):
             if pid_file.exists() and pid_file.read_text().strip():
                 break

@@ -127,6 +127,37 @@ def test_ctrl_c_while_waiting_sets_interrupted_and_still_waits_for_every_host(mo
     assert "Ctrl-C: rolling back" in f.progress.console.file.getvalue()
 
 
+def test_sigterm_while_the_hosts_run_is_handled_as_ctrl_c_then_its_handler_is_put_back():
+    import os
+    import signal
+    import threading
+
+    from tasks.edge import exit_code
+
+    before = signal.getsignal(signal.SIGTERM)
+    f = make_fleet(batch=2)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()  # a real SIGTERM, mid-batch
+    results = f.run(hosts(4), "deploy", Jobs(seconds=0.4))
+    assert f.interrupted.is_set() and f.interrupted.cause == "SIGTERM"
+    assert [r.outcome for r in results] == [DEPLOYED, DEPLOYED, SKIPPED, SKIPPED]
+    assert "SIGTERM: rolling back" in f.progress.console.file.getvalue()
+    assert exit_code(f, results, DEPLOYED) == 143
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_sigterm_ignored_when_fab_started_stays_ignored():
+    import signal
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        seen = []
+        f = make_fleet()
+        f.run(hosts(1), "deploy", Jobs(seconds=0.01, then=lambda s: seen.append(signal.getsignal(signal.SIGTERM))))
+        assert seen == [signal.SIG_IGN] and not f.interrupted.is_set()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_an_unreachable_host_is_its_row_and_the_others_run():
     def connect(s):
         if s.name == "h2":
