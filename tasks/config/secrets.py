@@ -21,7 +21,7 @@ from ..errors import Cancelled, ConfigError
 from .files import NotAFile, read_regular
 from .schema import CONTROL_BUT_TAB, HostSettings, Secrets
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a shell variable's name
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a shell variable's name
 COMMAND_TIMEOUT = 120.0  # seconds the secrets command may take (a password manager may ask for a passphrase)
 
 

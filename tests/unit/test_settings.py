@@ -351,3 +351,32 @@ def test_fab_with_dev_zero_or_a_fifo_as_hosts_file_exits_2_at_once(tmp_path):
         path, message = odd_files(folder)[which]
         r = fab(tmp_path, "status", "--hosts-file", str(path))
         assert_usage_error(r, f"error: {path}: {message}")
+
+
+# --- names may not end in a newline (issue 19, item 5) --------------------------------------------------
+
+@pytest.mark.parametrize("text, key", [
+    ('[hosts.a]\nssh = "a"\nfront = ["web\\n"]\n', "hosts.a.front"),
+    ('[hosts.a]\nssh = "a"\nbackground = ["worker\\n"]\n', "hosts.a.background"),
+    ('[hosts.a]\nssh = "a"\nshared = ["db\\n"]\n', "hosts.a.shared"),
+    ('[hosts.a]\nssh = "a"\nbroker = { queues = ["celery\\n"] }\n', "hosts.a.broker.queues"),
+    ('[hosts.a]\nssh = "a"\nbuild = { services = ["web\\n"] }\n', "hosts.a.build.services"),
+    ('[hosts."x\\n"]\nssh = "a"\n', "hosts.x\\n"),
+    ('[hosts.a]\nssh = "a"\n[groups]\n"g\\n" = ["a"]\n', "groups.g\\n"),
+    ('[hosts.a]\nssh = "a"\napp = "app\\n"\n', "hosts.a.app"),
+    ('[hosts.a]\nssh = "a\\n"\n', "hosts.a.ssh"),
+    ('[hosts.a]\nssh = "a"\nswitch = { upstream_file = "/etc/nginx/x.conf\\n" }\n', "hosts.a.switch.upstream_file"),
+    ('[hosts.a]\nssh = "a"\nhealth = { path = "/health/\\n" }\n', "hosts.a.health.path"),
+])
+def test_a_name_or_value_ending_in_a_newline_is_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "hosts.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        loader.load(path)
+    assert str(e.value).startswith(f"{path}: {key}: ") and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_secrets_name_ending_in_a_newline_is_refused():
+    from tasks.config import secrets
+
+    assert not secrets.NAME.match("A\n") and not schema.NAME.match("web\n") and schema.NAME.match("web")
