@@ -11,11 +11,14 @@ codes) and null where the table shows "-". Every text is free of control charact
 text (not a key, nor a fixed word: FIXED) goes through shown() (tasks/mask.py), as the table's does. FORMAT changes only when a field changes its
 meaning or goes away (fields may be added).
 
+The notification's body is the same document without the hosts' SSH targets (off_workstation()).
+
 Pure: no I/O but the user's name and the clock (tasks/shell/record.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable
 
 from .mask import printable, shown
@@ -23,6 +26,7 @@ from .result import CleanupResult, DeployResult, DrainResult, HostResult
 from .shell.record import now, who
 
 FORMAT = 1
+SSH_TARGET = "<ssh target>"  # what stands for an SSH target in the notification's body
 
 
 def document(task: str, hosts: list[dict], exit_code: int, message: str = "", dry_run: bool = False) -> dict:
@@ -52,6 +56,32 @@ def masked(value: Any, fixed: bool = False) -> Any:
         return {printable(str(k)): masked(v, fixed or k in FIXED) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [masked(v, fixed) for v in value]
+    return value
+
+
+# What names an SSH target in free text (tasks/host/remote.py's reasons and hints, a deploy's
+# logs_command): user@host[:port], and the host a hint or a host-key refusal names.
+_TARGETS = (
+    (re.compile(r"^ssh \S+ "), f"ssh {SSH_TARGET} "),  # logs_command
+    (re.compile(r"(?<![\w.+-])\w[\w.-]*@(?:\[[^\]\s]+\]|\w[\w.-]*)(?::\d+)?"), SSH_TARGET),
+    (re.compile(r"(ssh-keygen -R |ssh-keyscan -p \d+ |`ssh (?:-p \d+ )?|\bthe host key of (?:the jump host )?"
+                r"|\bUnable to connect to port \d+ on )"
+                r"(?!<ssh target>)('[^']*'|[^\s`':]+(?::\d+)?)"), rf"\1{SSH_TARGET}"),
+)
+
+
+def off_workstation(value: Any, fixed: bool = False) -> Any:
+    """The document as it may leave the workstation (the notification's body): its free texts
+    without the hosts' SSH targets (the table and --json on stdout keep them)."""
+    if isinstance(value, str):
+        if not fixed:
+            for pattern, put in _TARGETS:
+                value = pattern.sub(put, value)
+        return value
+    if isinstance(value, dict):
+        return {k: off_workstation(v, fixed or k in FIXED) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [off_workstation(v, fixed) for v in value]
     return value
 
 

@@ -173,5 +173,5 @@ class Output:
         else:
             report.plans(list(results))
         if self.notify and self.notify.configured and not self.dry_run:
-            notify.send(self.notify, document.dumps(doc), warn=report.warn, cwd=self.folder)
+            notify.send(self.notify, document.dumps(document.off_workstation(doc)), warn=report.warn, cwd=self.folder)
         return code

@@ -235,3 +235,42 @@ def test_the_timeout_is_a_deadline_for_the_whole_exchange_even_one_byte_a_second
     assert took < 3, took
     assert warnings == [f"notify.webhook: the POST to {notify.origin(server.url)} failed: timed out after 1.5 s "
                         "(notify.timeout) (the exit code is unchanged)"]
+
+
+# --- the body leaves the workstation: no SSH target in it (issue 19, item 11) ----------------------
+
+def test_the_body_of_a_run_that_could_not_connect_holds_no_ssh_target_while_stdout_does(tmp_path):
+    from .test_cli import closed_port, fab
+
+    port = closed_port()
+    (tmp_path / "hosts.toml").write_text(
+        f'[defaults]\nconnect_timeout = 1\n[defaults.notify]\ncommand = "cat > body.json"\n'
+        f'[hosts.h1]\nssh = "deployer@127.0.0.1:{port}"\n')
+    r = fab(tmp_path, "deploy", "--host", "h1", "--json")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    printed = json.loads(r.stdout)
+    assert f"cannot connect to deployer@127.0.0.1:{port}" in printed["hosts"][0]["reason"]  # on stdout: as it was
+    body = (tmp_path / "body.json").read_text()
+    sent = json.loads(body)
+    assert "127.0.0.1" not in body and "deployer" not in body, body
+    assert sent["hosts"][0]["host"] == "h1" and sent["hosts"][0]["reason"].startswith("cannot connect to <ssh target>")
+
+
+@pytest.mark.parametrize("reason", [
+    "the host key of 10.0.0.5 has CHANGED (offered SHA256:a, known SHA256:b): if you know why, remove the old key "
+    "with `ssh-keygen -R '[10.0.0.5]:2222'` and trust the new one with `ssh -p 2222 10.0.0.5`",
+    "the host key of the jump host 10.0.0.5 (ProxyJump of pi5) is not in known_hosts: check it, then trust it with "
+    "`ssh 10.0.0.5` once (or ssh-keyscan -p 22 10.0.0.5 >> ~/.ssh/known_hosts)",
+    "authentication failed for deploy@10.0.0.5:22 (Authentication failed.): check the SSH key or agent",
+])
+def test_no_ssh_target_of_a_refusal_or_a_logs_command_leaves_the_workstation(reason):
+    from tasks import document
+    from tasks.config.schema import Color
+    from tasks.result import ROLLED_BACK, DeployResult
+
+    r = DeployResult("pi5", "deploy", ROLLED_BACK, Color.BLUE, Color.GREEN, "connect", reason,
+                     logs_command="ssh deploy@10.0.0.5:2222 'docker compose -p app-green logs web'")
+    doc = document.document("deploy", document.deploy_hosts([r]), 1)
+    sent = json.dumps(document.off_workstation(doc))
+    assert "10.0.0.5" not in sent and "deploy@" not in sent, sent
+    assert json.loads(sent)["hosts"][0]["host"] == "pi5" and "10.0.0.5" in json.dumps(doc)
