@@ -60,10 +60,11 @@ def masked(value: Any, fixed: bool = False) -> Any:
 
 
 # What names an SSH target in free text (tasks/host/remote.py's reasons and hints, a deploy's
-# logs_command): user@host[:port], and the host a hint or a host-key refusal names.
+# logs_command): user@host:port as remote.py writes it (a version such as web@3f2a1c is no
+# target), and the host a hint or a host-key refusal names.
 _TARGETS = (
     (re.compile(r"^ssh \S+ "), f"ssh {SSH_TARGET} "),  # logs_command
-    (re.compile(r"(?<![\w.+-])\w[\w.-]*@(?:\[[^\]\s]+\]|\w[\w.-]*)(?::\d+)?"), SSH_TARGET),
+    (re.compile(r"(?<![\w.+-])\w[\w.-]*@(?:\[[^\]\s]+\]|\w[\w.-]*):\d+(?![\w.])"), SSH_TARGET),  # user@host:port
     (re.compile(r"(ssh-keygen -R |ssh-keyscan -p \d+ |`ssh (?:-p \d+ )?|\bthe host key of (?:the jump host )?"
                 r"|\bUnable to connect to port \d+ on )"
                 r"(?!<ssh target>)('[^']*'|[^\s`':]+(?::\d+)?)"), rf"\1{SSH_TARGET}"),

@@ -274,3 +274,10 @@ def test_no_ssh_target_of_a_refusal_or_a_logs_command_leaves_the_workstation(rea
     sent = json.dumps(document.off_workstation(doc))
     assert "10.0.0.5" not in sent and "deploy@" not in sent, sent
     assert json.loads(sent)["hosts"][0]["host"] == "pi5" and "10.0.0.5" in json.dumps(doc)
+
+
+def test_a_version_that_looks_like_user_at_host_stays_in_the_body():
+    from tasks import document
+
+    doc = {"hosts": [{"host": "h1", "live_version": "web@eed0690ceecc", "reason": "image web@sha256:3f2a9c gone"}]}
+    assert document.off_workstation(doc) == doc
