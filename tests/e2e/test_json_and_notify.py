@@ -127,4 +127,5 @@ def test_a_failing_deploy_exits_1_with_its_document_and_a_failing_webhook_change
     assert [json.loads(b)["exit_code"] for b in hook.bodies] == [0, 1]  # sent, and answered 500, both times
     # the command got them all the same, as they leave the workstation: no SSH target (issue 19, item 11)
     sent = [json.loads(n) for n in notes(folder)]
-    assert sent == [off_workstation(ok), off_workstation(doc)] and sent[1]["logs_command"].startswith("ssh <ssh target> ")
+    assert sent == [off_workstation(ok), off_workstation(doc)]
+    assert sent[1]["hosts"][0]["logs_command"].startswith("ssh <ssh target> ")
