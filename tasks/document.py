@@ -22,7 +22,7 @@ import re
 from typing import Any, Iterable
 
 from .mask import printable, shown
-from .result import CleanupResult, DeployResult, DrainResult, HostResult
+from .result import CleanupResult, DeployResult, DrainResult, HostResult, SetupResult
 from .shell.record import now, who
 
 FORMAT = 1
@@ -114,6 +114,10 @@ def cleanup_hosts(results: Iterable[CleanupResult]) -> list[dict]:
 def drain_hosts(results: Iterable[DrainResult]) -> list[dict]:
     return [{"host": r.host, "drained": r.from_color, "waited": dict(r.queued) or None, "live": r.to_color,
              **_outcome(r)} for r in results]
+
+
+def setup_hosts(results: Iterable[SetupResult]) -> list[dict]:
+    return [{"host": r.host, "done": list(r.done), "kept": list(r.kept), **_outcome(r)} for r in results]
 
 
 def status_hosts(rows) -> list[dict]:

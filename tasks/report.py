@@ -20,10 +20,11 @@ from rich.table import Table
 from .archive import Count, human
 from .config.schema import COLORS
 from .mask import shown
-from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome
+from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome, SetupResult
 
 OUTCOME_STYLE = {Outcome.DEPLOYED: "green", Outcome.CLEANED: "green", Outcome.NOTHING: "green",
-                 Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green",
+                 Outcome.DRAINED: "green", Outcome.NOTHING_TO_DRAIN: "green", Outcome.SET_UP: "green",
+                 Outcome.READY: "green",
                  Outcome.STAGED: "cyan", Outcome.UNSTAGED: "green", Outcome.PLANNED: "cyan", Outcome.DRY_RUN: "cyan",
                  Outcome.ROLLED_BACK: "yellow", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow"}
 HOST_STYLES = ["cyan", "magenta", "blue", "yellow", "green"]
@@ -118,6 +119,17 @@ def drain_table(results: list[DrainResult]) -> Table:
         queued = ", ".join(f"{queue}: {n}" for queue, n in r.queued.items() if n)
         table.add_row(escape(r.host), _color(r.from_color), escape(queued or "-"), _color(r.to_color), _outcome(r),
                       f"{r.seconds:.1f}", escape(why))
+    return table
+
+
+def setup_table(results: list[SetupResult]) -> Table:
+    table = Table(title="fab setup", title_justify="left")
+    for column in ("host", "result", "done", "kept", "why"):
+        table.add_column(column, no_wrap=column in ("host", "result"))
+    for r in results:
+        why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
+        done = "\n".join(r.done) or ("nothing (already set up)" if r.ok else "nothing")
+        table.add_row(escape(r.host), _outcome(r), escape(done), escape("\n".join(r.kept) or "-"), escape(why))
     return table
 
 

@@ -1,7 +1,7 @@
 """The result of one host's action: the only thing that crosses from a host's worker back to the report.
 
 HostResult holds what every action says; DeployResult (deploy and rollback), CleanupResult and
-DrainResult add their own. result_for() picks the class for an action (the fleet's skipped and
+DrainResult and SetupResult add their own. result_for() picks the class for an action (the fleet's skipped and
 unreachable rows)."""
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Outcome(StrEnum):
     PLANNED = "planned"  # cleanup: what would be removed, before the user said yes
     DRAINED = "drained"  # drain: the old colour's queues were emptied by its workers
     NOTHING_TO_DRAIN = "nothing to drain"
+    SET_UP = "set up"  # setup: the host was prepared for its first deploy
+    READY = "already set up"  # setup: nothing was missing, nothing was changed
 
     @property
     def ok(self) -> bool:
@@ -40,7 +42,7 @@ class Outcome(StrEnum):
 
 
 OK = frozenset({Outcome.DEPLOYED, Outcome.STAGED, Outcome.UNSTAGED, Outcome.CLEANED, Outcome.NOTHING, Outcome.PLANNED, Outcome.DRY_RUN,
-                Outcome.DRAINED, Outcome.NOTHING_TO_DRAIN})
+                Outcome.DRAINED, Outcome.NOTHING_TO_DRAIN, Outcome.SET_UP, Outcome.READY})
 
 # the names the rest of the tool imports
 DEPLOYED = Outcome.DEPLOYED
@@ -59,6 +61,8 @@ NOTHING = Outcome.NOTHING
 PLANNED = Outcome.PLANNED
 DRAINED = Outcome.DRAINED
 NOTHING_TO_DRAIN = Outcome.NOTHING_TO_DRAIN
+SET_UP = Outcome.SET_UP
+READY = Outcome.READY
 
 
 @dataclass
@@ -108,8 +112,14 @@ class DrainResult(HostResult):
     queued: dict[str, int] = field(default_factory=dict)  # queue -> messages that waited in it, e.g. {"celery": 3}
 
 
+@dataclass
+class SetupResult(HostResult):
+    done: list[str] = field(default_factory=list)  # what setup made (or, in a dry run, would make)
+    kept: list[str] = field(default_factory=list)  # what was there already, left as it was
+
+
 RESULTS: dict[str, type[HostResult]] = {"deploy": DeployResult, "rollback": DeployResult, "promote": DeployResult,
-                                        "cleanup": CleanupResult, "drain": DrainResult}
+                                        "cleanup": CleanupResult, "drain": DrainResult, "setup": SetupResult}
 
 
 def result_for(action: str, host: str, **fields) -> HostResult:

@@ -81,6 +81,14 @@ def port_check(s: HostSettings, color: str) -> str:
             f"$(echo $users | cut -c1-120)\"; fi")
 
 
+# why `docker version` failed ($v: its output), in so many words: not installed, the SSH user not in the
+# docker group (and the socket not writable otherwise), or the daemon not answering
+DOCKER_MISSING = (
+    "if ! command -v docker >/dev/null 2>&1; then echo \"docker is not installed (install Docker Engine with "
+    "its compose plugin)\"; elif ! id -nG | tr ' ' '\\n' | grep -qx docker && [ ! -w /var/run/docker.sock ]; then "
+    "echo \"the SSH user $(id -un) is not in the docker group (sudo usermod -aG docker $(id -un), then log in "
+    "again)\"; else echo \"$(echo \"$v\" | tail -n 1): is Docker running?\"; fi")
+
 CHECKED_FOR = 600  # seconds a deploy trusts the docker, compose and compose-file checks of an earlier run
 
 
@@ -109,7 +117,7 @@ def engine_checks(s: HostSettings, reuse: bool) -> list[str]:
         "fbg_ok=0",
         "v=$(docker version --format '{{.Server.Version}}' 2>&1) && fbg_dv=$v && fbg_ok=$((fbg_ok + 1)) && "
         "say ok docker \"engine $v\" || "
-        "say fail docker \"$(echo \"$v\" | tail -n 1): is Docker running, and is the SSH user in the docker group?\"",
+        f"say fail docker \"$({DOCKER_MISSING})\"",
         f"v=$({base} version --short 2>&1) && fbg_cv=$v && fbg_ok=$((fbg_ok + 1)) && say ok compose \"$v\" || "
         f"say fail compose {quote(base + ' does not run:')} \"$v\"",
         f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
@@ -149,7 +157,7 @@ def preflight(s: HostSettings, reuse: bool = False) -> str:
             f"if sudo -n cat {f} >/dev/null 2>&1; then say ok upstream_file {f}; "
             f"elif sudo -n test -e {f} 2>/dev/null || [ -e {f} ]; then say fail upstream_file {f} cannot be read "
             f"through sudo -n; else say fail upstream_file {f} does not exist: create it with {quote(example)} "
-            "and include it in nginx; fi",
+            "and include it in nginx, or run fab setup; fi",
             nginx_workers(s),
             f"w=$(fbg_workers) && say ok nginx_master \"workers $w\" || say fail nginx_master no nginx master "
             f"process found through {quote(s.switch.pid_file)}: is nginx running? set switch.pid_file to its pid file",

@@ -91,6 +91,7 @@ def reset(h: Host) -> None:
           "docker volume prune -af >/dev/null 2>&1 || docker volume prune -f >/dev/null; "
           "docker network prune -f >/dev/null", timeout=120)
     h.put_dir(EXAMPLE, "app", clean=True)
+    h.write_nginx_config()  # the bed's own nginx configuration (a test may have made it the package's)
     (h.home / "app" / "var").mkdir(exist_ok=True)
     os.chown(h.home / "app" / "var", *Bed.deploy_ids())
     v = variant()

@@ -78,7 +78,6 @@ def test_a_link_cut_mid_deploy_is_noticed_and_the_guard_puts_the_host_back(bed, 
     assert_put_back_by_the_guard(bed, h, path)
 
 
-@pytest.mark.unlike
 def test_fab_killed_mid_deploy_leaves_the_host_to_its_guard(bed, hosts, tmp_path):
     h = hosts[0]
     path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)

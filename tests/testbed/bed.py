@@ -202,6 +202,54 @@ class Host:
             os.lchown(p, uid, gid)
         return dest
 
+    def write_nginx_config(self, stock: bool = False) -> None:
+        """/etc/nginx of this host: a copy of the machine's own. The bed's (stock=False): without the
+        default site, with its own site proxying to conf.d/app_upstream.conf (blue's port). The
+        package's as installed (stock=True): the default site enabled, no site or upstream file of
+        the app. The folder stays (it is bind-mounted inside the host); its contents are replaced."""
+        etc = self.path("/etc/nginx")
+        etc.mkdir(parents=True, exist_ok=True)
+        for f in etc.iterdir():
+            shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+        shutil.copytree("/etc/nginx", etc, symlinks=True, dirs_exist_ok=True)
+        for f in ("sites-enabled/app", "sites-available/app", "conf.d/app_upstream.conf", "conf.d/app.conf"):
+            (etc / f).unlink(missing_ok=True)  # the machine's own may hold leftovers of an app
+        if stock:
+            default = etc / "sites-enabled/default"
+            if not default.exists() and not default.is_symlink():
+                default.symlink_to("/etc/nginx/sites-available/default")
+            return
+        for f in (etc / "sites-enabled").iterdir():
+            f.unlink()
+        (etc / "sites-enabled/app").write_text(NGINX_SITE)
+        up = etc / "conf.d/app_upstream.conf"
+        up.write_text(INITIAL_UPSTREAM)
+        os.chown(up, 0, 0)
+        os.chmod(up, 0o644)
+
+    def stock_nginx(self) -> None:
+        """A host as a new user's is before `fab setup`: the packaged nginx configuration (the Debian
+        default site enabled, `listen 80 default_server`; no app site, no upstream file) and no
+        ~/app folder. nginx reloads it."""
+        self.write_nginx_config(stock=True)
+        shutil.rmtree(self.home / "app", ignore_errors=True)
+        self.reload_nginx()
+
+    def reload_nginx(self, timeout: float = 10) -> None:
+        """nginx -t, a reload, and the wait until it serves the new configuration: new workers, none
+        of the old ones taking connections (a reload only signals the master, and returns at once)."""
+        workers = ("m=$(cat /run/nginx.pid); for p in $(pgrep -P \"$m\"); do case \"$(tr '\\0' ' ' < /proc/$p/cmdline)\" "
+                   "in *'shutting down'*) ;; *'worker process'*) echo $p;; esac; done")
+        before = set(self.run(workers).stdout.split())
+        self.run("nginx -t -q && nginx -s reload")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = set(self.run(workers).stdout.split())
+            if now and not now & before:
+                return
+            time.sleep(0.05)
+        raise BedError(f"{self.name}: nginx did not take up its new configuration within {timeout:g} s")
+
     # -- variants: where real hosts differ from the bed -----------------------------------------
     def ssh_only_from(self, ip: str | None) -> None:
         """Let sshd accept logins only from `ip` (a host reached only through another one, by
@@ -526,15 +574,7 @@ class Bed:
         (r / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
         _sh(["ssh-keygen", "-A", "-f", str(r)])
         # /etc/nginx: the machine's config minus the default site, plus ours
-        shutil.rmtree(r / "etc/nginx")
-        shutil.copytree("/etc/nginx", r / "etc/nginx", symlinks=True)
-        for f in (r / "etc/nginx/sites-enabled").iterdir():
-            f.unlink()
-        (r / "etc/nginx/sites-enabled/app").write_text(NGINX_SITE)
-        up = r / "etc/nginx/conf.d/app_upstream.conf"
-        up.write_text(INITIAL_UPSTREAM)
-        os.chown(up, 0, 0)
-        os.chmod(up, 0o644)
+        h.write_nginx_config(stock=False)
         # /etc/docker
         (r / "etc/docker/daemon.json").write_text(json.dumps(self._daemon_json(h), indent=2) + "\n")
         # cgroup for the whole host

@@ -1,8 +1,29 @@
-"""A small simulated host for unit tests of the sequence: it answers the commands of
-tasks/shell/ by updating a dict of containers, and fails the steps a test asks it to.
+"""A small simulated host for unit tests of the sequences: it plays the commands of tasks/shell/ on
+a dict of containers (and the record, the upstream file, the secrets files), keeps an ordered log of
+what they did (`events`), and fails the steps a test asks it to.
 
-Commands may carry others along (the guard's arming rides with the stop, the disarm with the
-next command): those parts are recognised and taken out before the rest is simulated."""
+It refuses what it does not know, as Invoke's MockContext does: a round trip in which no line of
+COMMANDS is recognised raises UnknownCommand, naming it, instead of answering `(0, "")`.
+
+What rides along with a command is taken out first: the guard's arming (with the stop), its
+heartbeat (in front of every command while armed), its disarm (with the next command), and the
+`echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays what is left, in its order.
+
+To teach it a new command (a builder just added to tasks/shell/), add one line to COMMANDS:
+
+    ("what it is (its builder)", r"a regex that finds it in a round trip", "method"),
+
+- In the regex, {app}, {dir}, {file} and {upstream} stand for this host's app, dir (as
+  base.remote_path() writes it), compose file and upstream file, quoted as the builders quote them
+  and escaped; {env} for the DEPLOY_ENV_FILE=... a colour's environment carries with secrets, and
+  {switch} for switch.command (its colour in the group `color`). Make it specific enough that a
+  misspelled command does not match it.
+- `method` names the FakeHost method that plays one match: method(match) changes the fake state
+  (appending to self.events what a test may want to see in order) and returns what the command
+  prints: a str, added to the round trip's output, or (exit code, output) to end the round trip
+  there. A method named read_* answers the whole round trip, before any failure a test asked for
+  (`fail`) is applied. `noop` plays a command whose effect no test looks at.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +33,51 @@ import shlex
 from tasks.config.schema import HostSettings
 from tasks.host.remote import RecordingRemote
 from tasks.shell.base import MARK, remote_path
+
+# The commands the fake host knows, one line each: (what it is, its pattern, the method that plays it).
+# Played in this order within a round trip, each on every match (a read_* answers it alone).
+COMMANDS: list[tuple[str, str, str]] = [
+    ("pre-flight, with the facts (check.run_checks)", r"^say\(\) \{", "read_preflight"),
+    ("facts, or fab status (probe.facts, probe.status)", rf"^echo {MARK}record", "read_facts"),
+    ("history (state.history)", r"^if \[ -f {dir}/\.fab-bluegreen/{app}\.history\.jsonl \]; then cut=.* "
+     r"awk -v cut=", "read_history"),
+    ("secrets read (state.read_env)", r"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$", "read_env"),
+    ("images inventory (images.inventory)", rf"^echo {MARK}images", "read_images"),
+    ("memory of the live front (probe.front_memory)", r"^docker stats --no-stream --format '\{\{\.MemUsage\}\}' ",
+     "read_front_memory"),
+    ("lock (state.lock)", r"if \(umask 077 && mkdir \.fab-bluegreen/{app}\.lock 2>/dev/null\)", "take_lock"),
+    ("unlock (state.unlock)", r"if grep -qF \S+ \.fab-bluegreen/{app}\.lock/info 2>/dev/null; then "
+     r"rm -rf \.fab-bluegreen/{app}\.lock; fi", "unlock"),
+    ("prepare (hooks.prepare)", r"(?s)export DEPLOY_COLOR=(blue|green) DEPLOY_PORT=\d+{env} && (.*)", "prepare"),
+    ("a hook (hooks.hook)", r"(?s)export DEPLOY_COLOR=(blue|green) DEPLOY_PORT=\d+{env} DEPLOY_PREVIOUS_COLOR=\w* && (.*)",
+     "hook"),
+    ("the sampler's samples (cpu.stop_sampler)", r"cat \.fab-bluegreen/{app}\.samples 2>/dev/null; rm -f ", "noop"),
+    ("a pending lift removed (cpu.cancel_lift)", r"rm -f \.fab-bluegreen/{app}\.(blue|green)\.lift\.sh; true", "noop"),
+    ("images received (images.load)", r"^(zstd -dcq|gzip -dc) \| docker load", "noop"),
+    ("images tagged (images.tag)", r"docker tag \S+ \S+", "noop"),
+    ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
+    ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) -f {file} (\w+)([^;&|\n]*)", "compose"),
+    ("stop by ID (compose.stop_ids)", r"docker stop -t \d+ ([^;>]*)", "stop_ids"),
+    ("upstream file (nginx.write_root_file)", r"sh {upstream} ", "write_upstream"),
+    ("secrets write (state.write_env)",
+     r"cat > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)\.env ", "write_env"),
+    ("secrets removed (compose.remove)", r"rm -f \.fab-bluegreen/{app}\.(blue|green)\.env", "remove_env"),
+    ("history line (state.append_history)", r"printf '%s\\n' '(?:[^']|'\"'\"')*' >> \.fab-bluegreen/{app}\.history\.jsonl\)",
+     "append_history"),
+    ("switch.command (nginx.switch_command)", r"{switch}", "switch_command"),
+    ("record (state.write_record)", r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && "
+     r"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.json ", "write_record"),
+    ("health check (health.wait_healthy)", r"(?:^|\( )i=0; while", "health"),
+    ("facts riding along (probe.facts)", rf"echo {MARK}record", "facts_riding"),
+    ("queues (broker.count_queued)", r"docker exec -i \"\$cid\" redis-cli -n \d+", "count_queued"),
+    ("containers after a stop (compose.stop_ids)", rf"echo {MARK}containers", "containers_after_stop"),
+    ("open connections (connections.wait_closed)", r"fbg_open\(\) \{", "wait_closed"),
+]
+
+
+class UnknownCommand(BaseException):
+    """A round trip the fake host does not know (see COMMANDS). Not an Exception: the fleet turns a
+    host's Exception into that host's `failed` row, which a test could take for what it expects."""
 
 
 class Patterns:
@@ -28,15 +94,29 @@ class Patterns:
             rf"echo \S+ \$\(\( \$\(date \+%s\) \+ \d+ \)\) > \"\$fbg_tmp\" && "
             rf"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.guard\.until .*? \|\| exit 1; "
             r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
-        self.compose = re.compile(rf"-p {app}-(blue|green) -f {re.escape(shlex.quote(s.compose_file))} (\w+)([^;&|\n]*)")
-        self.record = re.compile(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" "
-                                 rf"\.fab-bluegreen/{app}\.json ")
+        fill = {"{app}": app, "{dir}": d, "{file}": re.escape(shlex.quote(s.compose_file)),
+                "{upstream}": re.escape(shlex.quote(s.switch.upstream_file)), "{switch}": switch_pattern(s),
+                "{env}": r'(?: DEPLOY_ENV_FILE="\$\(f=[^"]*; \[ -f "\$f" \] && echo "\$PWD/\$f" \|\| echo /dev/null\)")?'}
+        self.commands: list[tuple[str, re.Pattern, str]] = []  # (what, regex, method)
+        for what, pattern, method in COMMANDS:
+            for name, value in fill.items():
+                pattern = pattern.replace(name, value)
+            self.commands.append((what, re.compile(pattern), method))
+        self.compose = self.regex("compose")
+        self.record = self.regex("write_record")
         self.upstream = f"sh {shlex.quote(s.switch.upstream_file)} "
         self.lock = f"mkdir .fab-bluegreen/{s.app}.lock"
-        self.history = f"{s.app}.history.jsonl"
-        self.env_write = re.compile(rf"cat > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)\.env ")
-        self.env_remove = re.compile(rf"rm -f \.fab-bluegreen/{app}\.(blue|green)\.env")
-        self.env_read = re.compile(rf"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$")
+
+    def regex(self, method: str) -> re.Pattern:
+        return next(rx for _, rx, m in self.commands if m == method)
+
+
+def switch_pattern(s: HostSettings) -> str:
+    """switch.command with its {color} and {port} found (a pattern that never matches without one)."""
+    if s.switch.mode != "command":
+        return "(?!)"
+    line = re.escape(s.switch.command.format(color="FBGCOLOR", port="FBGPORT"))
+    return line.replace("FBGCOLOR", "(?P<color>blue|green)").replace("FBGPORT", r"\d+")
 
 
 DEFAULT = Patterns(HostSettings(name="fake", ssh="fake"))
@@ -52,6 +132,9 @@ class FakeHost:
         self.p = Patterns(settings) if settings else DEFAULT  # the shape of this host's commands
         # containers: (colour, service) -> state
         self.containers = {(c, s): "running" for c, services in (running or {}).items() for s in services}
+        # what the commands did, in order: ("check",), ("prepare", line), ("stop", colour, service),
+        # ("start", colour, service), ("down", colour, service), ("switch", upstream text), ...
+        self.events: list[tuple[str, ...]] = []
         self.record = record
         self.history = history  # the history file's text (lines the tool appends are not kept)
         self.lock = lock  # the info of a lock someone else holds: taking it fails ("": free)
@@ -79,18 +162,7 @@ class FakeHost:
         return self.remote.commands
 
     def answer(self, command: str):
-        if command.startswith("say() {"):  # the pre-flight, with the facts
-            return 0, self.checks + (self.facts() if f"echo {MARK}record" in command else "")
-        if command.startswith(f"echo {MARK}record"):  # the facts, or commands.status()
-            return 0, self.facts() + (self.status_sections() if f"echo {MARK}lock" in command else "")
-        if self.lock and self.p.lock in command:
-            return 3, f"held 1042 1000\n{self.lock}\n"
-        if command.startswith("if [ -f ") and "awk -v cut" in command and self.p.history in command:  # state.history()
-            return 0, self.history
-        if read := self.p.env_read.search(command):  # state.read_env()
-            return 0, self.env_files.get(read.group(1), b"").decode()
-        if command.startswith(f"echo {MARK}images"):  # shell.images.inventory(): build.where = "local"
-            return 0, f"{MARK}images\n{self.images}"
+        """One round trip: (exit code, output). The riders first, then COMMANDS, in order."""
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True
@@ -104,6 +176,14 @@ class FakeHost:
         rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", command)))
         if self.guard_acts and "fbg_guard" in rest:  # finish(): only the branch the guard's having acted takes
             rest = rest.split("; else ", 1)[1]
+        known = [(rx, method) for _, rx, method in self.p.commands if rx.search(rest)]
+        if not known and re.sub(r"[\s;&{}()]", "", rest):
+            raise UnknownCommand(f"the fake host does not know this command (add it to COMMANDS in "
+                                 f"tests/unit/fakehost.py): {command}")
+        for rx, method in known:
+            if method.startswith("read_"):  # the whole round trip's answer; never a step a test fails
+                exited, said = getattr(self, method)(rx.search(rest))
+                return exited, out + said
         if self.guard_acts_after and self.guard_acts_after in rest:
             self.guard_acts = True  # fab is silent after this command, past the guard's deadline
         failed = next((needle for needle in self.fail if needle in rest), None)
@@ -111,35 +191,122 @@ class FakeHost:
             self.fail.remove(failed)
             rest = rest[:rest.index(failed)]
         out += self.markers(rest)
-        for m in self.p.compose.finditer(rest):
-            out += self.compose(m.group(1), m.group(2), m.group(3).split())
-        if self.p.upstream in rest:
-            lexer = shlex.shlex(rest.split(self.p.upstream, 1)[1], posix=True)
-            lexer.whitespace_split = True
-            self.upstream = lexer.get_token()  # the file's new text: the first word after its path
-        for color in self.p.env_write.findall(rest):  # the text came on the command's stdin (Remote.put)
-            self.env_files[color] = self.remote.puts[-1][1]
-        for color in self.p.env_remove.findall(rest):
-            self.env_files.pop(color, None)
-        records = self.p.record.findall(rest)
-        if records:
-            self.record = shlex.split(records[-1])[0]
-        for m in re.finditer(r"docker stop -t \d+ ([^;>]*)", rest):  # compose.stop_ids()
-            for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in m.group(1).split()]:
-                self.containers[key] = "exited"
-        if rest.startswith("i=0; while") or "( i=0; while" in rest:  # health.wait_healthy()
-            out += "try 1 200\n"
-        if f"echo {MARK}record" in rest:  # the facts, riding along with another command
-            out += self.facts()
-        if re.search(r"docker exec -i \"\$cid\" redis-cli -n \d+", rest):  # commands.count_queued()
-            out += (f"{MARK}queued\n" if f"echo {MARK}queued" in rest else "") + self.counts()
-        if f"echo {MARK}containers" in rest and f"echo {MARK}record" not in rest:  # commands.stop_reporting()
-            out += f"{MARK}containers\n" + self.container_lines()
-        if "fbg_open() {" in rest:  # connections.wait_closed()
-            return self.wait_closed(rest, out)
+        for rx, method in known:
+            for m in rx.finditer(rest):
+                said = getattr(self, method)(m)
+                if isinstance(said, tuple):  # an exit code of its own: the rest of the line did not run
+                    return said[0], out + said[1]
+                out += said
         if failed:
             return 1, out + f"simulated failure of {failed}\n"
         return 0, out
+
+    # --- how each command of COMMANDS plays: method(match) -> output, or (exit code, output) ---
+
+    def noop(self, m: re.Match) -> str:
+        return ""
+
+    def read_preflight(self, m: re.Match) -> tuple[int, str]:
+        self.events.append(("check",))
+        return 0, self.checks + (self.facts() if f"echo {MARK}record" in m.string else "")
+
+    def read_facts(self, m: re.Match) -> tuple[int, str]:
+        return 0, self.facts() + (self.status_sections() if f"echo {MARK}lock" in m.string else "")
+
+    def read_history(self, m: re.Match) -> tuple[int, str]:
+        return 0, self.history
+
+    def read_env(self, m: re.Match) -> tuple[int, str]:
+        return 0, self.env_files.get(m.group(1), b"").decode()
+
+    def read_images(self, m: re.Match) -> tuple[int, str]:
+        return 0, f"{MARK}images\n{self.images}"
+
+    def take_lock(self, m: re.Match) -> str | tuple[int, str]:
+        if self.lock:
+            return 3, f"held 1042 1000\n{self.lock}\n"
+        self.events.append(("lock",))
+        return ""
+
+    def read_front_memory(self, m: re.Match) -> tuple[int, str]:
+        ids = m.string[m.end():].split(";")[0].split()
+        return 0, "20MiB / 1GiB\n" * len(ids) + f"{MARK}available\n1048576\n"
+
+    def unlock(self, m: re.Match) -> str:
+        self.events.append(("unlock",))
+        return ""
+
+    def prepare(self, m: re.Match) -> str:
+        self.events.append(("prepare", m.group(2)))
+        return ""
+
+    def hook(self, m: re.Match) -> str:
+        self.events.append(("hook", m.group(2)))
+        return ""
+
+    def append_history(self, m: re.Match) -> str:
+        self.events.append(("history",))
+        return ""
+
+    def switch_command(self, m: re.Match) -> str:
+        self.events.append(("switch", m.group("color")))
+        return ""
+
+    def stop_ids(self, m: re.Match) -> str:
+        for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in m.group(1).split()]:
+            self.set_state(key, "exited")
+        return ""
+
+    def write_upstream(self, m: re.Match) -> str:
+        if m.start() != m.re.search(m.string).start():
+            return ""  # a later write in the same line puts the old text back if nginx -t rejects the new
+        lexer = shlex.shlex(m.string[m.end():], posix=True)
+        lexer.whitespace_split = True
+        self.upstream = lexer.get_token()  # the file's new text: the first word after its path
+        self.events.append(("switch", self.upstream))
+        return ""
+
+    def write_env(self, m: re.Match) -> str:
+        self.env_files[m.group(1)] = self.remote.puts[-1][1]  # the text came on stdin (Remote.put)
+        return ""
+
+    def remove_env(self, m: re.Match) -> str:
+        self.env_files.pop(m.group(1), None)
+        return ""
+
+    def write_record(self, m: re.Match) -> str:
+        self.record = shlex.split(m.group(1))[0]
+        self.events.append(("record",))
+        return ""
+
+    def health(self, m: re.Match) -> str:
+        return "try 1 200\n"
+
+    def facts_riding(self, m: re.Match) -> str:
+        return self.facts()
+
+    def count_queued(self, m: re.Match) -> str:
+        return (f"{MARK}queued\n" if f"echo {MARK}queued" in m.string else "") + self.counts()
+
+    def containers_after_stop(self, m: re.Match) -> str:
+        if f"echo {MARK}record" in m.string:
+            return ""  # the facts' own section (facts_riding)
+        return f"{MARK}containers\n" + self.container_lines()
+
+    # --- the fake state ------------------------------------------------------------------------
+
+    def set_state(self, key: tuple[str, str], state: str) -> None:
+        """A container's new state, and its event: start, stop or down (removed)."""
+        event = {"running": "start", "exited": "stop", "removed": "down"}[state]
+        if state == "removed":
+            self.containers.pop(key, None)
+        else:
+            self.containers[key] = state
+        self.events.append((event, *key))
+
+    def stopped(self, color: str, service: str) -> int | None:
+        """Index in self.events of the first stop of that container (None: never stopped)."""
+        return next((i for i, e in enumerate(self.events) if e == ("stop", color, service)), None)
 
     @staticmethod
     def markers(line: str) -> str:
@@ -154,32 +321,36 @@ class FakeHost:
             return f"broker-down {state}\n"
         return "".join(f"{q} {n}\n" for q, n in self.queued.items())
 
-    def wait_closed(self, command: str, out: str) -> tuple[int, str]:
+    def wait_closed(self, m: re.Match) -> tuple[int, str]:
         """connections.wait_closed(): `open N` each time the count changes, one count a second, until
         none is open (exit 0) or its seconds have passed (exit 1); exit 3 when they cannot be counted."""
         if self.open_connections is None:
-            return 3, out + "@@fbg:why could not count the open connections: ss not found\n"
-        seconds = int(re.search(r"end=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)", command).group(1))
+            return 3, "@@fbg:why could not count the open connections: ss not found\n"
+        seconds = int(re.search(r"end=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)", m.string).group(1))
         counts = (self.open_connections + self.open_connections[-1:] * seconds)[:seconds + 1]
         if 0 in counts:
             counts = counts[:counts.index(0) + 1]
-        out += "".join(f"open {n}\n" for i, n in enumerate(counts) if i == 0 or n != counts[i - 1])
+        out = "".join(f"open {n}\n" for i, n in enumerate(counts) if i == 0 or n != counts[i - 1])
         return (0 if counts[-1] == 0 else 1), out
 
-    def compose(self, color: str, verb: str, args: list[str]) -> str:
+    def compose(self, m: re.Match) -> str:
+        """docker compose VERB [ARGS] [SERVICES] for a colour's project (every service when none is named)."""
+        color, verb, args = m.group(1), m.group(2), m.group(3).split()
+        if verb not in ("up", "start", "stop", "down", "logs", "exec", "ps", "config"):  # the others change nothing
+            raise UnknownCommand(f"the fake host does not know `compose {verb}`: {m.string}")
         args = [a for a, before in zip(args, ["", *args]) if before != "--pull"]  # its value is no service
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]
         if not services:
             services = [s for (c, s) in self.containers if c == color]
         for s in services:
             if verb in ("up", "start"):
-                self.containers[(color, s)] = "running"
+                self.set_state((color, s), "running")
                 if s == "worker" and color == self.queued_in and self.workers_run_queue:
                     self.queued = dict.fromkeys(self.queued, 0)
             elif verb == "stop" and (color, s) in self.containers:
-                self.containers[(color, s)] = "exited"
+                self.set_state((color, s), "exited")
             elif verb == "down":
-                self.containers.pop((color, s), None)
+                self.set_state((color, s), "removed")
         return "capped\n" if verb == "up" and "--no-start" in args else ""
 
     def facts(self) -> str:
@@ -189,14 +360,14 @@ class FakeHost:
                 f"{MARK}compose\nyes\n{MARK}history\n{last}\n{MARK}containers\n" + self.container_lines())
 
     def status_sections(self) -> str:
-        """What commands.status() adds to the facts: the lock, the last guard line, health, lifts."""
+        """What probe.status() adds to the facts: the lock, the last guard line, health, lifts."""
         guard = [line for line in self.history.splitlines() if '"action":"guard"' in line][-1:]
         held = f"held 1042 1000\n{self.lock}\n" if self.lock else ""
         return (f"{MARK}lock\n{held}{MARK}guard\n{''.join(g + chr(10) for g in guard)}"
                 f"{MARK}health\nblue 200\ngreen 000\n{MARK}lift\n")
 
     def container_lines(self) -> str:
-        """commands.containers()'s lines; a stopped container exits with its exit_codes entry (or 0)."""
+        """compose.containers()'s lines; a stopped container exits with its exit_codes entry (or 0)."""
         return "".join(f"{self.p.app}-{c} {s} {state} 0 sha256:{c}{s} id{c}{s} "
                        f"{self.exit_codes.get(s, 0) if state == 'exited' else 0}\n"
                        for (c, s), state in self.containers.items())

@@ -161,27 +161,39 @@ def test_queue_counts_run_redis_cli_in_the_colour_broker_container_quoted():
     assert out.returncode == 0, out.stderr  # the whole loop is valid sh
 
 
-@pytest.mark.parametrize("counts, stale, rc, printed", [
-    ("celery 0\nunacked 0\n", 0, 0, ""),
-    ("celery 0\nunacked 2\n", 2, 0, ""),  # left by a killed worker before the drain: not waited for
-    ("celery 0\nunacked 1\n", 0, 1, "left 1"),  # a worker holds one it reserved ahead
-    ("celery 4\nunacked 0\n", 0, 1, "left 4"),
-    ("broker-down exited\n", 0, 3, ""),
+@pytest.mark.parametrize("counts, stale, rc, printed, polls", [
+    ("celery 0\nunacked 0\n", 0, 0, "", 2),  # empty twice in a row, a second apart
+    ("celery 0\nunacked 2\n", 2, 0, "", 2),  # left by a killed worker before the drain: not waited for
+    ("celery 0\nunacked 1\n", 0, 1, "left 1", 2),  # a worker holds one it reserved ahead
+    ("celery 4\nunacked 0\n", 0, 1, "left 4", 2),
+    ("broker-down exited\n", 0, 3, "", 0),
 ])
-def test_wait_drained_sums_what_waits_with_a_real_shell(tmp_path, counts, stale, rc, printed):
+def test_wait_drained_sums_what_waits_with_a_real_shell(tmp_path, counts, stale, rc, printed, polls):
+    """A real sh runs the loop; its clock is the test's: `date +%s` reads a file that `sleep N`
+    moves on by N at once, so the polls fall where the loop puts them however busy the machine is."""
     s = HostSettings(name="h", ssh="h")
-    fake = tmp_path / "docker"  # answers `docker ps` with a running container, `docker exec` from counts
-    fake.write_text("#!/bin/sh\ncase $1 in ps) echo c1 running;; exec) while read -r verb key; do "
-                    f"awk -v q=\"$key\" '$1 == q {{print $2}}' {tmp_path}/counts; done;; esac\n")
-    fake.chmod(0o755)
+    d = shlex.quote(str(tmp_path))
+    (tmp_path / "clock").write_text("1000\n")
+    tools = {  # `docker ps` answers a running container, `docker exec` from counts (one poll each)
+        "docker": "case $1 in ps) echo c1 running;; exec) echo poll >> {d}/polls; while read -r verb key; do "
+                  "awk -v q=\"$key\" '$1 == q {{print $2}}' {d}/counts; done;; esac",
+        "date": "cat {d}/clock",
+        "sleep": "echo $(( $(cat {d}/clock) + $1 )) > {d}/clock.new && mv {d}/clock.new {d}/clock",
+    }
     if counts.startswith("broker-down"):
-        fake.write_text("#!/bin/sh\necho c1 exited\n")
+        tools["docker"] = "echo c1 exited"
+    for name, script in tools.items():
+        (tmp_path / name).write_text("#!/bin/sh\n" + script.format(d=d) + "\n")
+        (tmp_path / name).chmod(0o755)
     (tmp_path / "counts").write_text(counts)
     line = broker.wait_drained(s, "blue", 1, stale_unacked=stale)
     out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20,
                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
     assert out.returncode == rc, out.stderr
     assert (out.stdout.splitlines() or [""])[0] == printed
+    polled = (tmp_path / "polls").read_text().count("poll") if (tmp_path / "polls").exists() else 0
+    assert polled == polls
+    assert (tmp_path / "clock").read_text().strip() == ("1001" if polls else "1000")  # one `sleep 1` between polls
 
 
 def test_stop_reporting_prints_exit_codes_after_the_stop_and_keeps_its_status():

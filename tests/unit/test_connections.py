@@ -196,9 +196,9 @@ def test_fab_cleanup_interrupted_during_the_wait_exits_130_and_removes_nothing(t
             super().__init__(*args, connect=lambda s: host.remote, **kwargs)
             fleets.append(self)
 
-    def ctrl_c_during_the_wait(command: str, out: str):
+    def ctrl_c_during_the_wait(match):
         fleets[-1].interrupted.set()  # as Fleet._wait does on KeyboardInterrupt
-        return 1, out + "open 1\n"
+        return 1, "open 1\n"
 
     monkeypatch.setattr(fleet, "Fleet", OneFakeHost)
     monkeypatch.setattr(host, "wait_closed", ctrl_c_during_the_wait)

@@ -36,7 +36,7 @@ from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.host.drain import drain
 from tasks.host.remote import DryRunRemote
 from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK, STAGED, UNSTAGED
-from tasks.shell import base, broker, compose, cpu, guard, health, hooks, nginx, probe, record
+from tasks.shell import base, broker, compose, cpu, guard, health, hooks, nginx, probe, record, site
 from tasks.shell import state as state_files
 
 from .fakehost import FakeHost
@@ -258,6 +258,8 @@ def every_command_line(s: HostSettings) -> list[str]:
     inspect.history(host.remote, s, 20)
     inspect.logs(host.remote, s, "web", "green", 50)
     lines += host.commands
+    lines += [site.facts(s), site.apply(s, True, True, "/etc/nginx/sites-available/app",  # fab setup
+                                        site.site_text(s, ["pi5", "192.0.2.7"]), "/etc/nginx/sites-enabled/app")]
     return lines
 
 

@@ -302,7 +302,7 @@ def test_a_value_the_app_prints_is_masked_in_the_progress_the_table_and_the_hist
     console = Console(file=io.StringIO(), width=400)
     r = Deploy(host.remote, s, report.Progress(console).for_host("pi5"), env=ENV).run()
     assert r.outcome == ROLLED_BACK
-    r.log_tail = host.remote.answer("x logs web")[1]  # as the failing service's log lines would show
+    r.log_tail = host.remote.answer(compose.logs(s, "green", "web"))[1]  # as the failing service's log lines would show
     report.failure_details([r], console)
     console.print(report.deploy_table([r]))
     shown = console.file.getvalue()

@@ -9,9 +9,12 @@ import pytest
 from tasks.host import cleanup
 from tasks.host.deploy import Deploy
 from tasks.host.drain import drain
+from tasks.host.facts import find_live
 from tasks.result import (CLEANED, DEPLOYED, DRAINED, FAILED, NOTHING, NOTHING_TO_DRAIN, PLANNED, REFUSED,
                           ROLLED_BACK)
 from tasks.config.schema import HostSettings
+from tasks.errors import StepFailed
+from tasks.shell import compose, nginx
 
 from .fakehost import FakeHost
 
@@ -55,6 +58,22 @@ def test_blue_to_green_runs_the_steps_in_order():
     assert any("app.history.jsonl" in c and '"result":"deployed"' in c for c in host.commands)
 
 
+def the_old_background_stops_after_the_preflight_and_prepare(deploy_class: type[Deploy]) -> None:
+    host = FakeHost(running={"blue": ALL})
+    assert deploy_class(host.remote, S).run().outcome == DEPLOYED
+    at = host.events.index
+    stopped = [host.stopped("blue", x) for x in ("worker", "beat")]
+    assert at(("check",)) < at(("prepare", "git pull --ff-only")) < min(stopped)
+    assert max(stopped) < at(("start", "green", "web")) < at(("switch", nginx.upstream_text(S, 18002)))
+    assert at(("switch", nginx.upstream_text(S, 18002))) < at(("start", "green", "worker"))
+    assert host.state("blue") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
+    assert host.state("green") == dict.fromkeys(ALL, "running")
+
+
+def test_the_old_background_stops_after_the_preflight_and_prepare():
+    the_old_background_stops_after_the_preflight_and_prepare(Deploy)
+
+
 @pytest.mark.parametrize("failing, step", [
     ("up -d --force-recreate --no-deps web redis", "start new front"),
     ("i=0; while", "health check"),
@@ -76,11 +95,22 @@ def test_a_failed_step_rolls_back_and_old_colour_serves(failing, step):
     assert host.index("-p app-green -f compose.yml stop") < host.index("-p app-blue -f compose.yml start worker beat")
 
 
-def test_prepare_failure_changes_nothing():
+def untouched(host: FakeHost) -> None:
+    """Nothing was stopped or started: the old colour runs whole, the new one was never made."""
+    assert host.state("blue") == dict.fromkeys(ALL, "running") and host.state("green") == {}
+    assert not [e for e in host.events if e[0] in ("stop", "start", "down", "switch", "record")]
+
+
+def prepare_failure_changes_nothing(deploy_class: type[Deploy]) -> None:
     host = FakeHost(running={"blue": ALL}, fail=("git pull",))
-    r = deploy(host)
+    r = deploy_class(host.remote, S).run()
     assert r.outcome == ROLLED_BACK and r.step == "prepare" and "nothing was changed" in r.reason
-    assert not any("compose.yml stop" in c or "compose.yml up" in c for c in host.commands)
+    untouched(host)
+    assert [e[0] for e in host.events] == ["lock", "check", "prepare", "unlock"]
+
+
+def test_prepare_failure_changes_nothing():
+    prepare_failure_changes_nothing(Deploy)
 
 
 def test_failed_rollback_is_failed_and_says_what_is_left():
@@ -106,13 +136,18 @@ def test_live_colour_without_record_comes_from_nginx_when_its_web_runs():
     assert (r.from_color, r.to_color) == ("green", "blue")
 
 
-def test_a_failed_preflight_is_refused_before_anything_stops():
+def a_failed_preflight_is_refused_before_anything_stops(deploy_class: type[Deploy]) -> None:
     host = FakeHost(running={"blue": ALL}, checks="fail sudo sudo -n asks for a password: allow passwordless sudo\n"
                                                   "warn memory 200 MiB available\n")
-    r = deploy(host)
+    r = deploy_class(host.remote, S).run()
     assert (r.outcome, r.step) == (REFUSED, "check") and "sudo: sudo -n asks" in r.reason
     assert r.warnings == ["memory: 200 MiB available"]
-    assert not any("compose.yml stop" in c for c in host.commands)
+    untouched(host)
+    assert [e[0] for e in host.events] == ["lock", "check", "unlock"]
+
+
+def test_a_failed_preflight_is_refused_before_anything_stops():
+    a_failed_preflight_is_refused_before_anything_stops(Deploy)
 
 
 def test_cleanup_plans_then_removes_only_the_old_colour():
@@ -257,12 +292,17 @@ def test_a_guard_that_acted_after_the_last_step_leaves_the_record_alone_and_the_
     assert '"result":"failed"' in acted and "app.json.XXXXXX" not in acted and "app.lock" not in acted
 
 
-def test_an_upstream_file_that_cannot_be_read_is_refused_before_anything_stops():
+def an_unreadable_upstream_file_is_refused_before_anything_stops(deploy_class: type[Deploy]) -> None:
     host = FakeHost(running={"blue": ALL})
     host.upstream = "@@fbg:upstream-unreadable"
-    r = deploy(host)
+    r = deploy_class(host.remote, S).run()
     assert r.outcome == REFUSED and "cannot be read, not even through sudo -n" in r.reason
-    assert not any("compose.yml stop" in c for c in host.commands)
+    untouched(host)
+    assert [e[0] for e in host.events] == ["lock", "check", "unlock"]
+
+
+def test_an_upstream_file_that_cannot_be_read_is_refused_before_anything_stops():
+    an_unreadable_upstream_file_is_refused_before_anything_stops(Deploy)
 
 
 def test_the_switch_reason_is_the_tools_own_sentence_not_nginx_notices():
@@ -285,3 +325,51 @@ def test_switching_back_skips_the_reload_while_nginx_still_runs_the_workers_it_r
     back = next(c for c in reversed(host.commands) if "nginx never took up" in c)  # the rollback's (not the guard's)
     assert "server 127.0.0.1:18001;" in back and ": arm-guard" not in back
     assert "if [ \"$(fbg_workers)\" = '812 813' ]; then echo nginx never took up the new upstream" in back
+
+
+# --- the checks above catch a deploy that stops the old workers too early ----------------------
+
+class StopsBeforePrepare(Deploy):
+    """Wrong on purpose: stops the old background before prepare (a failed prepare leaves it stopped)."""
+
+    def run_prepare(self) -> None:
+        self.stop_old_background()
+        super().run_prepare()
+
+
+class StopsBeforePrepareThenRestarts(StopsBeforePrepare):
+    """Wrong on purpose, and harder to see: when prepare fails, it starts the old background again, so
+    the host ends as it began, but the workers were down while prepare ran."""
+
+    def run_prepare(self) -> None:
+        try:
+            super().run_prepare()
+        except StepFailed:
+            self.send(compose.start(self.s, self.live, self.s.background))
+            raise
+
+
+class StopsBeforePreflight(Deploy):
+    """Wrong on purpose: stops the old background before the pre-flight (a refused host loses its workers)."""
+
+    def check_host(self) -> None:
+        self.facts = self.read_facts()
+        self.live = find_live(self.s, self.facts)
+        self.stop_old_background()
+        super().check_host()
+
+
+@pytest.mark.parametrize("check, early", [
+    (the_old_background_stops_after_the_preflight_and_prepare, StopsBeforePrepare),
+    (the_old_background_stops_after_the_preflight_and_prepare, StopsBeforePreflight),
+    (prepare_failure_changes_nothing, StopsBeforePrepare),
+    (prepare_failure_changes_nothing, StopsBeforePrepareThenRestarts),
+    (prepare_failure_changes_nothing, StopsBeforePreflight),
+    (a_failed_preflight_is_refused_before_anything_stops, StopsBeforePreflight),
+    (an_unreadable_upstream_file_is_refused_before_anything_stops, StopsBeforePreflight),
+], ids=lambda x: x.__name__)
+def test_each_check_fails_against_a_deploy_that_stops_the_old_workers_too_early(check, early):
+    with pytest.raises(AssertionError) as failed:
+        check(early)
+    seen = str(failed.traceback[-1].statement)  # failed on what the host saw, not on the outcome
+    assert any(x in seen for x in ("host.state(", "host.events", "min(stopped)")), seen
