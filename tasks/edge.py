@@ -74,9 +74,10 @@ def _load(hosts_file: str, host, group, all_: bool, default_all: bool = False) -
 
 def _secrets(hosts: list[HostSettings]) -> dict:
     """Each host's secrets (tasks/config/secrets.py), read and checked once, masked from now on."""
+    from . import report
     from .config import secrets
 
-    return secrets.for_hosts(hosts)
+    return secrets.for_hosts(hosts, warn=report.warn)
 
 
 def find_hosts_file() -> Path:
@@ -194,5 +195,5 @@ class Output:
         else:
             report.plans(list(results))
         if self.notify and self.notify.configured and not self.dry_run:
-            notify.send(self.notify, document.dumps(doc), warn=report.warn, cwd=self.folder)
+            notify.send(self.notify, document.dumps(document.off_workstation(doc)), warn=report.warn, cwd=self.folder)
         return code

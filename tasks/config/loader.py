@@ -15,8 +15,10 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, UsageError
+from .files import NotAFile, read_regular
 from .schema import (ABSPATH, BUILD_WHERE, COLORS, CONTROL, CONTROL_BUT_TAB, DOCKER_HOST, HOSTNAME, NAME, PROJECT,
                      SWITCH_MODES, URL, URLPATH, Broker, Build, Color, Health, Hooks, HostSettings, Notify, Secrets, Switch,
                      Timeouts, Warmup, parse_ssh)
@@ -44,6 +46,23 @@ class Inventory:
             raise UsageError("name the hosts to work on: --host NAME, --group NAME or --all "
                              f"(hosts in {self.path}: {_known(self.hosts)})")
         return [self.hosts[n] for n in dict.fromkeys(names)]
+
+
+def webhook_problem(url: str) -> str:
+    """Why a webhook's URL cannot be used as it is, or "": credentials before the host (they would
+    be sent in the clear by any proxy and shown by every error that quotes the URL) or a port that
+    is not a number."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return ("credentials in the URL (user:password@) are not taken: put the token in the URL's path or "
+                "query, as webhook services do")
+    try:
+        parts.port
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    return "" if parts.hostname else "names no host"
 
 
 def _known(names) -> str:
@@ -98,7 +117,11 @@ def load(path: str | Path) -> Inventory:
     """Read and validate a hosts file; raise ConfigError naming file, host and key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8, whatever the locale
+        raw = tomllib.loads(read_regular(path).decode("utf-8"))  # TOML is UTF-8, whatever the locale
+    except NotAFile as e:
+        raise ConfigError(f"{path}: {e} (name the hosts file with --hosts-file PATH)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (name another with --hosts-file PATH)") from None
     except IsADirectoryError:
@@ -291,6 +314,8 @@ class _Parser:
             if not isinstance(v, str) or (v and not URL.match(v)):
                 self.fail(at, "expected an http:// or https:// URL of URL characters (no spaces, '\"', '{' or '\\'), "
                           "or empty (the value is not shown: a webhook's URL may hold a token)")
+            if why := webhook_problem(v):
+                self.fail(at, f"{why} (the value is not shown: a webhook's URL may hold a token)")
             return v
         if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
                     "service", "build_where", "builder", "hostname"):

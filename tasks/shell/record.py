@@ -130,6 +130,16 @@ class Record:
 
 # --- reading them back: a file that is valid JSON but not the shape written here is refused ---
 
+def loads(text: str) -> object:
+    """json.loads for a state file's text, which anyone with the SSH user's rights could have made:
+    what it raises on hostile JSON (RecursionError on 50,000 '[', ValueError on a number of 5000
+    digits) is a ValueError, as for any JSON that is not valid (json.JSONDecodeError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def record_problem(data: object) -> str | None:
     """What is wrong with a parsed record, or None when it has the shape with_live/with_color write
     (keys may be missing: records of older versions lack some)."""

@@ -40,8 +40,8 @@ from tasks.shell.base import MARK, remote_path
 COMMANDS: list[tuple[str, str, str]] = [
     ("pre-flight, with the facts (check.run_checks)", r"^say\(\) \{", "read_preflight"),
     ("facts, or fab status (probe.facts, probe.status)", rf"^echo {MARK}record", "read_facts"),
-    ("history (state.history)", r"^tail -n \d+ {dir}/\.fab-bluegreen/{app}\.history\.jsonl 2>/dev/null; true$",
-     "read_history"),
+    ("history (state.history)", r"^if \[ -f {dir}/\.fab-bluegreen/{app}\.history\.jsonl \]; then cut=.* "
+     r"awk -v cut=", "read_history"),
     ("secrets read (state.read_env)", r"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$", "read_env"),
     ("images inventory (images.inventory)", rf"^echo {MARK}images", "read_images"),
     ("memory of the live front (probe.front_memory)", r"^docker stats --no-stream --format '\{\{\.MemUsage\}\}' ",
@@ -94,8 +94,9 @@ class Patterns:
         self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
                                  r"echo @@fbg:\$fbg_guard; \}", re.S)
         self.heartbeat = re.compile(
-            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then echo \S+ "
-            rf"\$\(\( \$\(date \+%s\) \+ \d+ \)\) > \.fab-bluegreen/{app}\.guard\.until; "
+            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then .*? "
+            rf"echo \S+ \$\(\( \$\(date \+%s\) \+ \d+ \)\) > \"\$fbg_tmp\" && "
+            rf"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.guard\.until .*? \|\| exit 1; "
             r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
         files = (r'--project-directory \. -f "\$\(\[ -f \S+ \] && echo \S+ \|\| echo \S+\)"' if s.upload
                  else f"-f {re.escape(shlex.quote(s.compose_file))}")  # upload: the colour's own copy

@@ -146,7 +146,8 @@ def test_the_check_document():
 def test_no_credential_and_no_escape_sequence_reaches_the_document():
     r = DeployResult("pi5", "deploy", ROLLED_BACK, Color.BLUE, Color.GREEN, "after_front", HOSTILE, left=[HOSTILE],
                      warnings=[HOSTILE], log_tail=HOSTILE, version=HOSTILE, plan=[HOSTILE])
-    status = HostStatus("vm1", live="blue", lock=HOSTILE, colors={"blue": ColorStatus(HOSTILE, {HOSTILE: HOSTILE})})
+    # keys are never masked (issue 19, item 3), but lose their control characters
+    status = HostStatus("vm1", live="blue", lock=HOSTILE, colors={"blue": ColorStatus(HOSTILE, {"web\x1b[2J": HOSTILE})})
     history = {"action": "deploy", "reason": HOSTILE, "message": HOSTILE, "versions": {"blue": HOSTILE}}
     for doc in (document.document("deploy", document.deploy_hosts([r]), 1, message=f"fix {HOSTILE}"),
                 document.document("status", document.status_hosts([status]), 0),
