@@ -38,10 +38,12 @@ if ! docker compose version >/dev/null 2>&1; then
   rm -rf "$tmp"
 fi
 
-if [ ! -x .venv/bin/fab ] || ! .venv/bin/python -c 'import fabric, rich, pytest, xdist' 2>/dev/null; then
+# fab-bluegreen and fab_bluegreen: an older .venv installed the package under the name tasks
+if [ ! -x .venv/bin/fab ] || [ ! -x .venv/bin/fab-bluegreen ] || \
+   ! .venv/bin/python -c 'import fabric, rich, pytest, xdist, fab_bluegreen' 2>/dev/null; then
   echo "==> python venv .venv (project + test deps)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[test]'
 fi
-echo "==> installed: $(docker compose version) / $(.venv/bin/fab --version | head -n1)"
+echo "==> installed: $(docker compose version) / $(.venv/bin/fab-bluegreen --version | tr '\n' ' ')"

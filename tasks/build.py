@@ -36,6 +36,7 @@ from typing import Callable
 from .archive import Archive, ArchiveError, Count, Part, human
 from .config.schema import Color, HostSettings
 from .errors import ConfigError
+from .life import run_lines, watching
 from .shell.images import room
 
 BUILD = "build"  # the builder's DEPLOY_COLOR and project suffix: <app>-build
@@ -81,25 +82,29 @@ class Built:
 class Builder:
     """The docker CLI on this machine, talking to the recipe's builder."""
 
-    def __init__(self, recipe: Recipe, tmp: Path, run: Run = subprocess.run):
+    def __init__(self, recipe: Recipe, tmp: Path, run: Run = run_lines):
         self.recipe, self.run_ = recipe, run
         self.env = {**os.environ, **_ssh_config_env(recipe, tmp)}
         if recipe.builder:
             self.env["DOCKER_HOST"] = recipe.builder
         self.platform = ""  # the builder's, once reachable() said so
 
-    def run(self, argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def run(self, argv: list[str], timeout: float, env: dict[str, str] | None = None,
+            on_line: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
+        """argv run here (against the builder), its output kept; on_line: each line of it as it comes."""
+        lines = {"on_line": on_line} if on_line else {}  # (a test's fake run may not take it)
         try:
             return self.run_(argv, cwd=self.recipe.source, env={**self.env, **(env or {})}, capture_output=True,
-                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                             text=True, timeout=timeout, stdin=subprocess.DEVNULL, **lines)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout:g} s")
         except OSError as e:
             return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e.strerror or e}")
 
-    def compose(self, color: str, port: int, *args: str, timeout: float = 120, env: dict | None = None):
+    def compose(self, color: str, port: int, *args: str, timeout: float = 120, env: dict | None = None,
+                on_line: Callable[[str], None] | None = None):
         argv = ["docker", "compose", "-p", f"{self.recipe.app}-{color}", "-f", self.recipe.compose_file, *args]
-        return self.run(argv, timeout, {"DEPLOY_COLOR": color, "DEPLOY_PORT": str(port), **(env or {})})
+        return self.run(argv, timeout, {"DEPLOY_COLOR": color, "DEPLOY_PORT": str(port), **(env or {})}, on_line)
 
     def reachable(self, timeout: float = 60) -> str:
         """"" when the builder answers (its platform noted), else why not, in one line."""
@@ -148,7 +153,7 @@ class Builds:
     """Every build of one `fab deploy`, made before any host's sequence starts; the archives are
     removed by close(). Thread-safe reads for the hosts' sequences (names are resolved on demand)."""
 
-    def __init__(self, note: Callable[[str], None], dry_run: bool = False, run: Run = subprocess.run,
+    def __init__(self, note: Callable[[str], None], dry_run: bool = False, run: Run = run_lines,
                  meter=None):
         self.note, self.dry_run, self.run = note, dry_run, run
         self.meter = meter  # (host, image name, part) -> a Count that shows itself; None: counts only
@@ -211,8 +216,9 @@ class Builds:
         self.note(f"build: {', '.join(services)} for {platform} on {recipe.where} from {recipe.source} "
                   f"({built.version or 'no git version'}), for {', '.join(hosts)}")
         started = time.monotonic()
-        res = builder.compose(BUILD, self.ports[recipe], "--progress", "plain", "build", *services,
-                              timeout=self.budgets[recipe], env=other)
+        with watching(self.note, "build") as seen:
+            res = builder.compose(BUILD, self.ports[recipe], "--progress", "plain", "build", *services,
+                                  timeout=self.budgets[recipe], env=other, on_line=seen)
         if res.returncode != 0:
             tail = (res.stdout + res.stderr).strip().splitlines()[-15:]
             self.note("build failed; its last lines:\n" + "\n".join(f"  {line}" for line in tail))

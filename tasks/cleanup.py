@@ -23,7 +23,7 @@ if TYPE_CHECKING:
             "force": "do not wait for open connections to the old colour to close: cut them at once "
                      "(the table counts them)", **JSON_HELP}, **TASK)
 @edge
-def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False, dry_run=False,
+def cleanup(c, host=None, group=None, all_=False, hosts_file="", yes=False, dry_run=False,
             prune_images=False, force=False, json_=False):
     """Remove the old colour, after you have checked the new one.
 
@@ -50,7 +50,7 @@ def cleanup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=F
     (including no terminal to ask at and no --yes), 130 Ctrl-C.
     """
     inventory, hosts = _load(hosts_file, host, group, all_)
-    out = Output("cleanup", json_, dry_run=dry_run, notify=inventory.notify, hosts_file=hosts_file)
+    out = Output("cleanup", json_, dry_run=dry_run, notify=inventory.notify, hosts_file=inventory.path)
     _exit(_cleanup(c, hosts, out, yes or dry_run, dry_run, prune_images, force))
 
 
@@ -68,7 +68,7 @@ def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool
         out.show(report.cleanup_table(plans))
         return out.done(document.cleanup_hosts(plans), 0 if all(p.outcome == NOTHING for p in plans) else 1)
     if not yes:
-        out.screen.print(report.cleanup_table(plans, title="fab cleanup: plan"))
+        report.show(report.cleanup_table(plans, title="fab cleanup: plan"), out.screen)
         if not report.confirm("Remove these containers? (volumes and the live colour stay)", out.screen):
             if not report.interactive(out.screen):
                 raise UsageError("cleanup removes containers: add --yes to confirm (there is no terminal to ask at)")
@@ -89,7 +89,7 @@ def _cleanup(c, hosts: list[HostSettings], out: Output, yes: bool, dry_run: bool
 
 @task(help={**HOST_HELP, "message": RUN_HELP["message"], **JSON_HELP}, **TASK)
 @edge
-def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message="", json_=False):
+def drain(c, host=None, group=None, all_=False, hosts_file="", message="", json_=False):
     """Run the tasks left in the old colour's broker, so that cleanup may remove it.
 
     With a broker per colour (redis in `front`), tasks queued in the old colour's redis after
@@ -112,7 +112,7 @@ def drain(c, host=None, group=None, all_=False, hosts_file="hosts.toml", message
 
     _one_line("--message", message)
     inventory, hosts = _load(hosts_file, host, group, all_)
-    out = Output("drain", json_, message, notify=inventory.notify, hosts_file=hosts_file)
+    out = Output("drain", json_, message, notify=inventory.notify, hosts_file=inventory.path)
     fleet = _fleet(c)
     results = fleet.run(hosts, "drain", lambda r, s, say: drain_host.drain(r, s, say, message))
     out.show(report.drain_table(results))

@@ -16,17 +16,18 @@ from .edge import (HOST_HELP, JSON_HELP, RUN_HELP, TASK, Output, _exit, _fab, _f
 @task(help={**HOST_HELP, **RUN_HELP, **JSON_HELP, "no-switch": "stage the new colour beside the live one, healthy, "
             "and stop there: no traffic moves (fab promote finishes, fab rollback removes it)"}, **TASK)
 @edge
-def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run=False, message="",
+def deploy(c, host=None, group=None, all_=False, hosts_file="", dry_run=False, message="",
            batch=0, max_fail=0, no_switch=False, json_=False):
     """Deploy the other colour with zero downtime, keeping the old one.
 
     On each host, in parallel: take the deploy lock; check the host (fab check); write the
-    new colour's secrets ([defaults.secrets]); run `prepare`; arm a guard that puts the host
-    back if fab goes silent; stop the live colour's background services (worker, beat); start
-    the other colour's front services (web, redis); poll its health check; run the after_front
-    hooks; point nginx at it; start its background services; check that they stay up. If a step
-    fails (or on Ctrl-C) the host is rolled back and the old colour keeps serving. The old
-    colour is never removed here: see `fab cleanup`.
+    new colour's secrets ([defaults.secrets]) and its own copy of the `upload` files (the
+    compose file from your repo: that colour runs from it); run `prepare`; arm a guard that
+    puts the host back if fab goes silent; stop the live colour's background services (worker,
+    beat); start the other colour's front services (web, redis); poll its health check; run
+    the after_front hooks; point nginx at it; start its background services; check that they
+    stay up. If a step fails (or on Ctrl-C) the host is rolled back and the old colour keeps
+    serving. The old colour is never removed here: see `fab cleanup`.
 
     With --no-switch the deploy stops once the new front is healthy and through after_front:
     the live colour keeps the traffic and its background, and the result is `staged`. Try the
@@ -62,7 +63,7 @@ def deploy(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_ru
 
 @task(help={**HOST_HELP, **RUN_HELP, **JSON_HELP}, **TASK)
 @edge
-def promote(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run=False, message="",
+def promote(c, host=None, group=None, all_=False, hosts_file="", dry_run=False, message="",
             batch=0, max_fail=0, json_=False):
     """Move the traffic to a colour staged by deploy --no-switch, finishing that deploy.
 
@@ -95,7 +96,7 @@ def promote(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_r
 
 @task(help={**HOST_HELP, **RUN_HELP, **JSON_HELP}, **TASK)
 @edge
-def rollback(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run=False, message="",
+def rollback(c, host=None, group=None, all_=False, hosts_file="", dry_run=False, message="",
              batch=0, max_fail=0, json_=False):
     """Go back to the colour that was live before, staged and checked.
 
@@ -126,18 +127,26 @@ def _sequence(c, sequence, action: str, host, group, all_, hosts_file, dry_run, 
     _one_line("--message", message)
     inventory, hosts = _load(hosts_file, host, group, all_)
     envs = _secrets(hosts)  # read and checked before any host is contacted
-    out = Output(action, json_, message, dry_run, inventory.notify, hosts_file)
+    files = _uploads(hosts)  # likewise: the files each deploy copies into the new colour's folder
+    out = Output(action, json_, message, dry_run, inventory.notify, inventory.path)
     fleet = _fleet(c, dry_run, batch, max_fail)
-    builds = _build_first(fleet, hosts, hosts_file, dry_run) if ship else None
+    builds = _build_first(fleet, hosts, str(inventory.path), dry_run) if ship else None
     try:
         results = fleet.run(hosts, action, lambda r, s, say: sequence(
-            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds).run())
+            r, s, say, message=message, interrupted=fleet.interrupted, env=envs[s.name], builds=builds,
+            uploads=files[s.name]).run())
     finally:
         if builds:
             builds.close()
     out.show(report.deploy_table(results, title=f"fab {action}"))
     report.failure_details(results)
     return hosts, fleet, results, out
+
+
+def _uploads(hosts) -> dict:
+    from .config import uploads
+
+    return uploads.for_hosts(hosts)
 
 
 def _document(results) -> list[dict]:
@@ -180,4 +189,4 @@ def _offer_cleanup(c, deployed, results, hosts_file: str, out: Output) -> None:
         out.screen.print(f"The old colour still runs, for a quick switch back. When you are happy: {command}",
                          soft_wrap=True, markup=False)
         return
-    _cleanup(c, deployed, Output("cleanup", notify=out.notify, hosts_file=hosts_file), yes=True)
+    _cleanup(c, deployed, Output("cleanup", notify=out.notify, hosts_file=out.hosts_file), yes=True)

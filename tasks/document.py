@@ -7,22 +7,26 @@ shape for every task (README, "--json", names every field):
      "user": "alice@laptop", "time": "2026-01-02T03:04:05+00:00", "hosts": [{"host": "pi5", ...}, ...]}
 
 The fields of a host are the table's columns, with numbers as numbers (seconds, tries, counts, HTTP
-codes) and null where the table shows "-". Every text goes through shown() (tasks/mask.py), as the
-table's does: no credential, no control character. FORMAT changes only when a field changes its
+codes) and null where the table shows "-". Every text is free of control characters; every free
+text (not a key, nor a fixed word: FIXED) goes through shown() (tasks/mask.py), as the table's does. FORMAT changes only when a field changes its
 meaning or goes away (fields may be added).
+
+The notification's body is the same document without the hosts' SSH targets (off_workstation()).
 
 Pure: no I/O but the user's name and the clock (tasks/shell/record.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable
 
-from .mask import shown
+from .mask import printable, shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, SetupResult
 from .shell.record import now, who
 
 FORMAT = 1
+SSH_TARGET = "<ssh target>"  # what stands for an SSH target in the notification's body
 
 
 def document(task: str, hosts: list[dict], exit_code: int, message: str = "", dry_run: bool = False) -> dict:
@@ -36,14 +40,49 @@ def dumps(doc: dict) -> str:
     return json.dumps(doc, indent=2)
 
 
-def masked(value: Any) -> Any:
-    """The value with every text (keys too) through shown(): what the table would show of it."""
+# Fields whose values are the tool's own words or names it checked (a task, a result, a colour, a
+# step, a host, a service, the user): never masked, or a secret "deploy" would turn "task": "deploy"
+# into "task": "***". Keys are never masked either.
+FIXED = frozenset({"task", "user", "time", "host", "result", "step", "from", "to", "live", "keep", "remove",
+                   "drained", "name", "action", "failed_service", "containers"})
+
+
+def masked(value: Any, fixed: bool = False) -> Any:
+    """The value with every text free of control characters, and every free text (a reason, command
+    output, a message, a host's text) through shown(): what the table would show of it."""
     if isinstance(value, str):
-        return shown(value)
+        return printable(value) if fixed else shown(value)
     if isinstance(value, dict):
-        return {shown(str(k)): masked(v) for k, v in value.items()}
+        return {printable(str(k)): masked(v, fixed or k in FIXED) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [masked(v) for v in value]
+        return [masked(v, fixed) for v in value]
+    return value
+
+
+# What names an SSH target in free text (tasks/host/remote.py's reasons and hints, a deploy's
+# logs_command): user@host:port as remote.py writes it (a version such as web@3f2a1c is no
+# target), and the host a hint or a host-key refusal names.
+_TARGETS = (
+    (re.compile(r"^ssh \S+ "), f"ssh {SSH_TARGET} "),  # logs_command
+    (re.compile(r"(?<![\w.+-])\w[\w.-]*@(?:\[[^\]\s]+\]|\w[\w.-]*):\d+(?![\w.])"), SSH_TARGET),  # user@host:port
+    (re.compile(r"(ssh-keygen -R |ssh-keyscan -p \d+ |`ssh (?:-p \d+ )?|\bthe host key of (?:the jump host )?"
+                r"|\bUnable to connect to port \d+ on )"
+                r"(?!<ssh target>)('[^']*'|[^\s`':]+(?::\d+)?)"), rf"\1{SSH_TARGET}"),
+)
+
+
+def off_workstation(value: Any, fixed: bool = False) -> Any:
+    """The document as it may leave the workstation (the notification's body): its free texts
+    without the hosts' SSH targets (the table and --json on stdout keep them)."""
+    if isinstance(value, str):
+        if not fixed:
+            for pattern, put in _TARGETS:
+                value = pattern.sub(put, value)
+        return value
+    if isinstance(value, dict):
+        return {k: off_workstation(v, fixed or k in FIXED) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [off_workstation(v, fixed) for v in value]
     return value
 
 
@@ -111,6 +150,8 @@ def _history_line(line: dict) -> dict:
     entry: dict[str, Any] = {key: _text(line.get(key)) for key in HISTORY_TEXTS}
     versions = line.get("versions")
     entry["versions"] = ({str(c): _text(v) for c, v in versions.items()} if isinstance(versions, dict) else None)
+    uploaded = line.get("uploaded")  # upload: file name -> the first 12 hex digits of its sha256
+    entry["uploaded"] = ({str(f): _text(h) for f, h in uploaded.items()} if isinstance(uploaded, dict) else None)
     return entry
 
 

@@ -30,7 +30,7 @@ HOST_HELP = {
     "host": "a host named in the hosts file (repeat for several)",
     "group": "every host of a group of the hosts file (repeat for several)",
     "all": "every host in the hosts file",
-    "hosts-file": "the hosts file to read (default: hosts.toml)",
+    "hosts-file": "the hosts file to read (default: hosts.toml in this folder or the nearest folder above)",
 }
 RUN_HELP = {
     "dry-run": "print the exact commands, per host, and change nothing",
@@ -38,6 +38,7 @@ RUN_HELP = {
     "batch": "deploy N hosts at a time (default: all at once, at most 10 connections)",
     "max-fail": "start no new batch once K hosts ended other than deployed",
 }
+HOSTS_FILE = "hosts.toml"  # the name find_hosts_file() looks for
 TASK = dict(iterable=["host", "group"], auto_shortflags=False, positional=[], klass=cmdline.Task)
 JSON_HELP = {"json": "print one JSON document on stdout instead of the table (README, --json: its fields); "
                      "progress stays on stderr, the exit code is the same (example above)"}
@@ -61,25 +62,42 @@ def _hosts(hosts_file: str, host, group, all_: bool, default_all: bool = False) 
 
 
 def _load(hosts_file: str, host, group, all_: bool, default_all: bool = False) -> tuple[Inventory, list[HostSettings]]:
-    """The hosts file, and the hosts the command line names in it."""
+    """The hosts file (--hosts-file, else found: find_hosts_file), and the hosts the command line names
+    in it. Its path is inventory.path from here on."""
     from .config import loader
 
     _one_line("--hosts-file", hosts_file)
-    inventory = loader.load(hosts_file)
+    inventory = loader.load(hosts_file or find_hosts_file())
     everything = all_ or (default_all and not host and not group)
     return inventory, inventory.select(list(host or []), list(group or []), everything)
 
 
 def _secrets(hosts: list[HostSettings]) -> dict:
     """Each host's secrets (tasks/config/secrets.py), read and checked once, masked from now on."""
+    from . import report
     from .config import secrets
 
-    return secrets.for_hosts(hosts)
+    return secrets.for_hosts(hosts, warn=report.warn)
+
+
+def find_hosts_file() -> Path:
+    """No --hosts-file: hosts.toml in the current folder, else in the nearest folder above that holds
+    one (as fab finds a fabfile). Relative paths inside it are read from its own folder (the loader)."""
+    here = Path.cwd()
+    if (here / HOSTS_FILE).is_file():
+        return Path(HOSTS_FILE)  # as today: messages name it hosts.toml
+    for folder in here.parents:
+        if (folder / HOSTS_FILE).is_file():
+            return folder / HOSTS_FILE
+    raise UsageError(f"no {HOSTS_FILE} in {here} or any folder above it: `fab-bluegreen init` writes one here, "
+                     "or name one with --hosts-file PATH")
 
 
 def _fab(task_name: str, hosts: list[HostSettings], hosts_file: str) -> str:
-    parts = ["fab", task_name] + [f"--host {shlex.quote(s.name)}" for s in hosts]
-    if hosts_file != "hosts.toml":
+    """The command line that runs a task on these hosts, as the user types it (cmdline.typed); the
+    hosts file only if the user named one (else the same search finds the same file)."""
+    parts = [cmdline.typed(task_name)] + [f"--host {shlex.quote(s.name)}" for s in hosts]
+    if hosts_file:
         parts.append(f"--hosts-file {shlex.quote(hosts_file)}")
     return " ".join(parts)
 
@@ -141,10 +159,10 @@ class Output:
     `notify`) and unless it was a dry run, the notification (tasks/notify.py)."""
 
     def __init__(self, task: str, json_: bool = False, message: str = "", dry_run: bool = False,
-                 notify: Notify | None = None, hosts_file: str | Path = "hosts.toml"):
+                 notify: Notify | None = None, hosts_file: str | Path = HOSTS_FILE):
         self.task, self.json, self.message, self.dry_run = task, bool(json_), message, bool(dry_run)
-        self.notify = notify
-        self.folder = Path(hosts_file).resolve().parent  # where notify.command runs, as ssh_config is read
+        self.notify, self.hosts_file = notify, Path(hosts_file)  # the file read (inventory.path)
+        self.folder = self.hosts_file.resolve().parent  # where notify.command runs, as ssh_config is read
 
     @property
     def screen(self):
@@ -158,7 +176,7 @@ class Output:
         from . import report
 
         if not self.json:
-            report.out.print(table)
+            report.show(table)
 
     def done(self, hosts: list[dict], code: int, results=()) -> int:
         """The run's result: the document (with --json), a dry run's commands (without), then the
@@ -167,10 +185,15 @@ class Output:
 
         doc = document.document(self.task, hosts, code, message=self.message, dry_run=self.dry_run)
         if self.json:
-            sys.stdout.write(document.dumps(doc) + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(document.dumps(doc) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # its reader went away: carry on (the notification), as the table does
+                if not cmdline.stdout_closed():
+                    raise
+                cmdline.to_devnull(sys.stdout)
         else:
             report.plans(list(results))
         if self.notify and self.notify.configured and not self.dry_run:
-            notify.send(self.notify, document.dumps(doc), warn=report.warn, cwd=self.folder)
+            notify.send(self.notify, document.dumps(document.off_workstation(doc)), warn=report.warn, cwd=self.folder)
         return code

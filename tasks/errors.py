@@ -21,6 +21,12 @@ class UsageError(BlueGreenError):
     exit_code = 2
 
 
+class Cancelled(BlueGreenError):
+    """Ctrl-C before any host was contacted (while the secrets command ran): nothing ran on any host."""
+
+    exit_code = 130
+
+
 class Unreachable(BlueGreenError):
     """No SSH connection could be made (or kept) to a host."""
 

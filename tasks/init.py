@@ -44,7 +44,8 @@ def init(c, hosts_file="hosts.toml"):
         g.front = ["web"]  # no compose file (or no service): the built-in default, to edit
     app = starter.app_name(folder.name)
     builds = any("build" in keys for keys in compose.services.values()) if found else True
-    text = starter.hosts_toml(app, found.name if found else "compose.yml", g, builds, g.unplaced)
+    text = starter.hosts_toml(app, found.name if found else "compose.yml", g, builds, g.unplaced,
+                              uploaded=found is not None)
     _write_new(path, text)
     _say(path, found, compose, g, starter.compose_changes(compose, g, app) if found else [])
 
@@ -73,6 +74,7 @@ def _write_new(path: Path, text: str) -> None:
 
 
 def _say(path: Path, found: Path | None, compose, g, changes: list[str]) -> None:
+    from .cmdline import typed
     from .config.starter import HOST
 
     lines = [f"wrote {path}" + (f", from the services of {found.name}:" if found else
@@ -93,5 +95,6 @@ def _say(path: Path, found: Path | None, compose, g, changes: list[str]) -> None
         lines += ["", f"Compose changes {found.name} still needs:" if changes else
                   f"{found.name} has the changes blue-green needs (DEPLOY_PORT, DEPLOY_COLOR, DEPLOY_ENV_FILE, init)."]
         lines += [f"  - {change}" for change in changes]
-    lines += ["", f"Then: fab setup --host {HOST}, fab check --host {HOST}, fab deploy --host {HOST}"]
+    then = ", ".join(f"{typed(task)} --host {HOST}" for task in ("setup", "check", "deploy"))
+    lines += ["", f"Then: {then}"]
     print("\n".join(lines))

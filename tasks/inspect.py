@@ -9,14 +9,14 @@ from __future__ import annotations
 from invoke import task
 from invoke.exceptions import Exit
 
-from .edge import HOST_HELP, JSON_HELP, TASK, Output, _exit, _fleet, _hosts, _lines, _look, edge
+from .edge import HOST_HELP, JSON_HELP, TASK, Output, _exit, _fleet, _hosts, _lines, _load, _look, edge
 from .errors import UsageError
 
 
 @task(help={**HOST_HELP, "host": "a host of the hosts file (repeat for several; default: every host)",
             **JSON_HELP}, **TASK)
 @edge
-def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=False):
+def status(c, host=None, group=None, all_=False, hosts_file="", json_=False):
     """Show each host: live colour, versions, health, lock, last action.
 
     With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
@@ -37,7 +37,7 @@ def status(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=
 
 @task(help={**HOST_HELP, "lines": "how many of the last lines (default 20)", **JSON_HELP}, **TASK)
 @edge
-def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines=20, json_=False):
+def history(c, host=None, group=None, all_=False, hosts_file="", lines=20, json_=False):
     """Show what was done on each host (deploys, rollbacks, cleanups, drains).
 
     With --json: one JSON document on stdout instead of the table (README, "--json"); e.g.
@@ -63,7 +63,7 @@ def history(c, host=None, group=None, all_=False, hosts_file="hosts.toml", lines
             "colour": "blue or green (default: the failed colour of the last deploy, else the live one)",
             "lines": "how many of the last lines (default 50)"}, **TASK)
 @edge
-def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service="", colour="", lines=50):
+def logs(c, host=None, group=None, all_=False, hosts_file="", service="", colour="", lines=50):
     """Show recent log lines of a colour's services (default: what failed).
 
     Exit code: 0 every host could be read, 1 a host could not, 2 usage or hosts-file error.
@@ -90,7 +90,7 @@ def logs(c, host=None, group=None, all_=False, hosts_file="hosts.toml", service=
 
 @task(help={**HOST_HELP, **JSON_HELP}, **TASK)
 @edge
-def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=False):
+def check(c, host=None, group=None, all_=False, hosts_file="", json_=False):
     """Check hosts before a deploy: sudo, docker, nginx, ports, disk.
 
     With build.where = "local", also whether the builder answers, and whether each host's Docker
@@ -106,10 +106,10 @@ def check(c, host=None, group=None, all_=False, hosts_file="hosts.toml", json_=F
     from . import build, document, report
     from .host.check import CheckResult, preflight
 
-    hosts = _hosts(hosts_file, host, group, all_)
+    inventory, hosts = _load(hosts_file, host, group, all_)
     out = Output("check", json_)
     rows = _fleet(c).run_plain(hosts, preflight, lambda host, error: CheckResult([("fail", "ssh", error)]))
-    build.check(hosts, rows, hosts_file)  # build.where = "local": the builder answers; room for its images on each host
+    build.check(hosts, rows, str(inventory.path))  # build.where = "local": the builder answers; room for its images on each host
     names = [s.name for s in hosts]
     out.show(report.check_table(list(zip(names, rows))))
     _exit(out.done(document.check_hosts(names, rows), 0 if all(row.ok for row in rows) else 1))

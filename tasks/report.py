@@ -18,7 +18,10 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from .archive import Count, human
+from .cmdline import to_devnull
 from .config.schema import COLORS
+from .layout import Fitted
+from .life import Board, Watch
 from .mask import shown
 from .result import CleanupResult, DeployResult, DrainResult, HostResult, Outcome, SetupResult
 
@@ -34,33 +37,57 @@ def escape(text: str) -> str:
     """Text for rich markup: shown() (no secret, no control character), then no markup either."""
     return _markup_escape(shown(str(text)))
 
+
+class Screen(Console):
+    """A console whose reader may go away: the tables on stdout, the progress on stderr."""
+
+    def on_broken_pipe(self) -> None:
+        """Its reader went away (`fab status --all | head -3`, `fab deploy 2>&1 | head`): not rich's
+        SystemExit(1), which in a host's thread would end its sequence halfway. The task carries on
+        without this stream (the hosts' work, the notification) and exits with its own code, which
+        says how the hosts went (`fab -l | head -1` is 141: cmdline.py)."""
+        self.quiet = True
+        to_devnull(self.file)
+
+
 # Not at a terminal (CI logs, pipes) rich would assume 80 columns: give tables room to breathe.
-out = Console(highlight=False, soft_wrap=False,
-              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
+out = Screen(highlight=False, soft_wrap=False,
+             width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+err = Screen(stderr=True, highlight=False, soft_wrap=True)  # progress lines are never cut
 
 
 class Progress:
-    """One line per step per host, prefixed with the time since start and the host name."""
+    """One line per step per host, prefixed with the time since start and the host name; `note` for
+    the run's own lines (a build). Both have .watch(label): a long step's life (tasks/life.py)."""
 
     def __init__(self, console: Console = err):
         self.console = console
         self.started = time.monotonic()
         self.width = 4
+        self.note = Say(self, lambda message: f"[bold]{escape(message)}[/]")
 
-    def note(self, message: str) -> None:
-        self.console.print(f"[bold]{escape(message)}[/]")
-
-    def for_host(self, host: str, index: int = 0) -> Callable[[str], None]:
+    def for_host(self, host: str, index: int = 0) -> Say:
         self.width = max(self.width, len(host))
         style = HOST_STYLES[index % len(HOST_STYLES)]
 
-        def say(message: str) -> None:
+        def markup(message: str) -> str:
             elapsed = time.monotonic() - self.started
-            self.console.print(f"[dim]{elapsed:6.1f}s[/] [{style}]{host:<{self.width}}[/] {escape(message)}",
-                               markup=True, highlight=False)
+            return f"[dim]{elapsed:6.1f}s[/] [{style}]{host:<{self.width}}[/] {escape(message)}"
 
-        return say
+        return Say(self, markup)
+
+
+class Say:
+    """say(message): one progress line; say.watch(label): the life of a long step (tasks/life.py)."""
+
+    def __init__(self, progress: Progress, markup: Callable[[str], str]):
+        self.progress, self.markup = progress, markup
+
+    def __call__(self, message: str) -> None:
+        self.progress.console.print(self.markup(message), markup=True, highlight=False)
+
+    def watch(self, label: str) -> Watch:
+        return Watch(label, self, self.markup, self.progress.console)
 
 
 def _color(c: str | None) -> str:
@@ -72,7 +99,7 @@ def _outcome(r: HostResult) -> str:
     return f"[{OUTCOME_STYLE.get(r.outcome, 'red')}]{r.outcome}[/]"
 
 
-def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Table:
+def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Fitted:
     table = Table(title=title, title_justify="left")
     shipped = any(r.shipped is not None for r in results)  # the column only where images were shipped
     for column in ("host", "from", "to", "result", "step", "tries", "seconds", "live version",
@@ -85,7 +112,7 @@ def deploy_table(results: list[DeployResult], title: str = "fab deploy") -> Tabl
         table.add_row(escape(r.host), _color(r.from_color), _color(r.to_color), _outcome(r), escape(r.step or "-"),
                       str(r.tries or "-"), f"{r.seconds:.1f}", escape(r.version or "-"),
                       *([shipped_cell(r.shipped)] if shipped else []), escape(load or "-"), escape(why))
-    return table
+    return Fitted(table, under=("host CPU and memory", "why"), keep=("host", "from", "to", "result"))
 
 
 def shipped_cell(shipped: dict[str, int] | None) -> str:
@@ -96,7 +123,7 @@ def shipped_cell(shipped: dict[str, int] | None) -> str:
     return human(total) + (" (had it)" if total == 0 else "")
 
 
-def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> Table:
+def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> Fitted:
     table = Table(title=title, title_justify="left")
     counted = any(r.cut is not None for r in results)  # the column once a removal counted connections
     for column in ("host", "remove", "containers", "keep (live)", "result", *(["connections cut"] if counted else []),
@@ -107,10 +134,10 @@ def cleanup_table(results: list[CleanupResult], title: str = "fab cleanup") -> T
         cut = ["-" if r.cut is None else str(r.cut)] if counted else []
         table.add_row(escape(r.host), _color(r.from_color), escape("\n".join(r.removes) or "-"),
                       f"{_color(r.to_color)} {escape(r.version)}".strip(), _outcome(r), *cut, escape(why))
-    return table
+    return Fitted(table, under=("why",), keep=("host", "remove", "result"))
 
 
-def drain_table(results: list[DrainResult]) -> Table:
+def drain_table(results: list[DrainResult]) -> Fitted:
     table = Table(title="fab drain", title_justify="left")
     for column in ("host", "drained", "waited", "live", "result", "seconds", "why"):
         table.add_column(column, no_wrap=column not in ("waited", "why"))
@@ -119,10 +146,16 @@ def drain_table(results: list[DrainResult]) -> Table:
         queued = ", ".join(f"{queue}: {n}" for queue, n in r.queued.items() if n)
         table.add_row(escape(r.host), _color(r.from_color), escape(queued or "-"), _color(r.to_color), _outcome(r),
                       f"{r.seconds:.1f}", escape(why))
-    return table
+    return Fitted(table, under=("why",), keep=("host", "drained", "result"))
 
 
-def setup_table(results: list[SetupResult]) -> Table:
+def show(table, console: Console | None = None) -> None:
+    """A result table on stdout (or `console`): not at a terminal, at its own width, never cut (tasks/layout.py)."""
+    console, fitted = console or out, table if isinstance(table, Fitted) else Fitted(table)
+    console.print(fitted if console.is_terminal else fitted.whole(), crop=False)
+
+
+def setup_table(results: list[SetupResult]) -> Fitted:
     table = Table(title="fab setup", title_justify="left")
     for column in ("host", "result", "done", "kept", "why"):
         table.add_column(column, no_wrap=column in ("host", "result"))
@@ -130,7 +163,7 @@ def setup_table(results: list[SetupResult]) -> Table:
         why = "; ".join(filter(None, [r.reason, *(f"warning: {w}" for w in r.warnings)]))
         done = "\n".join(r.done) or ("nothing (already set up)" if r.ok else "nothing")
         table.add_row(escape(r.host), _outcome(r), escape(done), escape("\n".join(r.kept) or "-"), escape(why))
-    return table
+    return Fitted(table, under=("done", "kept", "why"), keep=("host", "result"))
 
 
 def warn(message: str, console: Console = err) -> None:
@@ -176,16 +209,16 @@ def plans(results: list[HostResult]) -> None:
                 out.print(f"{i:3}. {shown(line)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> Fitted:
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*(escape(str(cell)) for cell in row))
-    return table
+    return Fitted(table, keep=(columns[0],), whole=())
 
 
-def lock_table(looks) -> Table:
+def lock_table(looks) -> Fitted:
     """fab unlock: each host's lock, and the guard of the run that holds it."""
     table = Table(title="fab unlock: the locks", title_justify="left")
     for column in ("host", "lock", "its guard", "what the guard would do"):
@@ -193,10 +226,10 @@ def lock_table(looks) -> Table:
     for look in looks:
         lock = look.error or (look.holder if look.held else "no lock")
         table.add_row(escape(look.host), escape(lock), escape(look.guard or "-"), escape("; ".join(look.plan) or "-"))
-    return table
+    return Fitted(table, under=("its guard", "what the guard would do"))
 
 
-def status_table(rows) -> Table:
+def status_table(rows) -> Fitted:
     table = Table(title="fab status", title_justify="left")
     shared = any(r.shared for r in rows)  # the column only where there are shared services
     columns = ["host", "live", "since", "blue", "green", *(["shared"] if shared else []), "health", "lock",
@@ -217,7 +250,7 @@ def status_table(rows) -> Table:
         table.add_row(escape(r.host), live, escape(since or "-"), *colors,
                       *([escape(shared_cell or "-")] if shared else []), escape(health or "-"),
                       escape(r.lock or "-"), escape(r.last or "-"), escape(r.guard or "-"))
-    return table
+    return Fitted(table, under=(*COLORS, "shared", "lock", "last action", "guard"), keep=("host", "live"))
 
 
 def _color_status(c) -> str:
@@ -229,7 +262,7 @@ def _color_status(c) -> str:
     return f"{c.version}: {states}{f' (warm-up cap {c.cap})' if c.cap else ''}"
 
 
-def history_table(hosts: list[tuple[str, list[dict]]]) -> Table:
+def history_table(hosts: list[tuple[str, list[dict]]]) -> Fitted:
     table = Table(title="fab history", title_justify="left")
     for column in ("host", "time", "action", "user", "from", "to", "result", "step / why", "versions"):
         table.add_column(column, no_wrap=column in ("host", "action"))
@@ -239,15 +272,17 @@ def history_table(hosts: list[tuple[str, list[dict]]]) -> Table:
             versions = ", ".join(f"{c} {v}" for c, v in (h.get("versions") or {}).items() if v != "-")
             if h.get("shipped") is not None:
                 versions += f"; shipped {shipped_cell(h['shipped'])}"
+            if h.get("uploaded"):
+                versions += "; uploaded " + ", ".join(f"{name} {digest}" for name, digest in h["uploaded"].items())
             table.add_row(escape(host), escape(h.get("time", "")), escape(h.get("action", "")),
                           escape(h.get("user", "")), _color(h.get("from")), _color(h.get("to")),
                           escape(h.get("result", "")), escape(why), escape(versions))
         if not lines:
             table.add_row(escape(host), "", "(no history)", "", "", "", "", "", "")
-    return table
+    return Fitted(table, under=("step / why", "versions"), keep=("host", "time", "action", "result"))
 
 
-def check_table(hosts) -> Table:
+def check_table(hosts) -> Fitted:
     table = Table(title="fab check", title_justify="left")
     for column in ("host", "check", "result", "detail"):
         table.add_column(column, no_wrap=column != "detail")
@@ -255,7 +290,7 @@ def check_table(hosts) -> Table:
     for host, result in hosts:
         for level, name, detail in result.items:
             table.add_row(escape(host), escape(name), f"[{style[level]}]{level}[/]", escape(detail))
-    return table
+    return Fitted(table, under=("detail",), keep=("host", "check", "result"))
 
 
 class Bars:
@@ -273,19 +308,24 @@ class Bars:
 
     def start(self, label: str, total: int) -> int:
         with self.lock:
-            if self.progress is None:
+            if self.progress is None:  # shown by the console's Board (tasks/life.py), beside long steps
                 self.progress = RichProgress(TextColumn("{task.description}"), BarColumn(),
                                              TextColumn("{task.percentage:>3.0f} %  {task.fields[sent]} sent"),
-                                             console=self.console)
-                self.progress.start()
+                                             console=self.console, auto_refresh=False)
+                Board.of(self.console).show(self, self)
             self.running += 1
             return self.progress.add_task(escape(label), total=max(total, 1), sent="0 B")
+
+    def __rich__(self):
+        progress = self.progress  # no lock: drawn by the Board's Live while stop() may hold it
+        return progress.get_renderable() if progress else ""
 
     def stop(self) -> None:
         with self.lock:
             self.running -= 1
             if self.running == 0 and self.progress is not None:
-                self.progress.stop()
+                Board.of(self.console).drop(self)
+                self.console.print(self.progress.get_renderable())  # the bars as they ended stay on the screen
                 self.progress = None
 
 

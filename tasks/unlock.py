@@ -15,7 +15,7 @@ from .errors import UsageError
 
 @task(help={**HOST_HELP, "yes": "remove without asking (needed when there is no terminal)"}, **TASK)
 @edge
-def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=False):
+def unlock(c, host=None, group=None, all_=False, hosts_file="", yes=False):
     """Remove a deploy lock left behind by a run that is gone, and disarm that run's guard.
 
     Shows each lock first: who holds it, since when, for which task, whether that run's guard
@@ -31,7 +31,7 @@ def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=Fa
 
     hosts = _hosts(hosts_file, host, group, all_)
     looks, unread = _look(c, hosts, inspect.read_lock, lambda name, error: inspect.LockLook(name, error=error))
-    report.out.print(report.lock_table(looks))
+    report.show(report.lock_table(looks))
     held = [(s, look) for s, look in zip(hosts, looks) if look.held]
     if held and not yes:
         if not report.interactive():
@@ -44,7 +44,7 @@ def unlock(c, host=None, group=None, all_=False, hosts_file="hosts.toml", yes=Fa
     done, failed = _look(c, [s for s, _ in held], lambda r, s: inspect.remove_lock(r, s, plans[s.name]),
                          lambda name, error: f"not removed: {error}")
     if held:
-        report.out.print(report.simple_table("fab unlock", ["host", "result"],
-                                             [[s.name, row] for (s, _), row in zip(held, done)]))
+        report.show(report.simple_table("fab unlock", ["host", "result"],
+                                        [[s.name, row] for (s, _), row in zip(held, done)]))
     if unread or failed or any(row.startswith("not removed") for row in done):
         raise Exit(code=1)

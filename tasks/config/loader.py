@@ -8,16 +8,19 @@ Every error is one line naming the file, the host and the key, e.g.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import string
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, UsageError
-from .schema import (ABSPATH, BUILD_WHERE, COLORS, CONTROL, CONTROL_BUT_TAB, DOCKER_HOST, NAME, PROJECT, SWITCH_MODES,
-                     URL, URLPATH, Broker, Build, Color, Health, Hooks, HostSettings, Notify, Secrets, Switch,
+from .files import NotAFile, read_regular
+from .schema import (ABSPATH, BUILD_WHERE, COLORS, CONTROL, CONTROL_BUT_TAB, DOCKER_HOST, HOSTNAME, NAME, PROJECT,
+                     SWITCH_MODES, URL, URLPATH, Broker, Build, Color, Health, Hooks, HostSettings, Notify, Secrets, Switch,
                      Timeouts, Warmup, parse_ssh)
 
 
@@ -45,8 +48,40 @@ class Inventory:
         return [self.hosts[n] for n in dict.fromkeys(names)]
 
 
+def webhook_problem(url: str) -> str:
+    """Why a webhook's URL cannot be used as it is, or "": credentials before the host (they would
+    be sent in the clear by any proxy and shown by every error that quotes the URL) or a port that
+    is not a number."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return ("credentials in the URL (user:password@) are not taken: put the token in the URL's path or "
+                "query, as webhook services do")
+    try:
+        parts.port
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    return "" if parts.hostname else "names no host"
+
+
 def _known(names) -> str:
     return ", ".join(names) or "none"
+
+
+def _unreadable(path: Path) -> str:
+    """Why a file to upload cannot be (no such file, a folder, not a regular file, unreadable); "" if it can."""
+    try:
+        if not path.exists():
+            return "no such file"
+        if path.is_dir():
+            return "is a folder, not a file"
+        if not path.is_file():
+            return "is not a regular file"
+        with path.open("rb"):
+            return ""
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
 
 
 # --- the schema: key -> (kind, default). Kinds are checked by _check(). -------------------
@@ -57,12 +92,12 @@ _HOST_KEYS: dict[str, str] = {
     "prepare": "strings", "connect_timeout": "seconds+", "ssh_config": "str", "guard_deadline": "seconds+",
     "drain_connections": "seconds",
     "ports": "table", "health": "table", "switch": "table", "timeouts": "table", "hooks": "table",
-    "warmup": "table", "broker": "table", "secrets": "table", "build": "table",
+    "warmup": "table", "broker": "table", "secrets": "table", "build": "table", "upload": "files",
 }
 _TABLES: dict[str, tuple[type, dict[str, str]]] = {
     "ports": (dict, {c: "port" for c in COLORS}),
     "health": (Health, {"path": "urlpath", "retries": "count", "interval": "seconds",
-                        "timeout": "seconds+", "start_delay": "seconds"}),
+                        "timeout": "seconds+", "start_delay": "seconds", "host": "hostname"}),
     "switch": (Switch, {"mode": "switch_mode", "upstream_file": "abspath", "upstream_name": "name",
                         "reload": "str", "verify_url": "url", "command": "str",
                         "pid_file": "abspath", "reload_timeout": "seconds+"}),
@@ -82,7 +117,11 @@ def load(path: str | Path) -> Inventory:
     """Read and validate a hosts file; raise ConfigError naming file, host and key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8, whatever the locale
+        raw = tomllib.loads(read_regular(path).decode("utf-8"))  # TOML is UTF-8, whatever the locale
+    except NotAFile as e:
+        raise ConfigError(f"{path}: {e} (name the hosts file with --hosts-file PATH)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (name another with --hosts-file PATH)") from None
     except IsADirectoryError:
@@ -154,6 +193,9 @@ class _Parser:
                 self.fail(at, f"{values['ssh_config']!r}: {e}")
         values["secrets"] = self.secrets(values["secrets"], own, where)
         values["build"] = self.build_source(values["build"], where, own)
+        if values.get("upload"):
+            at = f"{where}.upload" if "upload" in own else "defaults.upload"
+            values["upload"] = self.uploads(values["upload"], values.get("compose_file", HostSettings.compose_file), at)
         settings = HostSettings(**values)
         self.cross_checks(settings, where)
         return settings
@@ -183,6 +225,31 @@ class _Parser:
             self.fail(at, f"{source} is not a folder: name the folder with the compose file and the build contexts "
                       "(relative to the hosts file)")
         return Build(build.where, build.builder, str(source), build.services)
+
+    def uploads(self, files: tuple[str, ...], compose_file: str, at: str) -> tuple[str, ...]:
+        """upload: local files, relative to the hosts file, each a readable regular file; they land in
+        a colour's folder on the host by their names (distinct), and the compose file is one of them."""
+        paths, names = [], {}
+        for i, name in enumerate(files):
+            try:
+                path = Path(os.path.normpath(self.path.resolve().parent / Path(name).expanduser()))
+            except RuntimeError as e:  # ~nosuchuser/compose.yml
+                self.fail(f"{at}[{i}]", f"{name!r}: {e}")
+            if problem := _unreadable(path):
+                self.fail(f"{at}[{i}]", f"{name}: {problem} (upload names local files, relative to the hosts file)")
+            if not NAME.match(path.name):
+                self.fail(f"{at}[{i}]", f"{name}: the file's name {path.name!r} may hold only letters, digits, '_', "
+                          "'.' and '-' (it is its name on the host), and starts with a letter or digit")
+            if path.name in names:
+                self.fail(f"{at}[{i}]", f"{name}: a file named {path.name!r} is uploaded already ({at}[{names[path.name]}]): "
+                          "the files land side by side in a colour's folder, by their names")
+            names[path.name] = i
+            paths.append(str(path))
+        if files and Path(compose_file).name not in names:
+            self.fail(at, f"compose_file {compose_file!r} is not among the uploaded files ({', '.join(names)}): each "
+                      "colour runs its own copy of the compose file, so upload it (or empty upload: the compose file "
+                      "already in dir)")
+        return tuple(paths)
 
     def merged_table(self, key: str, default: Any, own: Any, where: str):
         cls, schema = _TABLES[key]
@@ -247,9 +314,11 @@ class _Parser:
             if not isinstance(v, str) or (v and not URL.match(v)):
                 self.fail(at, "expected an http:// or https:// URL of URL characters (no spaces, '\"', '{' or '\\'), "
                           "or empty (the value is not shown: a webhook's URL may hold a token)")
+            if why := webhook_problem(v):
+                self.fail(at, f"{why} (the value is not shown: a webhook's URL may hold a token)")
             return v
         if kind in ("str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project",
-                    "service", "build_where", "builder"):
+                    "service", "build_where", "builder", "hostname"):
             if not isinstance(v, str):
                 self.fail(at, f"expected a string, got {v!r}")
             # shell text (reload, command) may hold a tab; nothing may hold a newline, NUL or escape
@@ -286,6 +355,16 @@ class _Parser:
         if kind == "builder" and v and not DOCKER_HOST.match(v):
             self.fail(at, f"{v!r}: expected \"\" (this machine's Docker) or a DOCKER_HOST such as ssh://buildbox, "
                       "ssh://user@host:22, tcp://host:2376 or unix:///var/run/docker.sock")
+        if kind == "hostname" and v and not HOSTNAME.match(v):
+            self.fail(at, f"{v!r}: expected a host name (letters, digits, '.' and '-'), optionally with a port "
+                      "(app.example.com, app.example.com:8080), or empty")
+        if kind == "files":
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                self.fail(at, f"expected a list of file names, got {v!r}")
+            for i, x in enumerate(v):
+                if CONTROL.search(x) or not x.strip():
+                    self.fail(f"{at}[{i}]", f"{x!r}: a file name is one line, not empty, without control characters")
+            return tuple(v)
         if kind in ("strings", "names", "names+"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 self.fail(at, f"expected a list of strings, got {v!r}")

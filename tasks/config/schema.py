@@ -23,19 +23,20 @@ class Color(StrEnum):
 
 
 COLORS = (Color.BLUE, Color.GREEN)
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # never "-x": it would read as an option
-PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # docker compose's own rule for project names
-SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a host name, an IPv4 address or an ssh-config alias
-ABSPATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")  # files on the host the switch reads and writes
-URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")  # RFC 3986's characters, no spaces
-URLPATH = re.compile(r"^/[A-Za-z0-9._~:/?@!$&'()*+,;=%-]*$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # never "-x": it would read as an option
+PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")  # docker compose's own rule for project names
+SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # a host name, an IPv4 address or an ssh-config alias
+ABSPATH = re.compile(r"^/[A-Za-z0-9_./@+-]*\Z")  # files on the host the switch reads and writes
+URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+\Z")  # RFC 3986's characters, no spaces
+URLPATH = re.compile(r"^/[A-Za-z0-9._~:/?@!$&'()*+,;=%-]*\Z")
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?\Z")  # a Host header: name[:port]
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # newlines, NUL, escapes...
 CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # shell text: a tab is harmless
 SWITCH_MODES = ("nginx", "command", "none")
 BUILD_WHERE = ("host", "local")
 # a builder: what DOCKER_HOST takes; no part starting with '-' (docker's ssh would take it for an option)
-DOCKER_HOST = re.compile(r"^(ssh|tcp|unix)://([A-Za-z0-9_.~%][A-Za-z0-9_.~%-]*@)?[A-Za-z0-9_.~:/\[\]%][A-Za-z0-9_.~:/\[\]%-]*$")
+DOCKER_HOST = re.compile(r"^(ssh|tcp|unix)://([A-Za-z0-9_.~%][A-Za-z0-9_.~%-]*@)?[A-Za-z0-9_.~:/\[\]%][A-Za-z0-9_.~:/\[\]%-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Health:
     interval: float = 1.0
     timeout: float = 2.0
     start_delay: float = 0.0
+    host: str = ""  # the Host header of the health check and of the check through nginx; "": none (curl's own)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ class HostSettings:
     broker: Broker = Broker()
     secrets: Secrets = Secrets()
     build: Build = Build()
+    # local files (absolute once loaded) copied into each new colour's own folder on the host, whose
+    # compose commands then run from its copy of compose_file (tasks/shell/compose.py); (): the compose
+    # file already in dir
+    upload: tuple[str, ...] = ()
 
     @property
     def broker_service(self) -> str | None:

@@ -123,8 +123,10 @@ def _line(code: str, comment: str) -> str:
     return f"{code:<34} # {comment}" if comment else code
 
 
-def hosts_toml(app: str, compose_file: str, g: Guess, builds: bool, unplaced: list[str]) -> str:
-    """The hosts.toml init writes: short, commented, what a new user edits."""
+def hosts_toml(app: str, compose_file: str, g: Guess, builds: bool, unplaced: list[str],
+               uploaded: bool = False) -> str:
+    """The hosts.toml init writes: short, commented, what a new user edits. `uploaded`: the compose
+    file is in the folder init runs in, so each deploy brings it from there (`upload`)."""
     pad = " " * 35
     lines = [
         "# fab-bluegreen hosts file, written by init. Every key left out has its built-in default: the",
@@ -133,14 +135,17 @@ def hosts_toml(app: str, compose_file: str, g: Guess, builds: bool, unplaced: li
         "",
         "[defaults]",
         _line(f'app = "{app}"', f"compose projects {app}-blue, {app}-green (and {app}-shared)"),
-        _line(f'dir = "~/{app}"', "the folder on the host with the compose file; ~ is the SSH user's home"),
+        _line(f'dir = "~/{app}"', "the app's folder on the host (fab setup makes it); ~ is the SSH user's"),
+        f"{pad}# home; relative volumes and build contexts resolve here",
         _line(f'compose_file = "{compose_file}"', "relative to dir"),
+        *([_line(f'upload = ["{compose_file}"]', "copied from this folder into each colour's own folder on the"),
+           f"{pad}# host at every deploy: a rollback runs the old colour's own copy"] if uploaded else []),
         _line(f"front = {_names(g.front)}", "started first in the new colour; the first one is the web service"),
         _line(f"background = {_names(g.background)}", "stopped first in the live colour (workers, beat), started last"),
         _line(f"shared = {_names(g.shared)}", f"run once for both colours ({app}-shared): databases, a broker;"),
         f"{pad}# never stopped or recreated by a deploy",
         *([f"{pad}# not placed (put each in one list): {', '.join(unplaced)}"] if unplaced else []),
-        *([_line('prepare = ["docker compose build -q"]', "run in dir before anything stops: builds the new colour"),
+        *([_line('prepare = ["{compose} build -q"]', "run in dir before anything stops: builds the new colour"),
            _line('# prepare = ["git pull --ff-only", "docker compose build -q"]', "with a clone of your repo in dir")]
           if builds else
           [_line('# prepare = ["docker compose pull"]', "run in dir before anything stops: fetch the new images")]),

@@ -6,8 +6,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..config import uploads
 from ..config.schema import HostSettings
-from ..errors import Refused
+from ..errors import ConfigError, Refused
 from ..shell import base, compose, probe
 from .facts import find_live, other, read
 from .remote import Remote, Result
@@ -83,6 +84,10 @@ def preflight(remote: Remote, s: HostSettings) -> CheckResult:
     """fab check: the checks, then whether the live colour can be told (record and nginx agree), and
     whether a staged front would fit beside it."""
     result, _ = run_checks(remote, s)
+    if s.upload:  # in place of the line that says so (compose_file, or dir when there is none yet)
+        at = next((i + 1 for i, item in enumerate(result.items) if item[1] in ("compose_file", "dir")), len(result.items))
+        result.items.insert(at, upload_check(remote, s))
+        result.items = [item for i, item in enumerate(result.items) if item[1] != "compose_file" or i == at]
     if result.ok:
         try:
             facts = read(remote, s, s.timeouts.command)
@@ -96,6 +101,19 @@ def preflight(remote: Remote, s: HostSettings) -> CheckResult:
         if ids:
             result.items.append(staging_fits(s, live, remote.read(probe.front_memory(ids), s.timeouts.command)))
     return result
+
+
+def upload_check(remote: Remote, s: HostSettings) -> tuple[str, str, str]:
+    """upload: the local compose file, as the next deploy uploads it, through `docker compose config -q`
+    on the host (its text on the command's standard input, never on a command line)."""
+    try:
+        file = uploads.read(uploads.compose_upload(s))
+    except ConfigError as e:
+        return "fail", "compose_file", str(e)
+    res = remote.put(probe.check_upload(s), file.data, file.path, s.timeouts.command)
+    if not res.ok:
+        return "fail", "compose_file", f"{file.path} (upload): {res.why()}"
+    return "ok", "compose_file", f"{file.path} (uploaded by each deploy, sha256 {file.short}): docker compose config passes"
 
 
 SPARE = 128 * 2**20  # what a host should keep available once a second front runs (the memory check's floor)

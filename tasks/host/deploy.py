@@ -2,7 +2,7 @@
 top to bottom: they are the whole deploy.
 
     lock -> check the host -> find the live colour -> ship the images built off the host (if so)
-    -> write the new colour's secrets -> prepare
+    -> write the new colour's secrets -> upload its own copy of the files (upload) -> prepare
     -> arm the guard -> start the shared services (if not running) -> stop the live colour's
     background -> create the new colour (front and background, one compose call) and start its
     front by container ID, then its health check -> after_front hooks
@@ -30,7 +30,9 @@ from typing import Callable
 from ..build import Builds
 from ..config.schema import Color, HostSettings
 from ..config.secrets import SecretEnv
+from ..config.uploads import Upload
 from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
+from ..life import watching
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
                       DeployResult, outcome_for)
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
@@ -69,9 +71,11 @@ class Deploy:
 
     def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
                  interrupted: threading.Event | None = None, env: SecretEnv | None = None,
-                 builds: Builds | None = None):
+                 builds: Builds | None = None, uploads: tuple[Upload, ...] = ()):
         self.remote, self.s, self.say, self.message = remote, s, say, message
         self.env = env  # the secrets to write for the new colour (tasks/config/secrets.py), if any
+        self.uploads = uploads  # the files to copy into the new colour's own folder (tasks/config/uploads.py)
+        self.uploaded: dict[str, str] = {}  # name -> short sha256 of what went there, for the history
         self.builds = builds  # build.where = "local": the images built before any host's sequence
         self.interrupted = interrupted or threading.Event()
         self.timeouts = s.timeouts
@@ -131,6 +135,7 @@ class Deploy:
         """What follows the look at the host: from "stop" on, a failed step rolls the host back."""
         self.ship_images()
         self.write_secrets()
+        self.upload_files()
         self.run_prepare()
         self.arm_guard()
         settled: Facts | None = None  # the host once the new background settled
@@ -190,7 +195,7 @@ class Deploy:
 
     def find_live_color(self) -> None:
         self.at("live colour")
-        if not self.facts.compose_file:
+        if not self.facts.compose_file and not self.s.upload:  # with upload, each deploy brings its own
             raise Refused(f"{self.s.dir}/{self.s.compose_file} not found: put the app there, or set dir / "
                           "compose_file in the hosts file")
         if self.s.switch.mode == "nginx" and self.facts.upstream_unreadable:
@@ -226,6 +231,26 @@ class Deploy:
         if not res.ok:
             raise StepFailed(self.step, f"could not write {self.s.dir}/{state.env_path(self.s, self.new)}: {res.why()}")
 
+    def upload_files(self) -> None:
+        """upload: the files, read once on the workstation, into the new colour's own folder,
+        dir/.fab-bluegreen/<app>.<colour>/ (each atomically, on the channel's standard input: never on a
+        command line); then `docker compose config -q` of that copy, which the colour runs from."""
+        if not self.uploads:
+            return
+        self.at("upload")
+        folder = f"{self.s.dir}/{state.copy_dir(self.s, self.new)}"
+        self.say(f"upload: {', '.join(u.name for u in self.uploads)} -> {folder}/")
+        for u in self.uploads:
+            res = self.remote.put(state.write_copy(self.s, self.new, u.name), u.data, f"{u.path} ({len(u.data)} bytes)",
+                                  self.timeouts.command)
+            if not res.ok:
+                raise StepFailed(self.step, f"could not write {folder}/{u.name}: {res.why()}")
+            self.uploaded[u.name] = u.short
+        checked = self.send(compose.config_check(self.s, self.new))
+        if not checked.ok:
+            raise StepFailed(self.step, f"{folder}/{compose.own_name(self.s)}: docker compose config failed: "
+                                        f"{checked.why()}")
+
     def ship_images(self) -> None:
         """build.where = "local": of the images built off the host, only the layers it lacks are
         sent, then tagged for the new colour, whose `up` then neither builds nor pulls them."""
@@ -239,7 +264,7 @@ class Deploy:
         for i, line in enumerate(self.s.prepare):
             self.at("prepare")
             self.say(f"prepare: {line}")
-            res = self.send(hooks.prepare(self.s, self.new, line), own=False)
+            res = self.send_watched(hooks.prepare(self.s, self.new, line), "prepare")
             if not res.ok:
                 self.say_output(res)
                 raise StepFailed(self.step, f"prepare[{i}] failed: {user_failure(res)}")
@@ -259,7 +284,7 @@ class Deploy:
             return
         self.at("start shared")
         self.say(f"shared {', '.join(self.s.shared)} ({compose.project(self.s, compose.SHARED)}): starting if not running")
-        self.check(compose.up_shared(self.s), "could not start the shared services")
+        self.check(compose.up_shared(self.s, self.new), "could not start the shared services")
 
     def stop_old_background(self) -> None:
         """Gracefully: each service gets stop_timeout seconds (Celery's warm shutdown finishes
@@ -323,7 +348,7 @@ class Deploy:
         for i, line in enumerate(getattr(self.s.hooks, name)):
             self.at(f"{name} hook")
             self.say(f"{name}: {line}")
-            res = self.send(hooks.hook(self.s, self.new, self.live, line), own=False)
+            res = self.send_watched(hooks.hook(self.s, self.new, self.live, line), name)
             self.say_output(res)
             if not res.ok and warn_only:
                 self.result.warnings.append(f"{name}[{i}] failed: {user_failure(res)}")
@@ -443,7 +468,8 @@ class Deploy:
         fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
                   "service": self.result.failed_service, "message": self.message,
                   "versions": {c: version(self.s, facts, c) for c in ("blue", "green")},
-                  **({"shipped": self.result.shipped} if self.result.shipped is not None else {})}
+                  **({"shipped": self.result.shipped} if self.result.shipped is not None else {}),
+                  **({"uploaded": self.uploaded} if self.uploaded else {})}
         line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
         self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
         acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
@@ -451,7 +477,7 @@ class Deploy:
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
         return rec.with_color(self.new, facts.images(self.s, self.new), facts.git, facts.container_ids(self.s, self.new),
-                              self.source_version)
+                              self.source_version, self.uploaded)
 
     # --- rollback ----------------------------------------------------------------------------
 
@@ -564,8 +590,14 @@ class Deploy:
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
-    def send(self, command: str, own: bool = True) -> Result:
-        return self.trip.send(command, own=own)
+    def send(self, command: str, on_line: Callable[[str], None] | None = None, own: bool = True) -> Result:
+        return self.trip.send(command, on_line=on_line, own=own)
+
+    def send_watched(self, command: str, label: str) -> Result:
+        """A user's command (prepare, a hook): while it runs long, its time and last line are shown.
+        Not at the tool's own lowest priority (Trip.send)."""
+        with watching(self.say, label) as seen:
+            return self.send(command, on_line=seen, own=False)
 
     def note_guard_acted(self) -> None:
         """Whatever fab did, a host its guard put back is `failed`, with that reason (once)."""
@@ -644,6 +676,11 @@ class Promote(Deploy):
         """Written when the colour was staged (its background gets the same): only masked here."""
         secrets.hide_written(self.remote, self.s, self.new)
 
+    def upload_files(self) -> None:
+        """The staged colour runs from the copy uploaded when it was staged: its hashes, for the
+        record and the history."""
+        self.uploaded = self.old_record.uploaded(self.new)
+
     def run_prepare(self) -> None:
         pass  # ran when the colour was staged
 
@@ -718,6 +755,11 @@ class Rollback(Deploy):
     def write_secrets(self) -> None:
         """The colour goes back to what it ran, with the secrets it was given: only masked here."""
         secrets.hide_written(self.remote, self.s, self.new)
+
+    def upload_files(self) -> None:
+        """The colour goes back to its own copy, uploaded when it was deployed: its hashes, for the
+        history."""
+        self.uploaded = self.old_record.uploaded(self.new)
 
     def run_prepare(self) -> None:
         pass  # a rollback runs what is already there

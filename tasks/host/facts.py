@@ -12,7 +12,7 @@ from ..errors import Refused
 from ..shell.base import MARK
 from ..shell.compose import project
 from ..shell.probe import facts as facts_command
-from ..shell.record import Record, history_problem, record_problem
+from ..shell.record import Record, history_problem, loads, record_problem
 from ..shell.state import history_path, record_path
 
 
@@ -88,8 +88,8 @@ def parse(text: str) -> Facts:
     record = "\n".join(sections.get("record", [])).strip()
     if record:
         try:
-            data = json.loads(record)
-        except json.JSONDecodeError:
+            data = loads(record)
+        except ValueError:
             facts.bad["record"] = "is not valid JSON"
         else:
             if why := record_problem(data):
@@ -121,8 +121,11 @@ def _history_line(facts: Facts, section: str, lines: list[str]) -> dict | None:
     if not lines or not lines[-1].strip():
         return None
     try:
-        data = json.loads(lines[-1])
+        data = loads(lines[-1])
     except json.JSONDecodeError:
+        return None
+    except ValueError:  # valid JSON in form, but nested too deeply or with a number too long
+        facts.bad[section] = "is not JSON fab-bluegreen can read"
         return None
     if why := history_problem(data):
         facts.bad[section] = why
@@ -147,7 +150,10 @@ def _container(line: str) -> Container | None:
     if len(parts) < 7:
         return None
     proj, service, state, restarts, image, cid, code = parts[:7]
-    return Container(proj, service, state, int(restarts), image, cid, int(code))
+    try:
+        return Container(proj, service, state, int(restarts), image, cid, int(code))
+    except ValueError:  # a label with a space (no compose project of this tool's has one): not ours
+        return None
 
 
 def killed(s: HostSettings, color: str, services: tuple[str, ...], stdout: str) -> list[str]:

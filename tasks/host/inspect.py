@@ -4,14 +4,13 @@ Each returns plain rows for the report; none takes the deploy lock (none changes
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from ..config.schema import COLORS, NAME, HostSettings
 from ..errors import Refused, Unreachable
 from ..result import FAILED, INTERRUPTED, ROLLED_BACK
 from ..shell import base, compose, cpu, guard, probe, state
-from ..shell.record import history_problem
+from ..shell.record import history_problem, loads
 from . import lock, secrets
 from .facts import bad_file, find_live, parse, version
 from .remote import Remote
@@ -100,17 +99,26 @@ def summary(line: dict) -> str:
 
 
 def history(remote: Remote, s: HostSettings, lines: int) -> list[dict]:
+    """The last lines of the history, oldest first, read from its end within a byte cap (a line of
+    60 MB cannot stall the read). A line that is not as fab-bluegreen writes it is skipped; one row
+    at the end counts them. A read that failed (or timed out) is Refused, never an empty history."""
     res = remote.read(state.history(s, lines), s.timeouts.command)
-    rows = []
+    if not res.ok:
+        raise Refused(f"cannot read the history {s.dir}/{state.history_path(s)}: {res.why()}")
+    rows, skipped, first = [], 0, ""
     for text in res.stdout.splitlines():
         try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
-            rows.append({"action": "?", "reason": text[:200]})
-            continue
-        why = history_problem(line)
-        rows.append({"action": "?", "reason": f"a line of {s.dir}/{state.history_path(s)} {why}: {text[:200]}"}
-                    if why else line)
+            line = loads(text) if text != state.HISTORY_CUT else None
+            why = history_problem(line) if text != state.HISTORY_CUT else "is over the read's byte cap"
+        except ValueError:
+            why = "is not valid JSON"
+        if why:
+            skipped, first = skipped + 1, first or why
+        else:
+            rows.append(line)
+    if skipped:
+        rows.append({"action": "?", "reason": f"skipped {skipped} line{'s' if skipped > 1 else ''} of "
+                     f"{s.dir}/{state.history_path(s)} not as fab-bluegreen writes them (the first {first})"})
     return rows
 
 
@@ -174,8 +182,8 @@ def read_lock(remote: Remote, s: HostSettings) -> LockLook:
 
 def _token(head: str) -> str:
     try:
-        info = json.loads(head.split("\n", 1)[1].strip().splitlines()[0])
-    except (json.JSONDecodeError, IndexError):
+        info = loads(head.split("\n", 1)[1].strip().splitlines()[0])
+    except (ValueError, IndexError):
         return ""
     token = info.get("token") if isinstance(info, dict) else None
     return token if isinstance(token, str) and token.isalnum() else ""

@@ -5,7 +5,6 @@ run that took it (or its guard) may use to free it."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -60,8 +59,8 @@ def _parsed(output: str) -> tuple[str, bool, object]:
     if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
         age = f" for {int(parts[1]) - int(parts[2])} s"
     try:
-        return age, True, json.loads(rest.strip().splitlines()[0])
-    except (json.JSONDecodeError, IndexError):
+        return age, True, record.loads(rest.strip().splitlines()[0])
+    except (ValueError, IndexError):  # not JSON, or JSON too deep or with too long a number
         return age, False, None
 
 

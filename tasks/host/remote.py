@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shlex
 import socket
@@ -59,7 +61,7 @@ class Remote(Protocol):
 
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         """Run a command that may change the host; on_line, if given, receives each line of its
-        output as it comes (progress of a command that waits)."""
+        output (stdout and stderr) as it comes: progress of a command that waits, a long step's life."""
 
     def read(self, command: str, timeout: float) -> Result:
         """Run a command that only reads (a dry run runs these for real)."""
@@ -100,8 +102,9 @@ class SshRemote:
         from invoke.exceptions import CommandTimedOut
 
         started = time.monotonic()
-        # the runner writes output to out_stream as it comes only when it is not hidden
-        shown = {"hide": True} if on_line is None else {"hide": "stderr", "out_stream": _Lines(on_line)}
+        # the runner writes output to out_stream/err_stream as it comes only when it is not hidden
+        shown = {"hide": True} if on_line is None else \
+            {"hide": False, "out_stream": _Lines(on_line), "err_stream": _Lines(on_line)}
         with _lost_is_unreachable():
             try:
                 r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)
@@ -219,12 +222,14 @@ def _open(conn, s: HostSettings, what: str) -> None:
     import paramiko
 
     target = f"{conn.user}@{conn.host}:{conn.port}"
+    entry = shlex.quote(known_hosts_name(conn.host, conn.port))
+    ssh = f"ssh{'' if int(conn.port) == 22 else f' -p {conn.port}'} {shlex.quote(conn.host)}"
     try:
         conn.open()
     except paramiko.BadHostKeyException as e:
         raise Unreachable(
-            f"the host key of {what} has CHANGED (offered {e.key.get_base64()[:24]}...): "
-            f"if you know why, remove the old key with `ssh-keygen -R {conn.host}` and trust the new one"
+            f"the host key of {what} has CHANGED (offered {fingerprint(e.key)}, known {fingerprint(e.expected_key)}): "
+            f"if you know why, remove the old key with `ssh-keygen -R {entry}` and trust the new one with `{ssh}`"
         ) from None
     except paramiko.AuthenticationException as e:
         raise Unreachable(f"authentication failed for {target} ({e}): check the SSH key or agent") from None
@@ -232,12 +237,22 @@ def _open(conn, s: HostSettings, what: str) -> None:
         if "not found in known_hosts" in str(e):
             files = ", ".join(_known_hosts_files(conn.ssh_config)) or "known_hosts"
             raise Unreachable(
-                f"the host key of {what} is not in {files}: check it, then trust it with `ssh {conn.host}` "
-                f"once (or ssh-keyscan -p {conn.port} {conn.host} >> ~/.ssh/known_hosts)"
+                f"the host key of {what} is not in {files}: check it, then trust it with `{ssh}` "
+                f"once (or ssh-keyscan -p {conn.port} {shlex.quote(conn.host)} >> ~/.ssh/known_hosts)"
             ) from None
         raise Unreachable(f"cannot connect to {target}: {e}") from None
     except (OSError, EOFError) as e:
         raise Unreachable(f"cannot connect to {target}: {e or type(e).__name__}: is the host up?") from None
+
+
+def fingerprint(key) -> str:
+    """A host key as OpenSSH shows it: SHA256: and the unpadded base64 of the SHA-256 of its blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def known_hosts_name(host: str, port: int | str) -> str:
+    """How known_hosts (and ssh-keygen -R) names a host: `host`, or `[host]:port` off port 22."""
+    return host if int(port) == 22 else f"[{host}]:{port}"
 
 
 def _hops(conn) -> list:

@@ -218,7 +218,7 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
     result.kept = p.kept
     if p.refused:
         return _end(result, REFUSED, started, reason=p.refused)
-    if not facts.dir:  # else check's compose_file line says what is wrong with it, if anything
+    if not facts.dir and not s.upload:  # else check's compose_file line says what is wrong with it; upload brings it
         result.warnings.append(f"{s.compose_file} is not in {s.dir} yet: put it there before the first deploy")
     if not p.done:
         return _end(result, READY, started)

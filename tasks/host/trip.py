@@ -54,10 +54,11 @@ class Trip:
         """A write to confirm in the last round trip (`what` is said if it fails)."""
         self.closing.append((command, what))
 
-    def send(self, command: str, timeout: float | None = None, own: bool = True) -> Result:
+    def send(self, command: str, timeout: float | None = None, on_line: Callable[[str], None] | None = None,
+             own: bool = True) -> Result:
         """One round trip: what rides along, the heartbeat, then the command, within its budget
-        (a Command's own, else `timeout`, else timeouts.command); the tool's `own` command at the
-        lowest priority (not a user's: prepare, a hook)."""
+        (a Command's own, else `timeout`, else timeouts.command); on_line: each line of its output;
+        the tool's `own` command at the lowest priority (not a user's: prepare, a hook)."""
         if timeout is None:
             timeout = base.budget_of(command, self.s.timeouts.command)
         line = command
@@ -68,7 +69,7 @@ class Trip:
             line = f"{self.arming} && {{ {line}; }}"
         line = "; ".join([*self.riding, line])
         self.arming, self.riding = "", []
-        res = self.remote.run(lowered(line) if own else line, timeout)
+        res = self.remote.run(lowered(line) if own else line, timeout, on_line=on_line)
         self._heard(res)
         return res
 

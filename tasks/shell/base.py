@@ -53,11 +53,15 @@ def step(s: HostSettings, line: str) -> Command:
 
 
 def remote_path(path: str) -> str:
-    """A path for the remote shell: quoted, with a leading ~ meaning the SSH user's home."""
+    """A path for the remote shell: quoted, with a leading ~ meaning the SSH user's home. A relative
+    path is relative to that home too (where an SSH session starts), wherever a command has gone
+    since: a line that does `cd` twice (`cd dir && ...; cd dir && ...`) lands in the same folder."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):
         return '"$HOME"/' + quote(path[2:])
+    if not path.startswith("/"):
+        return '"$HOME"/' + quote(path)
     return quote(path)
 
 

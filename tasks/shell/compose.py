@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import MARK, Command, in_dir, step
-from .state import env_file, env_path
+from .base import LAST_LINE, MARK, Command, in_dir, step, why
+from .state import copy_dir, copy_path, env_file, env_path
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
@@ -33,13 +33,31 @@ def color_env(s: HostSettings, color: str) -> str:
     return f"{env} DEPLOY_ENV_FILE={env_file(s, color)}" if s.secrets.configured else env
 
 
-def compose(s: HostSettings, color: str, *args: str) -> str:
+def compose(s: HostSettings, color: str, *args: str, copy: str | None = None) -> str:
     """`docker compose -p <app>-<color> -f <file> ARGS`, run in dir with the colour's environment
-    (DEPLOY_COLOR=shared and no port for the shared project: the same every deploy)."""
-    base = shlex.join(shlex.split(s.compose))
-    argv = ["-p", project(s, color), "-f", s.compose_file, *args]
+    (DEPLOY_COLOR=shared and no port for the shared project: the same every deploy); the file as
+    compose_command() says (copy: whose copy of it, the colour's own by default)."""
     env = f"DEPLOY_COLOR={SHARED}" if color == SHARED else color_env(s, color)
-    return in_dir(s, f"{env} {base} {shlex.join(argv)}")
+    return in_dir(s, f"{env} {compose_command(s, color, copy)} {shlex.join(args)}".rstrip())
+
+
+def compose_command(s: HostSettings, color: str, copy: str | None = None) -> str:
+    """The one place a compose command line gets its project and its file, for a command run in dir:
+    `docker compose -p <app>-<color> -f <compose_file>`. With upload, the file is the colour's own
+    copy (tasks/host/deploy.py uploads it) with dir as the project directory, so relative volumes
+    and build contexts resolve against dir as before, shared by both colours; a colour deployed
+    before upload was set has no copy, and keeps the compose file in dir, which it ran from."""
+    base = shlex.join(shlex.split(s.compose))
+    if not s.upload:
+        return f"{base} {shlex.join(['-p', project(s, color), '-f', s.compose_file])}"
+    own = quote(copy_path(s, copy or color, own_name(s)))
+    file = f'"$([ -f {own} ] && echo {own} || echo {quote(s.compose_file)})"'
+    return f"{base} -p {quote(project(s, color))} --project-directory . -f {file}"
+
+
+def own_name(s: HostSettings) -> str:
+    """The compose file's name in a colour's folder (upload: the files land there by their names)."""
+    return s.compose_file.rsplit("/", 1)[-1]
 
 
 # --- compose verbs -----------------------------------------------------------------------
@@ -140,10 +158,11 @@ def start(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     return step(s, compose(s, color, "start", *services))
 
 
-def up_shared(s: HostSettings) -> Command:
+def up_shared(s: HostSettings, copy: str | None = None) -> Command:
     """Start the shared services if they are not running; never recreate them (that would stop
-    the broker both colours use): a changed shared service is the user's own `up`."""
-    return step(s, compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared))
+    the broker both colours use): a changed shared service is the user's own `up`. With upload,
+    from the copy of the colour being deployed (copy)."""
+    return step(s, compose(s, SHARED, "up", "-d", "--no-recreate", "--no-deps", *s.shared, copy=copy))
 
 
 def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
@@ -174,10 +193,15 @@ def down(s: HostSettings, color: str) -> Command:
 
 
 def remove(s: HostSettings, color: str) -> Command:
-    """down(), then the colour's secrets file, once its containers are gone (cleanup, and a
-    rollback of a staged colour). Never -v: volumes stay."""
+    """down(), then the colour's secrets file and its copy of the uploaded files, once its
+    containers are gone (cleanup, and a rollback of a staged colour). Never -v: volumes stay."""
     gone = down(s, color)
-    return Command(f"{gone} && rm -f {quote(env_path(s, color))}", gone.budget)
+    return Command(f"{gone} && rm -f {quote(env_path(s, color))} && rm -rf {quote(copy_dir(s, color))}", gone.budget)
+
+
+def config_check(s: HostSettings, color: str) -> Command:
+    """`config -q` of the colour's compose file, saying why in one line when it fails."""
+    return step(s, f"out=$({compose(s, color, 'config', '-q')} 2>&1) || {{ {why('%s', LAST_LINE)}; exit 1; }}")
 
 
 def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> Command:

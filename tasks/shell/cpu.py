@@ -21,7 +21,7 @@ from .base import Command, in_dir, step
 from .cgroup import CGROUP
 from .compose import LABEL_PROJECT, LABEL_SERVICE, compose, project, shipped
 from .detach import DETACH_FUNCTIONS, detached, kill_detached, still_running
-from .state import STATE_DIR, private, state_dir
+from .state import STATE_DIR, private, put, state_dir
 
 PERIOD = 100_000  # CFS period, microseconds
 SAMPLE_SECONDS = 0.25
@@ -126,6 +126,7 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         f'[ -z "$by_quota" ] || out=$(docker update --cpu-period {PERIOD} --cpu-quota {quota} $by_quota 2>&1) || why=$out\n'
         f'[ -n "$why" ] || [ -z "$by_cpus" ] || out=$(docker update --cpus {share:.3f} $by_cpus 2>&1) || why=$out\n'
     )
+    keep_restore = put(lift_file(s, color) + ".sh", 'printf "%s\\n" "$restore"')  # 0600, never through a link
     finish = (
         'if [ -n "$why" ]; then sh -c "$restore" >/dev/null 2>&1; restore=""; fi\n'
         # an update can pass and the start still fail (a quota above the host's own): go uncapped
@@ -135,7 +136,7 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
         "  docker start $all >/dev/null || exit 1\n"
         "fi\n"
         'if [ -n "$restore" ]; then\n'
-        f'  (umask 077 && printf "%s\\n" "$restore" > {f}.sh)\n'
+        f"  {keep_restore} || {{ sh -c \"$restore\" >/dev/null 2>&1; echo 'nocap the lift could not be written'; exit 0; }}\n"
         f"  {private(lift)} || {{ sh {f}.sh >/dev/null 2>&1; rm -f {f}.sh; echo 'nocap the lift could not be started'; exit 0; }}\n"
         f"  echo capped\n"
         'else echo "nocap $(echo "$why" | tail -n 1)"; fi'

@@ -11,13 +11,14 @@ from shlex import quote
 # fbg_detach PIDFILE LOG SCRIPT: start SCRIPT (sh) so that it survives the end of the SSH session.
 # Where logind ends a user's processes at logout (KillUserProcesses=yes and no linger), setsid is
 # not enough: the script then runs in a scope of its own through `sudo -n systemd-run`. SCRIPT
-# writes "$$ TAG" to PIDFILE first (see detached()); fbg_detach waits for that line.
+# writes "$$ TAG" to PIDFILE first (see detached()); fbg_detach waits for that line. PIDFILE and LOG
+# are removed first: a symbolic link left in their place is never written through.
 DETACH_FUNCTIONS = (
     "fbg_logout_kills() { "
     "v=$(busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
     "org.freedesktop.login1.Manager KillUserProcesses 2>/dev/null) || return 1; [ \"$v\" = 'b true' ] || return 1; "
     "[ \"$(loginctl show-user \"$(id -un)\" -p Linger --value 2>/dev/null)\" != yes ]; }; "
-    "fbg_detach() { rm -f \"$1\"; if fbg_logout_kills; then "
+    "fbg_detach() { rm -f \"$1\"; [ \"$2\" = /dev/null ] || rm -f \"$2\"; if fbg_logout_kills; then "
     "sudo -n systemd-run --quiet --scope --uid=\"$(id -u)\" --gid=\"$(id -g)\" env HOME=\"$HOME\" "
     "setsid nohup sh -c \"$3\" "
     "> \"$2\" 2>&1 < /dev/null & j=; else setsid nohup sh -c \"$3\" > \"$2\" 2>&1 < /dev/null & j=$!; fi; "

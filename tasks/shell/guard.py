@@ -44,9 +44,8 @@ GONE_REASON = ("the guard is no longer armed: it put the host back (fab was not 
 def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
     """Move the guard's deadline to `seconds` from now; if this run's guard is no longer armed (it
     acted), stop there (GONE_EXIT): the command it rides with must not run. Runs in dir."""
-    g, until = quote(path(s)), quote(path(s) + ".until")
-    return (f"if grep -qF {quote(token)} {g} 2>/dev/null; then "
-            f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} )) > {until}; "
+    deadline = state.put(path(s) + ".until", f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} ))")
+    return (f"if grep -qF {quote(token)} {quote(path(s))} 2>/dev/null; then {deadline} || exit 1; "
             f"else {base.why(GONE_REASON)}; exit {GONE_EXIT}; fi")
 
 
@@ -56,8 +55,8 @@ def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tupl
     g, until, history_file = path(s), path(s) + ".until", state.history_path(s)
     line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=token[:8],
                                reason="no word from fab within its deadline (the link or fab died)")
-    history = (f"printf '%s\\n' {quote(line)} | sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" "
-               f">> {quote(history_file)}")
+    history = (f"[ ! -L {quote(history_file)} ] && printf '%s\\n' {quote(line)} | "
+               f"sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" >> {quote(history_file)}")
     act = "; ".join([*undo, base.in_dir(s, history), state.unlock(s, token),
                      base.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(until)} {quote(g + '.pid')} {quote(g + '.plan')}")])
     t = quote(token)
@@ -67,11 +66,12 @@ def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tupl
     claim = f"grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.acting')} 2>/dev/null || exit 0"
     script = f"cd {base.remote_path(s.dir)} || exit 1; {wait}; {claim}; {act}"
     start = detach.detached(script, token, g + ".pid", f"{state.STATE_DIR}/{s.app}.guard.log")
+    plan_text = "printf '%s\\n' " + (" ".join(quote(x) for x in plan) or quote(""))
     return (ARM_MARK + " " + detach.DETACH_FUNCTIONS + "; " + base.in_dir(
         s, state.state_dir() + " && " + state.private(  # the guard's files 0600; it keeps that umask
-           f"echo {t} > {quote(g)} && "
-           f"echo {t} $(( $(date +%s) + {math.ceil(seconds)} )) > {quote(until)} && "
-           f"printf '%s\\n' {' '.join(quote(x) for x in plan) or quote('')} > {quote(g + '.plan')} && "
+           f"{state.put(g, f'echo {t}')} && "
+           f"{state.put(until, f'echo {t} $(( $(date +%s) + {math.ceil(seconds)} ))')} && "
+           f"{state.put(g + '.plan', plan_text)} && "
            f"{{ {start} || {{ rm -f {quote(g)}; {base.why('could not start the guard on the host')}; exit 1; }}; }}")))
 
 

@@ -11,9 +11,11 @@ from .base import Command
 from .compose import list_containers, project
 
 
-def http_code(url: str, timeout: float) -> str:
-    """curl printing only the HTTP status code of url (000: no answer within timeout seconds)."""
-    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout:g} {quote(url)}"
+def http_code(url: str, timeout: float, host: str = "") -> str:
+    """curl printing only the HTTP status code of url (000: no answer within timeout seconds); host:
+    the Host header to send (health.host: Django's ALLOWED_HOSTS, an nginx server_name), "" curl's own."""
+    header = f" -H {quote('Host: ' + host)}" if host else ""
+    return f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout:g}{header} {quote(url)}"
 
 
 def health_url(s: HostSettings, color: str) -> str:
@@ -25,7 +27,7 @@ def wait_healthy(s: HostSettings, color: str) -> Command:
     shell (a subshell): it ends with `exit`, and may be followed by other commands."""
     h = s.health
     budget = h.start_delay + h.retries * (h.timeout + h.interval) + s.timeouts.command
-    curl = http_code(health_url(s, color), h.timeout)
+    curl = http_code(health_url(s, color), h.timeout, h.host)
     loop = (f"i=0; while :; do i=$((i+1)); code=$({curl}); echo \"try $i $code\"; "
             f"case $code in 2??|3??) exit 0;; esac; [ $i -ge {h.retries} ] && exit 1; sleep {h.interval:g}; done")
     return Command(f"( sleep {h.start_delay:g}; {loop} )" if h.start_delay else f"( {loop} )", budget)

@@ -114,7 +114,7 @@ CODES = '"$codes"'
 def verify(s: HostSettings) -> str:
     """Request verify_url through nginx a few times, until 2xx/3xx; say which codes it gave."""
     url = verify_url(s)
-    return (f"i=0; codes=; while :; do i=$((i+1)); code=$({http_code(url, s.health.timeout)}); "
+    return (f"i=0; codes=; while :; do i=$((i+1)); code=$({http_code(url, s.health.timeout, s.health.host)}); "
             'codes="$codes $code"; case $code in 2??|3??) break;; esac; '
             f"if [ $i -ge {VERIFY_TRIES} ]; then "
             f"{why('%s did not answer 2xx/3xx through nginx after the switch (HTTP codes:%s; 000: no answer)', quote(url), CODES)}; "

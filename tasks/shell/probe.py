@@ -10,11 +10,11 @@ from shlex import quote
 from ..config.schema import HostSettings
 from .base import MARK, remote_path
 from .cgroup import CGROUP
-from .compose import SHARED, color_env, containers, list_containers, listed, project
+from .compose import SHARED, color_env, compose_command, containers, list_containers, listed, project
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
-from .state import STATE_DIR, history_path, lock_path, private, record_path
+from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 
 # --- facts: one round trip reads everything the sequence decides on ------------------------
@@ -42,7 +42,7 @@ def status(s: HostSettings) -> str:
     d = remote_path(s.dir)
     lock_dir, hist = f"{d}/{quote(lock_path(s))}", f"{d}/{quote(history_path(s))}"
     health = "; ".join(
-        f"echo \"{c} $({http_code(health_url(s, c), s.health.timeout)})\"" for c in ("blue", "green"))
+        f"echo \"{c} $({http_code(health_url(s, c), s.health.timeout, s.health.host)})\"" for c in ("blue", "green"))
     lift, tag = '"$f"', f'"fbg-lift:{s.app}.$c"'  # each colour's lift (cpu.lift_file, cpu.lift_tag); app is validated
     parts = [
         facts(s),
@@ -98,8 +98,9 @@ def checked_path(s: HostSettings) -> str:
 
 def engine_checks(s: HostSettings, reuse: bool) -> list[str]:
     """Docker, compose and the compose file (`config -q`): on a starved host the costliest checks
-    (compose alone starts a large binary each time). A pass is written down with the compose file's
-    checksum; with `reuse`, a pass younger than CHECKED_FOR seconds, of an unchanged compose file
+    (compose alone starts a large binary each time). A deploy's pass is written down with the compose
+    file's checksum (never through a link; `fab check` writes nothing); with `reuse`, a pass younger
+    than CHECKED_FOR seconds, of an unchanged compose file
     (and .env, and compose command), while docker answers, stands in for running them again."""
     color = "blue"  # the compose file is checked as blue; both colours share it
     d = remote_path(s.dir)
@@ -111,7 +112,7 @@ def engine_checks(s: HostSettings, reuse: bool) -> list[str]:
              'case "$fbg_t" in ""|*[!0-9]*) false;; esac && [ "$fbg_was" = "$fbg_sum" ] && fbg_age=$(( $(date +%s) - fbg_t )) && '
              f'[ "$fbg_age" -ge 0 ] && [ "$fbg_age" -lt {CHECKED_FOR} ] && cd {d} 2>/dev/null')
     again = "(checked by a run $fbg_age s ago; fab check checks it now)"
-    note = f"printf '%s\\n' \"$(date +%s) $fbg_sum $fbg_dv $fbg_cv\" > {quote(checked_path(s))}"
+    note = put(checked_path(s), "printf '%s\\n' \"$(date +%s) $fbg_sum $fbg_dv $fbg_cv\"")
     run_them = [
         "fbg_ok=0",
         "v=$(docker version --format '{{.Server.Version}}' 2>&1) && fbg_dv=$v && fbg_ok=$((fbg_ok + 1)) && "
@@ -119,15 +120,36 @@ def engine_checks(s: HostSettings, reuse: bool) -> list[str]:
         f"say fail docker \"$({DOCKER_MISSING})\"",
         f"v=$({base} version --short 2>&1) && fbg_cv=$v && fbg_ok=$((fbg_ok + 1)) && say ok compose \"$v\" || "
         f"say fail compose {quote(base + ' does not run:')} \"$v\"",
-        f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {base} -p {quote(project(s, color))} "
-        f"-f {quote(s.compose_file)} config -q 2>&1) && fbg_ok=$((fbg_ok + 1)) && say ok compose_file {quote(s.compose_file)} || "
-        f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi",
-        f'if [ "$fbg_ok" = 3 ] && [ -d {STATE_DIR} ] && [ ! -L {STATE_DIR} ]; then {private(note)} 2>/dev/null; fi',
+        compose_file_check(s, color),
     ]
-    if not reuse:
+    if not reuse:  # fab check: a check changes nothing on the host, not even this note
         return [checksum, *run_them]
+    run_them.append(f'if [ "$fbg_ok" = 3 ] && [ -d {STATE_DIR} ] && [ ! -L {STATE_DIR} ]; then '
+                    f'{private(note)} >/dev/null 2>&1; fi')
     return [checksum, f"if {fresh}; then say ok docker \"engine $fbg_dv {again}\"; say ok compose \"$fbg_cv {again}\"; "
             f"say ok compose_file {quote(s.compose_file)} \"unchanged {again}\"; else {'; '.join(run_them)}; fi"]
+
+
+def compose_file_check(s: HostSettings, color: str) -> str:
+    """`config -q` of the compose file in dir; with upload, none there is needed: each deploy checks
+    the copy it uploads (and `fab check` the local file: check_upload)."""
+    d = remote_path(s.dir)
+    if s.upload:
+        return (f"if cd {d} 2>/dev/null; then fbg_ok=$((fbg_ok + 1)); say ok compose_file "
+                f"{quote('uploaded by each deploy into the colour' + chr(39) + 's own folder')}; "
+                f"else say warn dir {quote(s.dir + ' does not exist yet: a deploy makes it')}; fi")
+    return (f"if cd {d} 2>/dev/null; then out=$({color_env(s, color)} {compose_command(s, color)} config -q 2>&1) && "
+            f"fbg_ok=$((fbg_ok + 1)) && say ok compose_file {quote(s.compose_file)} || "
+            f"say fail compose_file \"$(echo \"$out\" | tail -n 1)\"; else say fail dir {quote(s.dir)} does not exist; fi")
+
+
+def check_upload(s: HostSettings) -> str:
+    """`fab check` with upload: `config -q` of the local compose file's text, on this command's
+    standard input, as the blue colour in dir (in the home folder while dir does not exist)."""
+    color = "blue"
+    base = shlex.join(shlex.split(s.compose))
+    return (f"{{ cd {remote_path(s.dir)} 2>/dev/null || cd; }} && {color_env(s, color)} {base} -p {quote(project(s, color))} "
+            "--project-directory . -f - config -q")
 
 
 def preflight(s: HostSettings, reuse: bool = False) -> str:

@@ -1,10 +1,12 @@
 """The per-app record and history kept on each host under dir/.fab-bluegreen/ (pure JSON builders).
 
 record: {"app", "live", "since", "previous", "staged", "colors": {color: {"images", "commit", "containers",
-        "deployed", "version"}}} (Record and Deployed below; "staged" only while a colour is staged;
-        version: git describe of the source the images were built from off the host, build.where = "local")
+        "deployed", "version", "uploaded"}}} (Record and Deployed below; "staged" only while a colour is staged;
+        version: git describe of the source the images were built from off the host, build.where = "local";
+        uploaded: the short sha256 of each file of the colour's own copy, upload)
 history: one JSON object per line: {"time", "action", "user", "host", "from", "to", "result", ...,
-         "versions": {color: what people read}, "shipped": {image name: bytes sent}}
+         "versions": {color: what people read}, "shipped": {image name: bytes sent},
+         "uploaded": {file name: the first 12 hex digits of its sha256} (upload)}
 """
 
 from __future__ import annotations
@@ -98,11 +100,21 @@ class Record:
         return replace(self, app=app, live=live, previous=previous, since=since, staged=staged, read_as=None)
 
     def with_color(self, color: Color, images: dict[str, str], commit: str,
-                   containers: dict[str, str] | None = None, version: str = "") -> "Record":
+                   containers: dict[str, str] | None = None, version: str = "",
+                   uploaded: dict[str, str] | None = None) -> "Record":
         """The record once `color` runs a new version (containers: service -> container ID; version:
-        the source's git describe when the images were built off the host)."""
-        entry = Deployed(images, commit or None, containers or {}, now(), version or None)
+        the source's git describe when the images were built off the host; uploaded: the short
+        sha256 of each file of its own copy, upload)."""
+        entry = Deployed(images, commit or None, containers or {}, now(), version or None,
+                         {"uploaded": dict(uploaded)} if uploaded else {})
         return replace(self, colors={**self.colors, color: entry}, read_as=None)
+
+    def uploaded(self, color: str) -> dict[str, str]:
+        """The short sha256 of each file of `color`'s own copy, as its deploy recorded them (host text:
+        only strings are taken)."""
+        found = self.deployed(color).extra.get("uploaded")
+        return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)} \
+            if isinstance(found, dict) else {}
 
     def with_staged(self, color: Color) -> "Record":
         """The record once `color`'s front was staged (recreated): no longer a colour to go back to."""
@@ -117,6 +129,16 @@ class Record:
 
 
 # --- reading them back: a file that is valid JSON but not the shape written here is refused ---
+
+def loads(text: str) -> object:
+    """json.loads for a state file's text, which anyone with the SSH user's rights could have made:
+    what it raises on hostile JSON (RecursionError on 50,000 '[', ValueError on a number of 5000
+    digits) is a ValueError, as for any JSON that is not valid (json.JSONDecodeError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
 
 def record_problem(data: object) -> str | None:
     """What is wrong with a parsed record, or None when it has the shape with_live/with_color write
@@ -160,7 +182,7 @@ def history_problem(data: object) -> str | None:
     for name, sent in shipped.items():
         if isinstance(sent, bool) or not isinstance(sent, int) or sent < 0:
             return f"has shipped.{name} {_shown(sent)}, not a number of bytes"
-    return _texts(data.get("versions", {}), "versions")
+    return _texts(data.get("versions", {}), "versions") or _texts(data.get("uploaded", {}), "uploaded")
 
 
 def lock_problem(data: object) -> str | None:

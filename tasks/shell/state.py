@@ -35,12 +35,21 @@ def state_dir() -> str:
     return f"[ ! -L {STATE_DIR} ] && {private(f'mkdir -p {STATE_DIR}')}"
 
 
+def put(path: str, fill: str) -> str:
+    """Shell, run in dir: write the state file `path` through a fresh temporary file beside it
+    (mktemp: mode 0600, never an existing file or a link someone left there), then a rename:
+    `fill` prints its text. A symbolic link in its place is refused (false, and a why line):
+    nothing is written through it, and it is left for a person to look at."""
+    p, tmp = quote(path), quote(path + ".XXXXXX")
+    linked = why("%s/%s is a symbolic link: fab-bluegreen writes no state file through one (remove it)",
+                 '"$PWD"', p)
+    return (f"{{ [ ! -L {p} ] || {{ {linked}; false; }}; }} && fbg_tmp=$(mktemp {tmp}) && "
+            f"{{ {fill} > \"$fbg_tmp\" && mv -f \"$fbg_tmp\" {p} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
 def replace_file(s: HostSettings, path: str, fill: str) -> str:
-    """Write a state file through a fresh temporary file beside it (mktemp: mode 0600, never an
-    existing file or a symbolic link someone left there), then a rename: `fill` prints its text."""
-    tmp = quote(path + ".XXXXXX")
-    return in_dir(s, f"{state_dir()} && fbg_tmp=$(mktemp {tmp}) && {{ {fill} > \"$fbg_tmp\" "
-                     f"&& mv -f \"$fbg_tmp\" {quote(path)} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+    """Write a state file (see put()), making the state folder first if it is missing."""
+    return in_dir(s, f"{state_dir()} && {put(path, fill)}")
 
 
 def write_record(s: HostSettings, text: str) -> str:
@@ -72,6 +81,31 @@ def env_file(s: HostSettings, color: str) -> str:
     return f'"$(f={path}; [ -f "$f" ] && echo "$PWD/$f" || echo /dev/null)"'
 
 
+# --- each colour's own copy of the uploaded files (upload), beside its secrets ---------------
+
+def copy_dir(s: HostSettings, color: str) -> str:
+    """The folder, under dir, of a colour's own copy of the uploaded files (the compose file)."""
+    return f"{STATE_DIR}/{s.app}.{color}"
+
+
+def copy_path(s: HostSettings, color: str, name: str) -> str:
+    return f"{copy_dir(s, color)}/{name}"
+
+
+def write_copy(s: HostSettings, color: str, name: str) -> str:
+    """Write one uploaded file into a colour's folder from the command's standard input (never a
+    command line: see Remote.put): through a fresh temporary file beside it, then a rename; never
+    through a symbolic link, nor over a folder, standing in the way of the folder or the file."""
+    folder, path = quote(copy_dir(s, color)), quote(copy_path(s, color, name))
+    refused = why("%s/%s: a symbolic link or a folder stands in the way: fab-bluegreen writes a colour's "
+                  "files in a folder of its own only", '"$(pwd)"', path)
+    room = (f"{{ [ ! -L {folder} ] && {private(f'mkdir -p {folder}')} && [ ! -L {path} ] && [ ! -d {path} ] "
+            f"|| {{ {refused}; exit 5; }}; }}")
+    tmp = quote(copy_path(s, color, name) + ".XXXXXX")
+    return in_dir(s, f"{state_dir()} && {room} && fbg_tmp=$(mktemp {tmp}) && {{ cat > \"$fbg_tmp\" "
+                     f"&& mv -f \"$fbg_tmp\" {path} || {{ rm -f \"$fbg_tmp\"; false; }}; }}")
+
+
 def append_history(s: HostSettings, line: str) -> str:
     """One line at the end of the history (made 0600 if new); never through a symbolic link."""
     path = quote(history_path(s))
@@ -79,8 +113,19 @@ def append_history(s: HostSettings, line: str) -> str:
     return in_dir(s, f"{state_dir()} && [ ! -L {path} ] && {append}")
 
 
+HISTORY_LINE_BYTES = 4096  # a line fab writes is well under this: history() reads lines x this from the end
+HISTORY_MAX_BYTES = 16 << 20  # and never more than this, however many lines are asked for
+HISTORY_CUT = "(cut)"  # history() prints this for the line its byte cap cut into
+
+
 def history(s: HostSettings, lines: int) -> str:
-    return f"tail -n {int(lines)} {remote_path(s.dir)}/{quote(history_path(s))} 2>/dev/null; true"
+    """The last lines of the history, read from its end within a byte cap (a hostile line of 60 MB
+    is not read whole); the first line, when the cap cut into it, is printed as HISTORY_CUT."""
+    cap = min(int(lines) * HISTORY_LINE_BYTES, HISTORY_MAX_BYTES)
+    path = f"{remote_path(s.dir)}/{quote(history_path(s))}"
+    return (f"if [ -f {path} ]; then cut=$([ \"$(wc -c < {path})\" -gt {cap} ] && echo 1 || echo 0); "
+            f"tail -c {cap} {path} | awk -v cut=\"$cut\" 'NR == 1 && cut == 1 {{ print \"{HISTORY_CUT}\"; next }} "
+            f"{{ print }}' | tail -n {int(lines)}; fi")
 
 
 # --- the deploy lock, beside the record: mkdir is atomic --------------------------------------
@@ -100,7 +145,8 @@ def lock(s: HostSettings, info: str) -> str:
     linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
                  '"$(pwd)"', STATE_DIR)
     write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
-    return (f"cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
+    make = f"mkdir -p {remote_path(s.dir)} 2>/dev/null; " if s.upload else ""  # upload brings the compose file
+    return (f"{make}cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
             f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
             f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
             f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "

@@ -160,11 +160,11 @@ def serves(h: Host) -> str:
     return body
 
 
-def containers(h: Host, color: str) -> dict[str, dict]:
-    """service -> {state, id, started, finished} for the colour's compose project."""
+def containers(h: Host, color: str, app: str = "app") -> dict[str, dict]:
+    """service -> {state, id, started, finished} for the colour's compose project (<app>-<colour>)."""
     fmt = ('{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.Id}} '
            "{{.State.StartedAt}} {{.State.FinishedAt}}")
-    out = h.run(f"ids=$(docker ps -aq --filter label=com.docker.compose.project=app-{color}); "
+    out = h.run(f"ids=$(docker ps -aq --filter label=com.docker.compose.project={app}-{color}); "
                 f"[ -z \"$ids\" ] || docker inspect -f '{fmt}' $ids").stdout
     result = {}
     for line in out.splitlines():

@@ -60,7 +60,7 @@ def assert_put_back_by_the_guard(bed, h, path) -> None:
 def test_a_link_cut_mid_deploy_is_noticed_and_the_guard_puts_the_host_back(bed, hosts, tmp_path):
     h = hosts[0]
     path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
-    veth = h.veth  # this slot's own (FBG_BED_SLOT): never another bed's link
+    veth = h.veth  # this bed slot's own link (tbv1 is slot 0's: another bed)
     subprocess.run(["ip", "link", "set", veth, "down"], check=True)  # packets vanish: no RST
     cut = time.monotonic()
     try:

@@ -10,6 +10,7 @@ import pytest
 import json
 from pathlib import Path
 
+from tasks.document import off_workstation
 from tests.unit.receiver import Receiver
 
 from .conftest import PORTS, fab, hosts_file, serves, set_version, states
@@ -124,4 +125,7 @@ def test_a_failing_deploy_exits_1_with_its_document_and_a_failing_webhook_change
     warnings = [line for line in failed.stderr.splitlines() if line.startswith("warning: notify.webhook")]
     assert len(warnings) == 1 and "HTTP 500" in warnings[0] and "T0KEN" not in failed.stderr
     assert [json.loads(b)["exit_code"] for b in hook.bodies] == [0, 1]  # sent, and answered 500, both times
-    assert [json.loads(n) for n in notes(folder)] == [ok, doc]  # the command got them all the same
+    # the command got them all the same, as they leave the workstation: no SSH target (issue 19, item 11)
+    sent = [json.loads(n) for n in notes(folder)]
+    assert sent == [off_workstation(ok), off_workstation(doc)]
+    assert sent[1]["hosts"][0]["logs_command"].startswith("ssh <ssh target> ")

@@ -16,7 +16,8 @@ To teach it a new command (a builder just added to tasks/shell/), add one line t
 
 - In the regex, {app}, {dir}, {file} and {upstream} stand for this host's app, dir (as
   base.remote_path() writes it), compose file and upstream file, quoted as the builders quote them
-  and escaped; {env} for the DEPLOY_ENV_FILE=... a colour's environment carries with secrets, and
+  and escaped; {files} for the `-f` part of a compose command (compose.compose_command: with
+  upload, --project-directory and the colour's own copy); {env} for the DEPLOY_ENV_FILE=... a colour's environment carries with secrets, and
   {switch} for switch.command (its colour in the group `color`). Make it specific enough that a
   misspelled command does not match it.
 - `method` names the FakeHost method that plays one match: method(match) changes the fake state
@@ -40,8 +41,8 @@ from tasks.shell.base import MARK, low_priority, remote_path
 COMMANDS: list[tuple[str, str, str]] = [
     ("pre-flight, with the facts (check.run_checks)", r"^say\(\) \{", "read_preflight"),
     ("facts, or fab status (probe.facts, probe.status)", rf"^echo {MARK}record", "read_facts"),
-    ("history (state.history)", r"^tail -n \d+ {dir}/\.fab-bluegreen/{app}\.history\.jsonl 2>/dev/null; true$",
-     "read_history"),
+    ("history (state.history)", r"^if \[ -f {dir}/\.fab-bluegreen/{app}\.history\.jsonl \]; then cut=.* "
+     r"awk -v cut=", "read_history"),
     ("secrets read (state.read_env)", r"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$", "read_env"),
     ("images inventory (images.inventory)", rf"^echo {MARK}images", "read_images"),
     ("memory of the live front (probe.front_memory)", r"^docker stats --no-stream --format '\{\{\.MemUsage\}\}' ",
@@ -58,7 +59,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("images tagged (images.tag)", r"docker tag \S+ \S+", "noop"),
     ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
     ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {MARK}containers", "containers_after_stop"),
-    ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) -f {file} (\w+)([^;&|\n]*)", "compose"),
+    ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) {files} (\w+)([^;&|\n]*)", "compose"),
     ("containers created, listed (compose.created)", r"fbg_new=\$\(docker ps -a --no-trunc --filter "
      r"label=com\.docker\.compose\.project={app}-(blue|green) ", "list_created"),
     ("what was created, started by ID (compose.start_created)", r"ids=\$\(printf '%s\\n' \"\$fbg_new\" \| awk -v "
@@ -70,6 +71,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("secrets write (state.write_env)",
      r"cat > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)\.env ", "write_env"),
     ("secrets removed (compose.remove)", r"rm -f \.fab-bluegreen/{app}\.(blue|green)\.env", "remove_env"),
+    ("upload: a file of a colour's own copy (state.write_copy)",
+     r"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.(blue|green)/(\S+) ", "write_copy"),
+    ("a colour's own copy removed (compose.remove)", r"rm -rf \.fab-bluegreen/{app}\.(blue|green)$", "remove_copy"),
     ("history line (state.append_history)", r"printf '%s\\n' '(?:[^']|'\"'\"')*' >> \.fab-bluegreen/{app}\.history\.jsonl\)",
      "append_history"),
     ("switch.command (nginx.switch_command)", r"{switch}", "switch_command"),
@@ -98,10 +102,13 @@ class Patterns:
         self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
                                  r"echo @@fbg:\$fbg_guard; \}", re.S)
         self.heartbeat = re.compile(
-            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then echo \S+ "
-            rf"\$\(\( \$\(date \+%s\) \+ \d+ \)\) > \.fab-bluegreen/{app}\.guard\.until; "
+            rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then .*? "
+            rf"echo \S+ \$\(\( \$\(date \+%s\) \+ \d+ \)\) > \"\$fbg_tmp\" && "
+            rf"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.guard\.until .*? \|\| exit 1; "
             r"else printf '@@fbg:why the guard is no longer armed.*?exit 9; fi; ")
-        fill = {"{app}": app, "{dir}": d, "{file}": re.escape(shlex.quote(s.compose_file)),
+        files = (r'--project-directory \. -f "\$\(\[ -f \S+ \] && echo \S+ \|\| echo \S+\)"' if s.upload
+                 else f"-f {re.escape(shlex.quote(s.compose_file))}")  # upload: the colour's own copy
+        fill = {"{app}": app, "{dir}": d, "{file}": re.escape(shlex.quote(s.compose_file)), "{files}": files,
                 "{upstream}": re.escape(shlex.quote(s.switch.upstream_file)), "{switch}": switch_pattern(s),
                 "{env}": r'(?: DEPLOY_ENV_FILE="\$\(f=[^"]*; \[ -f "\$f" \] && echo "\$PWD/\$f" \|\| echo /dev/null\)")?'}
         self.commands: list[tuple[str, re.Pattern, str]] = []  # (what, regex, method)
@@ -156,6 +163,7 @@ class FakeHost:
         self.queued = {"celery": 0, "unacked": 0, **(queued or {})}  # the old colour's broker
         self.exit_codes = exit_codes or {}  # service -> exit code after a stop (137: killed)
         self.env_files: dict[str, bytes] = {}  # colour -> its secrets file (state.write_env, compose.remove)
+        self.copies: dict[tuple[str, str], bytes] = {}  # (colour, name) -> its uploaded copy (state.write_copy)
         self.queued_in = "blue"  # the colour whose broker holds self.queued
         self.workers_run_queue = True  # that colour's worker, started, empties its queues
         # the open connections to the old colour's port, second by second while cleanup waits (the
@@ -300,6 +308,15 @@ class FakeHost:
         self.env_files.pop(m.group(1), None)
         return ""
 
+    def write_copy(self, m: re.Match) -> str:
+        self.copies[(m.group(1), m.group(2))] = self.remote.puts[-1][1]  # the text came on stdin too
+        self.events.append(("upload", m.group(1), m.group(2)))
+        return ""
+
+    def remove_copy(self, m: re.Match) -> str:
+        self.copies = {k: v for k, v in self.copies.items() if k[0] != m.group(1)}
+        return ""
+
     def write_record(self, m: re.Match) -> str:
         self.record = shlex.split(m.group(1))[0]
         self.events.append(("record",))
@@ -362,7 +379,7 @@ class FakeHost:
     def compose(self, m: re.Match) -> str:
         """docker compose VERB [ARGS] [SERVICES] for a colour's project (every service when none is named)."""
         color, verb, args = m.group(1), m.group(2), m.group(3).split()
-        if verb not in ("up", "start", "stop", "down", "logs", "exec", "ps", "config"):  # the others change nothing
+        if verb not in ("up", "start", "stop", "down", "logs", "exec", "ps", "config", "build"):  # the others change nothing
             raise UnknownCommand(f"the fake host does not know `compose {verb}`: {m.string}")
         args = [a for a, before in zip(args, ["", *args]) if before != "--pull"]  # its value is no service
         services = [a for a in args if re.fullmatch(r"[A-Za-z][\w.-]*", a)]

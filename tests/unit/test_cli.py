@@ -133,7 +133,7 @@ HISTORY = json.dumps({"time": "2026-01-02T03:04:05+00:00", "action": "deploy", "
 
 
 def answer(command: str):
-    if command.startswith("tail -n"):
+    if "awk -v cut" in command:  # state.history()
         return 0, HISTORY + "\n"
     if " logs " in command:
         return 0, "web-1  | hello from h1\n"

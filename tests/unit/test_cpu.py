@@ -45,7 +45,7 @@ def test_capped_start_creates_caps_then_starts_and_leaves_a_lift():
     create = line.index("up --no-start --force-recreate --no-deps worker beat")
     cap = line.index("docker update --cpu-period 100000 --cpu-quota 25000 $by_quota")
     start = line.index("docker start $all")
-    saved = line.index('printf "%s\\n" "$restore" > .fab-bluegreen/app.green.lift.sh')
+    saved = line.index('mv -f "$fbg_tmp" .fab-bluegreen/app.green.lift.sh')
     lift = line.index("fbg_detach .fab-bluegreen/app.green.lift /dev/null")
     assert create < cap < start < saved < lift
     assert "sleep 30; sh .fab-bluegreen/app.green.lift.sh" in line

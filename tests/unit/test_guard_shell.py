@@ -150,3 +150,56 @@ def test_a_detached_script_that_ends_at_once_and_removes_its_pid_file_started_we
     started = time.monotonic()
     assert "started" in sh(tmp_path, line).stdout
     assert time.monotonic() - started < 2  # it did not wait for a pid file that will never come
+
+
+# --- no state file of the guard is written through a symbolic link (issue 19, item 10) ---------------
+
+def planted(app: Path, name: str, victim: Path) -> Path:
+    link = app / state.STATE_DIR / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(victim)
+    return link
+
+
+def test_arming_refuses_a_link_in_place_of_the_guard_its_deadline_or_its_plan(tmp_path):
+    victim = tmp_path / "victim.txt"
+    for name in ("app.guard", "app.guard.until", "app.guard.plan", "app.guard.log"):
+        victim.write_text("precious\n")
+        app = tmp_path / "app"
+        link = planted(app, name, victim)
+        res = sh(tmp_path, guard.arm(S, TOKEN, [base.in_dir(S, "echo undone >> undo.log")], 30, ("switch back",)))
+        assert victim.read_text() == "precious\n", name
+        if name == "app.guard.log":  # removed before the guard starts: the link goes, the victim stays
+            assert res.returncode == 0 and not link.is_symlink(), res.stdout
+            sh(tmp_path, guard.disarm(S, TOKEN))
+        else:
+            assert res.returncode != 0 and f"{name} is a symbolic link" in res.stdout and link.is_symlink(), name
+        subprocess.run(["rm", "-rf", str(app)], check=True)
+
+
+def test_a_heartbeat_refuses_a_link_in_place_of_the_deadline_and_its_command_does_not_run(tmp_path):
+    app, pid = setup(tmp_path, grace=30)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    until = app / state.STATE_DIR / "app.guard.until"
+    until.unlink()
+    until.symlink_to(victim)
+    res = sh(tmp_path, base.in_dir(S, guard.heartbeat(S, TOKEN, 2) + "; echo ran > ran.txt"))
+    assert res.returncode == 1 and "app.guard.until is a symbolic link" in res.stdout
+    assert victim.read_text() == "precious\n" and not (app / "ran.txt").exists()
+    sh(tmp_path, guard.disarm(S, TOKEN))
+
+
+def test_the_guard_never_appends_its_history_line_through_a_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    app = tmp_path / "app"
+    planted(app, state.history_path(S).split("/")[-1], victim)
+    armed = sh(tmp_path, guard.arm(S, TOKEN, [base.in_dir(S, "echo undone >> undo.log")], 1))
+    assert armed.returncode == 0, armed.stdout
+    deadline = time.monotonic() + 10
+    while not (app / "undo.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert (app / "undo.log").read_text() == "undone\n"  # the guard acted...
+    assert victim.read_text() == "precious\n"  # ...and wrote nothing through the link

@@ -48,8 +48,13 @@ U = "$(pwned)&pwned;pwned'(x)*?=~!@,+"  # what a URL or URL path may hold of the
 HEALTH_PATH = "/status?q=(ready)&" + U
 VERIFY_URL = "http://127.0.0.1/v?x=" + U + "#frag"
 DIR = "~/-app " + H  # a leading '-' where one is allowed: a folder in HOME
+DIRS = {  # dir in each of its forms: under HOME (~/), absolute ({root}: the test's folder), relative to HOME
+    "home": DIR, "absolute": "{root}/abs dir $HOME ${IFS} $(touch PWNED5) `touch PWNED6`",
+    "relative": "rel dir $HOME ${IFS} $(touch PWNED7) `touch PWNED8`"}
 COMPOSE_FILE = f"sub dir/c {H}.yml"
-COMPOSE_WORD = H  # one word of `compose`, e.g. a --profile
+# one word of `compose` (e.g. a --profile), with spaces, written in double quotes: sh would expand
+# what shlex reads as literal text, so the compose command must reach the host as shlex.join() quotes it
+COMPOSE_WORD = H.replace('"dq" ', "").replace("\\ ", "")
 MESSAGE = H  # --message: into the lock's info and the history
 TOKEN = "0123456789abcdef0123456789abcdef"
 ALL = ["web", "redis", "worker", "beat"]
@@ -60,10 +65,10 @@ QUOTED = {"dir", "compose_file", "compose", "health.path", "switch.verify_url", 
           "build.source"}
 STRICT = {"ssh", "app", "front", "background", "shared", "switch.mode", "switch.upstream_file",
           "switch.upstream_name", "switch.pid_file", "warmup.services", "broker.service", "broker.queues",
-          "broker.workers", "build.where", "build.builder", "build.services"}
+          "broker.workers", "build.where", "build.builder", "build.services", "health.host", "upload"}
 LOCAL = {"notify.webhook", "notify.command"}  # [defaults.notify]: no HostSettings field, no host sees them
 STRING_KINDS = {"str", "path", "abspath", "command", "url", "urlpath", "switch_mode", "name", "project", "service",
-                "strings", "names", "names+", "webhook", "build_where", "builder"}
+                "strings", "names", "names+", "webhook", "build_where", "builder", "hostname", "files"}
 
 
 def string_keys() -> set[str]:
@@ -78,15 +83,16 @@ def test_every_string_key_is_raw_shell_strictly_validated_or_quoted():
     assert not {key.split(".")[0] for key in LOCAL} & set(HostSettings.__dataclass_fields__)
 
 
-def hosts_toml(root: Path, **switch) -> str:
+def hosts_toml(root: Path, dir_: str = DIR, **switch) -> str:
     q = json.dumps
+    dir_ = dir_.replace("{root}", str(root))
     switch = {"upstream_file": f"{root}/etc/nginx/up@+-stream.conf", "pid_file": f"{root}/run/n@g+inx-.pid",
               "verify_url": VERIFY_URL, "reload_timeout": 5, **switch}
     return f"""
 [defaults]
-dir = {q(DIR)}
+dir = {q(dir_)}
 compose_file = {q(COMPOSE_FILE)}
-compose = {q("docker compose --profile " + shlex.quote(COMPOSE_WORD))}
+compose = {q('docker compose --profile "' + COMPOSE_WORD + '"')}
 ssh_config = {q(H + ".config")}
 shared = ["broker"]
 prepare = ["true"]
@@ -113,9 +119,9 @@ ssh = "h1"
 """
 
 
-def load(root: Path, **switch) -> HostSettings:
+def load(root: Path, dir_: str = DIR, **switch) -> HostSettings:
     path = root / "hosts.toml"
-    path.write_text(hosts_toml(root, **switch))
+    path.write_text(hosts_toml(root, dir_, **switch))
     return loader.load(path).hosts["h1"]
 
 
@@ -129,7 +135,7 @@ def test_the_hostile_values_pass_validation_intact(tmp_path):
 
 # --- the validator: a hostile value in a strictly validated key is one line, exit code 2 ----------
 
-HOSTILE = ["$(touch X)", "`touch X`", "a'b", 'a"b', "a;b", "a\nb", "a b", "a(b", "a*", "-a", "a?b", "a&b", "a|b",
+HOSTILE = ["$(touch X)", "`touch X`", "a'b", 'a"b', "a;b", "a\nb", "a\n", "a b", "a(b", "a*", "-a", "a?b", "a&b", "a|b",
            "a>b", "a$b", "a\\b", "a\x1b]0;x\x07b"]
 WRITTEN = {  # key -> how a hostile value is written there
     "app": lambda v: v, "front": lambda v: ["web", v], "background": lambda v: [v], "shared": lambda v: [v],
@@ -138,6 +144,7 @@ WRITTEN = {  # key -> how a hostile value is written there
     "warmup.services": lambda v: [v], "broker.service": lambda v: v, "broker.queues": lambda v: [v],
     "broker.workers": lambda v: [v], "ssh": lambda v: v if v.startswith("-") else "h1" + v,
     "build.where": lambda v: "local" + v, "build.builder": lambda v: "ssh://" + v, "build.services": lambda v: [v],
+    "health.host": lambda v: v + ".example", "upload": lambda v: [v],  # upload: a local file, named on the host by its name
 }
 
 
@@ -161,7 +168,7 @@ def test_a_strictly_validated_key_refuses_every_hostile_value_in_one_line_naming
         message = str(e.value)
         assert e.value.exit_code == 2
         assert "\n" not in message and "\x1b" not in message, (key, value, message)
-        assert f"hosts.h1.{key}:" in message, (key, value, message)
+        assert f"hosts.h1.{key}:" in message or f"hosts.h1.{key}[0]:" in message, (key, value, message)
 
 
 @pytest.mark.parametrize("key", sorted(QUOTED - {"ssh_config"}))
@@ -258,7 +265,8 @@ def every_command_line(s: HostSettings) -> list[str]:
 
 
 def settings_variants(root: Path) -> list[HostSettings]:
-    return [load(root), load(root, mode="command", command="flip {color} {port}"), load(root, mode="none")]
+    return [load(root), load(root, mode="command", command="flip {color} {port}"), load(root, mode="none"),
+            load(root, DIRS["absolute"]), load(root, DIRS["relative"])]
 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
@@ -325,11 +333,11 @@ def _inside_single_quotes(line: str, at: int) -> bool:
 
 # --- the builders, run by a real sh with fake programs: nothing runs, every value arrives intact -----
 
-@pytest.fixture
-def box(tmp_path):
+@pytest.fixture(params=sorted(DIRS))
+def box(tmp_path, request):
     sandbox = Sandbox(tmp_path)
-    s = load(tmp_path)
-    app = sandbox.home / DIR[2:]
+    s = load(tmp_path, DIRS[request.param])
+    app = sandbox.home / (s.dir[2:] if s.dir.startswith("~/") else s.dir)  # an absolute dir stays as it is
     (app / "sub dir").mkdir(parents=True)
     (app / COMPOSE_FILE).write_text("services: {}\n")
     Path(s.switch.upstream_file).parent.mkdir(parents=True)
@@ -450,7 +458,7 @@ def test_the_error_branches_run_nothing_hostile_either(box):
 def test_a_harmless_health_path_with_brackets_works(box, path):
     sandbox, s, _ = box
     (sandbox.root / "hosts.toml").write_text(
-        hosts_toml(sandbox.root, verify_url="").replace(json.dumps(HEALTH_PATH), json.dumps(path)))
+        hosts_toml(sandbox.root, s.dir, verify_url="").replace(json.dumps(HEALTH_PATH), json.dumps(path)))
     s = loader.load(sandbox.root / "hosts.toml").hosts["h1"]
     assert nginx.verify_url(s) == "http://127.0.0.1" + path
     sandbox.forget()

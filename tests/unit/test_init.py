@@ -141,7 +141,8 @@ def test_the_file_init_writes_loads_once_a_host_is_filled_in(tmp_path, monkeypat
     assert (s.app, s.dir, s.compose_file) == ("my-shop", "~/my-shop", "docker-compose.yml")
     assert (s.front, s.background, s.shared) == (("nginx", "django"), ("celery_worker", "celery_beat"),
                                                  ("postgres", "rabbitmq"))
-    assert s.prepare == ("docker compose build -q",)
+    assert s.prepare == ("{compose} build -q",)  # the colour's compose command: its own uploaded copy
+    assert [Path(p).name for p in s.upload] == ["docker-compose.yml"]  # brought from the repo at each deploy
     assert "hosts.myhost: rename it" in said and "health.path" in said
     assert "Compose changes docker-compose.yml still needs:" in said and "init: true" in said
 

@@ -17,7 +17,7 @@ from invoke.exceptions import Exit
 
 from tasks import cleanup as cleanup_tasks
 from tasks import deploy as deploy_tasks
-from tasks import fleet, report
+from tasks import document, fleet, report
 from tasks import inspect as inspect_tasks
 from tasks.config.schema import HostSettings
 from tasks.errors import Unreachable
@@ -193,8 +193,10 @@ def test_a_run_that_changes_hosts_sends_its_document_once_to_the_webhook_and_the
     with Receiver() as hook:
         got, out, err = run(task, makers, notify=notify(hook), json_=True, **options)
     assert got == code and "warning" not in err
-    assert hook.bodies == [out.rstrip("\n").encode()]  # once per run, the very document of stdout
-    assert (tmp_path / "notified.json").read_text() == out.rstrip("\n")
+    # once per run, the very document of stdout as it leaves the workstation: no SSH target (issue 19, item 11)
+    sent = document.dumps(document.off_workstation(json.loads(out)))
+    assert hook.bodies == [sent.encode()]
+    assert (tmp_path / "notified.json").read_text() == sent
     assert json.loads(hook.bodies[0])["exit_code"] == code  # a failed deploy (exit 1) notifies too
 
 

@@ -4,6 +4,8 @@ HTTP server), the local command (given the body on stdin), and how each failure 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -149,3 +151,133 @@ def test_ctrl_c_during_a_notification_is_a_warning_too(monkeypatch, tmp_path):
     assert warnings == ["notify.webhook: the POST to https://hooks.example.com failed: interrupted (Ctrl-C) "
                         "(the exit code is unchanged)"]
     assert (tmp_path / "got.json").read_text() == BODY  # the command is still told
+
+
+# --- a hostile webhook (issue 19, items 1 and 2) --------------------------------------------------
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers each connection with `reply`, `pace` seconds per byte
+    (0: all at once), then closes it: not HTTP, or HTTP too slowly. Stops within a second of exit."""
+
+    def __init__(self, reply: bytes, pace: float = 0.0):
+        self.reply, self.pace = reply, pace
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/T0KEN"
+        self.stop = threading.Event()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                    for i in range(len(self.reply)) if self.pace else [None]:
+                        if self.stop.is_set():
+                            break
+                        conn.sendall(self.reply[i:i + 1] if self.pace else self.reply)
+                        self.stop.wait(self.pace)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("url", ["http://hookuser:S3cretHookPw@127.0.0.1/hooks/T0KEN",
+                                 "https://S3cretHookPw@hooks.example.com/T0KEN", "http://127.0.0.1:S3cretHookPw/x"])
+def test_credentials_or_a_bad_port_in_the_webhook_are_refused_at_load_without_showing_them(tmp_path, url):
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, f'[defaults.notify]\nwebhook = "{url}"')
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'hosts.toml'}: defaults.notify.webhook: ") and "\n" not in message
+    assert "S3cretHookPw" not in message and "T0KEN" not in message
+    assert ("path or query" in message) if "@" in url else ("port is not a number" in message)
+
+
+def test_a_webhook_url_urllib_cannot_use_is_one_warning_not_a_traceback():
+    warnings = []
+    notify.send(Notify(webhook="http://hookuser:S3cretHookPw@127.0.0.1/hooks/T0KEN", timeout=2), BODY, warnings.append)
+    (warning,) = warnings
+    assert warning.startswith("notify.webhook: the POST to http://127.0.0.1 failed: ") and "\n" not in warning
+    assert "S3cretHookPw" not in warning and "T0KEN" not in warning
+
+
+def test_a_server_that_answers_ssh_is_one_warning_and_the_exit_code_stays(tmp_path):
+    from tasks.edge import Output
+
+    with RawServer(b"SSH-2.0-OpenSSH_9\r\n\r\n") as server:
+        warnings = []
+        notify.send(Notify(webhook=server.url, timeout=3), BODY, warnings.append)
+        assert warnings == [f"notify.webhook: the POST to {notify.origin(server.url)} failed: its answer is not HTTP "
+                            "(BadStatusLine) (the exit code is unchanged)"]
+        out = Output("deploy", notify=Notify(webhook=server.url, timeout=3), hosts_file=tmp_path / "hosts.toml")
+        assert out.done([], 0) == 0
+
+
+def test_the_timeout_is_a_deadline_for_the_whole_exchange_even_one_byte_a_second():
+    warnings = []
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", pace=1.0) as server:
+        started = time.monotonic()
+        notify.send(Notify(webhook=server.url, timeout=1.5), BODY, warnings.append)
+        took = time.monotonic() - started
+    assert took < 3, took
+    assert warnings == [f"notify.webhook: the POST to {notify.origin(server.url)} failed: timed out after 1.5 s "
+                        "(notify.timeout) (the exit code is unchanged)"]
+
+
+# --- the body leaves the workstation: no SSH target in it (issue 19, item 11) ----------------------
+
+def test_the_body_of_a_run_that_could_not_connect_holds_no_ssh_target_while_stdout_does(tmp_path):
+    from .test_cli import closed_port, fab
+
+    port = closed_port()
+    (tmp_path / "hosts.toml").write_text(
+        f'[defaults]\nconnect_timeout = 1\n[defaults.notify]\ncommand = "cat > body.json"\n'
+        f'[hosts.h1]\nssh = "deployer@127.0.0.1:{port}"\n')
+    r = fab(tmp_path, "deploy", "--host", "h1", "--json")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    printed = json.loads(r.stdout)
+    assert f"cannot connect to deployer@127.0.0.1:{port}" in printed["hosts"][0]["reason"]  # on stdout: as it was
+    body = (tmp_path / "body.json").read_text()
+    sent = json.loads(body)
+    assert "127.0.0.1" not in body and "deployer" not in body, body
+    assert sent["hosts"][0]["host"] == "h1" and sent["hosts"][0]["reason"].startswith("cannot connect to <ssh target>")
+
+
+@pytest.mark.parametrize("reason", [
+    "the host key of 10.0.0.5 has CHANGED (offered SHA256:a, known SHA256:b): if you know why, remove the old key "
+    "with `ssh-keygen -R '[10.0.0.5]:2222'` and trust the new one with `ssh -p 2222 10.0.0.5`",
+    "the host key of the jump host 10.0.0.5 (ProxyJump of pi5) is not in known_hosts: check it, then trust it with "
+    "`ssh 10.0.0.5` once (or ssh-keyscan -p 22 10.0.0.5 >> ~/.ssh/known_hosts)",
+    "authentication failed for deploy@10.0.0.5:22 (Authentication failed.): check the SSH key or agent",
+])
+def test_no_ssh_target_of_a_refusal_or_a_logs_command_leaves_the_workstation(reason):
+    from tasks import document
+    from tasks.config.schema import Color
+    from tasks.result import ROLLED_BACK, DeployResult
+
+    r = DeployResult("pi5", "deploy", ROLLED_BACK, Color.BLUE, Color.GREEN, "connect", reason,
+                     logs_command="ssh deploy@10.0.0.5:2222 'docker compose -p app-green logs web'")
+    doc = document.document("deploy", document.deploy_hosts([r]), 1)
+    sent = json.dumps(document.off_workstation(doc))
+    assert "10.0.0.5" not in sent and "deploy@" not in sent, sent
+    assert json.loads(sent)["hosts"][0]["host"] == "pi5" and "10.0.0.5" in json.dumps(doc)
+
+
+def test_a_version_that_looks_like_user_at_host_stays_in_the_body():
+    from tasks import document
+
+    doc = {"hosts": [{"host": "h1", "live_version": "web@eed0690ceecc", "reason": "image web@sha256:3f2a9c gone"}]}
+    assert document.off_workstation(doc) == doc

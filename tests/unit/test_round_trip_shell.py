@@ -150,3 +150,23 @@ def test_the_old_brokers_count_finds_its_container_in_the_listing_of_the_same_ro
     assert docker_calls(calls) == ["ps -aq", "inspect -f", "exec -i"]  # no second listing
     res = sh(broker.count_queued(s, "blue"), env)  # alone: it lists for itself
     assert res.stdout.splitlines() == ["celery 3", "unacked 3"] and docker_calls(calls)[0] == "ps -a"
+
+
+def test_fab_check_writes_no_stamp_and_a_deploy_never_writes_it_through_a_link(tmp_path):
+    """issue 19, item 10: a check changes nothing on the host; the stamp is written by temp file and
+    rename, and a link in its place is refused (left as it is, nothing written through it)."""
+    calls = tmp_path / "calls"
+    env = fake_docker(tmp_path, ["idbw"], calls)
+    s = settings(tmp_path)
+    state_dir = tmp_path / "my app" / ".fab-bluegreen"
+    state_dir.mkdir(mode=0o700)
+    checks = {name: level for level, name, _ in parse_checks(s, sh(probe.preflight(s, reuse=False), env)).items}
+    assert checks["docker"] == checks["compose"] == checks["compose_file"] == "ok"
+    assert list(state_dir.iterdir()) == []  # fab check: nothing written
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (state_dir / "app.checked").symlink_to(victim)
+    res = sh(probe.preflight(s, reuse=True), env)  # a deploy's pre-flight
+    assert {name: level for level, name, _ in parse_checks(s, res).items}["compose_file"] == "ok"
+    assert victim.read_text() == "precious\n" and (state_dir / "app.checked").is_symlink()
+    assert sorted(p.name for p in state_dir.iterdir()) == ["app.checked"]  # no temporary file left

@@ -47,6 +47,7 @@ ENV = SecretEnv("secrets/prod.env", TEXT.encode(), ("DATABASE_URL", "API_TOKEN",
 @pytest.fixture(autouse=True)
 def forget_hidden(monkeypatch):
     monkeypatch.setattr(mask, "_hidden", ())  # what a test hides stays in that test
+    monkeypatch.setattr(mask, "_pattern", None, raising=False)
 
 
 # --- the file: KEY=value lines, errors by file and line, never the value ---------------------------
@@ -166,8 +167,9 @@ def test_the_file_is_written_0600_atomically_from_stdin_and_never_through_a_link
     victim.write_text("precious\n")
     path.unlink()
     path.symlink_to(victim)
-    assert write(b"A=2\n").returncode == 0
-    assert victim.read_text() == "precious\n" and path.read_bytes() == b"A=2\n" and not path.is_symlink()
+    refused = write(b"A=2\n")  # a link in its place is refused (issue 19, item 10), and left for a person
+    assert refused.returncode != 0 and b"app.green.env is a symbolic link" in refused.stdout
+    assert victim.read_text() == "precious\n" and path.is_symlink()
     assert sorted(p.name for p in path.parent.iterdir()) == ["app.green.env"]  # no temporary file left
     (path.parent / "app.green.env").unlink()
     path.parent.rmdir()
@@ -328,3 +330,62 @@ def test_a_rollback_or_promote_masks_what_the_colour_it_runs_was_given_too():
         shown = console.file.getvalue()
         assert "pi5    ***\n" in shown and f"old-value-of-{target}" not in shown
         assert host.remote.puts == []  # nothing written: the colour keeps what it was given
+
+
+# --- the secrets command's lifetime: a timeout or Ctrl-C ends all it started (issue 19, item 13) ------
+
+def gone(pid_file) -> bool:
+    """The process whose pid the file holds is gone (or dead, not yet reaped)."""
+    import os
+    import time
+
+    stat_file = f"/proc/{pid_file.read_text().strip()}/stat"
+    for _ in range(20):
+        if not os.path.exists(stat_file) or open(stat_file).read().rsplit(")", 1)[1].split()[0] == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_secrets_command_that_times_out_is_ended_with_what_it_started(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(secrets_config, "COMMAND_TIMEOUT", 1.0)
+    s = HostSettings(name="h1", ssh="h1", secrets=Secrets(command="sleep 15 & echo $! > child.pid; wait; echo A=1",
+                                                          base=str(tmp_path), origin="hosts.toml: defaults.secrets"))
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^hosts.toml: defaults.secrets: did not finish within 1 s$"):
+        secrets_config.for_hosts([s])
+    assert time.monotonic() - started < 5
+    assert gone(tmp_path / "child.pid")  # the sleep it started is ended too
+
+
+def test_ctrl_c_while_the_secrets_command_runs_is_exit_130_and_ends_it(tmp_path, tripwire):
+    import signal
+    import subprocess
+    import time
+
+    from .test_cli import FAB, ROOT
+
+    (tmp_path / "hosts.toml").write_text(
+        '[defaults]\nconnect_timeout = 1\n'
+        '[defaults.secrets]\ncommand = "sleep 30 & echo $! > child.pid; wait; echo A=1"\n'
+        f'[hosts.h1]\nssh = "deploy@127.0.0.1:{tripwire.getsockname()[1]}"\n')
+    proc = subprocess.Popen([str(FAB), "--search-root", str(ROOT), "deploy", "--host", "h1"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            if (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip():
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to fab (the command is in its own session)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert err == "error: interrupted (Ctrl-C) while hosts.toml: defaults.secrets.command ran: nothing ran on any " \
+                  "host\n", err
+    assert gone(tmp_path / "child.pid")
+    with pytest.raises(BlockingIOError):
+        tripwire.accept()  # no host was contacted

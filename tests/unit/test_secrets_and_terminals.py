@@ -108,8 +108,29 @@ def test_the_record_is_written_through_a_fresh_temporary_file_never_through_a_li
     assert sorted(p.name for p in state.iterdir()) == ["app.json", "app.json.tmp"]  # no temporary file left
     (state / "app.json").unlink()
     (state / "app.json").symlink_to(victim)
-    assert sandbox.sh(state_files.write_record(S, '{"live": "blue"}')).returncode == 0
-    assert victim.read_text() == "precious\n" and not (state / "app.json").is_symlink()  # the link replaced
+    refused = sandbox.sh(state_files.write_record(S, '{"live": "blue"}'))  # refused (issue 19, item 10)
+    assert refused.returncode != 0 and "app.json is a symbolic link" in refused.stdout
+    assert victim.read_text() == "precious\n" and (state / "app.json").is_symlink()
+
+
+def test_the_warm_up_lift_and_the_samplers_files_are_never_written_through_a_link(box):
+    """issue 19, item 10: the lift's commands (run later by `sh`) and the sampler's output."""
+    sandbox, app, state = box
+    state.mkdir()
+    (app / "compose.yml").write_text("services: {}\n")
+    victim = sandbox.root / "victim"
+    victim.write_text("precious\n")
+    (state / "app.green.lift.sh").symlink_to(victim)
+    (state / "app.samples").symlink_to(victim)
+    try:
+        res = sandbox.sh(cpu.start_capped(S, "green", ("worker", "beat"), 0.5, 60))  # removes a stale lift first
+        assert res.stdout == "capped\n", res.stdout + res.stderr
+        assert not (state / "app.green.lift.sh").is_symlink() and "docker update" in (state / "app.green.lift.sh").read_text()
+        assert sandbox.sh(cpu.start_sampler(S)).returncode == 0
+        assert not (state / "app.samples").is_symlink()  # removed before the sampler writes there
+        assert victim.read_text() == "precious\n"
+    finally:
+        sandbox.sh(f"{cpu.stop_sampler(S)}; {cpu.cancel_lift(S, 'green')}")
 
 
 def test_the_history_is_never_appended_through_a_link(box):

@@ -281,10 +281,10 @@ def test_a_hosts_file_that_cannot_be_read_is_one_line(tmp_path, make, message):
 def test_an_unreadable_hosts_file_is_one_line(tmp_path, monkeypatch):
     path = write(tmp_path, host())
 
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(loader, "read_regular", denied)
     with pytest.raises(ConfigError) as e:
         loader.load(path)
     assert str(e.value) == f"{path}: cannot be read: Permission denied" and e.value.exit_code == 2
@@ -298,3 +298,85 @@ def test_a_unicode_line_separator_is_no_way_around_one_line(tmp_path, extra, mes
     with pytest.raises(ConfigError) as e:
         loader.load(write(tmp_path, host(extra)))
     assert message in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+# --- odd files in place of a hosts or secrets file: exit 2 in one line, never a hang (issue 19, item 8) --
+
+def odd_files(tmp_path) -> dict[str, tuple[Path, str]]:
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would block for ever
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 200_000)  # 2 MB of valid TOML
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 500 + "]" * 500 + "\n")
+    return {"zero": (Path("/dev/zero"), "is a device, not a regular file"),
+            "fifo": (fifo, "is a FIFO, not a regular file"),
+            "big": (big, "is over 1 MB: not a file of settings"),
+            "deep": (deep, "not valid TOML: nested too deeply")}
+
+
+@pytest.mark.parametrize("which", ["zero", "fifo", "big", "deep"])
+def test_an_odd_hosts_file_is_one_line_and_exit_2(tmp_path, which):
+    import time
+
+    path, message = odd_files(tmp_path)[which]
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        loader.load(path)
+    assert time.monotonic() - started < 5
+    assert str(e.value).startswith(f"{path}: {message}") and "\n" not in str(e.value)
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("which", ["zero", "fifo", "big"])
+def test_an_odd_secrets_env_file_is_one_line_naming_the_key(tmp_path, which):
+    from tasks.config import secrets
+
+    path, message = odd_files(tmp_path)[which]
+    (tmp_path / "hosts.toml").write_text(f'[defaults.secrets]\nenv_file = "{path}"\n[hosts.h1]\nssh = "h1"\n')
+    hosts = list(loader.load(tmp_path / "hosts.toml").hosts.values())
+    with pytest.raises(ConfigError) as e:
+        secrets.for_hosts(hosts)
+    assert str(e.value) == f"{tmp_path / 'hosts.toml'}: defaults.secrets.env_file: {path}: {message}"
+
+
+def test_fab_with_dev_zero_or_a_fifo_as_hosts_file_exits_2_at_once(tmp_path):
+    from .test_cli import assert_usage_error, fab
+
+    for which in ("zero", "fifo"):
+        folder = tmp_path / which
+        folder.mkdir()
+        path, message = odd_files(folder)[which]
+        r = fab(tmp_path, "status", "--hosts-file", str(path))
+        assert_usage_error(r, f"error: {path}: {message}")
+
+
+# --- names may not end in a newline (issue 19, item 5) --------------------------------------------------
+
+@pytest.mark.parametrize("text, key", [
+    ('[hosts.a]\nssh = "a"\nfront = ["web\\n"]\n', "hosts.a.front"),
+    ('[hosts.a]\nssh = "a"\nbackground = ["worker\\n"]\n', "hosts.a.background"),
+    ('[hosts.a]\nssh = "a"\nshared = ["db\\n"]\n', "hosts.a.shared"),
+    ('[hosts.a]\nssh = "a"\nbroker = { queues = ["celery\\n"] }\n', "hosts.a.broker.queues"),
+    ('[hosts.a]\nssh = "a"\nbuild = { services = ["web\\n"] }\n', "hosts.a.build.services"),
+    ('[hosts."x\\n"]\nssh = "a"\n', "hosts.x\\n"),
+    ('[hosts.a]\nssh = "a"\n[groups]\n"g\\n" = ["a"]\n', "groups.g\\n"),
+    ('[hosts.a]\nssh = "a"\napp = "app\\n"\n', "hosts.a.app"),
+    ('[hosts.a]\nssh = "a\\n"\n', "hosts.a.ssh"),
+    ('[hosts.a]\nssh = "a"\nswitch = { upstream_file = "/etc/nginx/x.conf\\n" }\n', "hosts.a.switch.upstream_file"),
+    ('[hosts.a]\nssh = "a"\nhealth = { path = "/health/\\n" }\n', "hosts.a.health.path"),
+])
+def test_a_name_or_value_ending_in_a_newline_is_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "hosts.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        loader.load(path)
+    assert str(e.value).startswith(f"{path}: {key}: ") and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_secrets_name_ending_in_a_newline_is_refused():
+    from tasks.config import secrets
+
+    assert not secrets.NAME.match("A\n") and not schema.NAME.match("web\n") and schema.NAME.match("web")

@@ -300,14 +300,13 @@ def test_status_shows_a_bad_history_guard_line_and_lock_in_their_columns():
     assert "is a list, not a JSON object" in text and "has time as a number" in text and "2026-01-01 10:00" in text
 
 
-def test_history_shows_lines_not_as_written_as_rows_with_the_reason():
+def test_history_shows_the_valid_lines_and_counts_the_others_in_a_row_with_the_first_reason():
     good = record.history_line("deploy", "pi5", "deployed", **{"from": "blue", "to": "green", "versions": {"blue": "x"}})
     host = FakeHost(history=f'{good}\n[1]\n{{"time": 3}}\n{{"action": "depl\n')
     rows = inspect.history(host.remote, S, 20)
     assert rows[0] == json.loads(good)
-    assert rows[1] == {"action": "?", "reason": f"a line of {HISTORY_FILE} is a list, not a JSON object: [1]"}
-    assert rows[2]["reason"].startswith(f"a line of {HISTORY_FILE} has time as a number, not a string")
-    assert rows[3] == {"action": "?", "reason": '{"action": "depl'}
+    assert rows[1:] == [{"action": "?", "reason": f"skipped 3 lines of {HISTORY_FILE} not as fab-bluegreen writes "
+                                                  "them (the first is a list, not a JSON object)"}]
     text = rendered(report.history_table([("pi5", rows)]))
     assert "is a list, not a JSON object" in text and "deployed" in text
 
@@ -372,3 +371,112 @@ def test_a_bug_in_a_look_at_one_host_is_that_hosts_row():
     assert [(r.host, r.ok) for r in rows] == [("h1", False), ("h2", True)]
     assert rows[0].error == "internal error: KeyError: 'since' (please report it)"
     assert "internal error: KeyError" in rendered(report.status_table(rows))
+
+
+# --- hostile state files: too deep, too long a number, a label with a space (issue 19, item 6) ------
+
+DEEP = "[" * 50_000  # json.loads: RecursionError
+LONG_NUMBER = '{"live": "blue", "since": ' + "1" * 5000 + "}"  # json.loads: ValueError (int digits limit)
+
+
+@pytest.mark.parametrize("text", [DEEP, LONG_NUMBER])
+def test_a_hostile_record_refuses_the_host_naming_the_file_and_changes_nothing(text):
+    host = FakeHost(running={"blue": ALL}, record=text)
+    before = snapshot(host)
+    r = Deploy(host.remote, S).run()
+    assert (r.outcome, r.step, r.reason) == (REFUSED, "live colour", record_refusal("is not valid JSON"))
+    unchanged(host, before)
+    assert inspect.status(host.remote, S).error == record_refusal("is not valid JSON")
+
+
+@pytest.mark.parametrize("line", [DEEP, '{"action": "deploy", "since": ' + "1" * 5000 + "}"])
+def test_a_hostile_last_history_line_refuses_the_host_naming_the_file(line):
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}', history=f'{{"action": "deploy"}}\n{line}\n')
+    before = snapshot(host)
+    r = Deploy(host.remote, S).run()
+    assert (r.outcome, r.reason) == (REFUSED, history_refusal("is not JSON fab-bluegreen can read"))
+    unchanged(host, before)
+
+
+def test_history_shows_the_valid_lines_around_hostile_ones_and_counts_those():
+    first = record.history_line("deploy", "pi5", "deployed", **{"from": "blue", "to": "green"})
+    last = record.history_line("rollback", "pi5", "rolled back", **{"from": "green", "to": "blue"})
+    host = FakeHost(history=f"{first}\n{DEEP}\n{LONG_NUMBER}\n{last}\n")
+    rows = inspect.history(host.remote, S, 20)
+    assert rows == [json.loads(first), json.loads(last),
+                    {"action": "?", "reason": f"skipped 2 lines of {HISTORY_FILE} not as fab-bluegreen writes them "
+                                              "(the first is not valid JSON)"}]
+
+
+def test_a_lock_whose_info_is_hostile_is_shown_as_unreadable_and_fab_unlock_removes_it(tmp_path, monkeypatch):
+    from invoke import Context
+
+    from tasks import fleet
+    from tasks.unlock import unlock
+
+    assert lock.holder(f"held 1042 1000\n{DEEP}\n", S) == "an unreadable lock for 42 s"
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}', lock=LONG_NUMBER)
+    assert inspect.status(host.remote, S).lock == "an unreadable lock for 42 s"
+    removed = []
+
+    def answer(command: str):
+        if "rm -rf" in command:
+            removed.append(command)
+            return 0, "removed\n"
+        return 0, f"held 1042 1000\n{DEEP}\n\n@@fbg:guard\n@@fbg:until\n@@fbg:plan\n"
+
+    monkeypatch.setattr(fleet, "Fleet", lambda *a, **k: Fleet(*a, connect=lambda s: RecordingRemote(answer=answer), **k))
+    (tmp_path / "hosts.toml").write_text('[hosts.h1]\nssh = "h1"\n')
+    unlock(Context(), host=["h1"], hosts_file=str(tmp_path / "hosts.toml"), yes=True)  # no Exit: exit code 0
+    assert len(removed) == 1 and "stat -c %Y" in removed[0]  # a lock without a token: removed if its age is the same
+
+
+def test_a_container_whose_project_label_holds_a_space_is_not_ours_and_breaks_nothing():
+    text = facts_text('{"live": "blue"}') + "my app-blue web running 0 sha256:2222 c2 0\n"
+    facts = parse(text)
+    assert [c.project for c in facts.containers] == ["app-blue"] and find_live(S, facts) == "blue"
+
+
+# --- the history is read from its end within a byte cap, and a read that failed is no history (item 7) --
+
+def test_a_history_read_that_times_out_makes_the_host_unread_not_an_empty_history():
+    from tasks.host.remote import TIMED_OUT
+
+    good = record.history_line("deploy", "pi5", "deployed")
+    remote = RecordingRemote(answer=lambda command: (TIMED_OUT, good[:10]))
+    with pytest.raises(Refused, match=rf"^cannot read the history {re.escape(HISTORY_FILE)}: "):
+        inspect.history(remote, S, 20)
+
+
+def run_history(tmp_path, text: bytes, lines: int) -> tuple[str, list[dict]]:
+    """state.history() in a real sh on a history file holding text; (its output, the rows fab shows)."""
+    import subprocess
+
+    from tasks.host.remote import Result
+    from tasks.shell import state
+
+    s = HostSettings(name="pi5", ssh="pi5", dir=str(tmp_path / "my app"))
+    (tmp_path / "my app" / ".fab-bluegreen").mkdir(parents=True)
+    (tmp_path / "my app" / state.history_path(s)).write_bytes(text)
+    res = subprocess.run(["sh", "-c", state.history(s, lines)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    remote = RecordingRemote(answer=lambda command: (0, res.stdout))
+    return res.stdout, inspect.history(remote, s, lines)
+
+
+def test_a_history_line_of_megabytes_is_not_read_whole(tmp_path):
+    good = record.history_line("deploy", "pi5", "deployed")
+    out, rows = run_history(tmp_path, f"{good}\n".encode() * 5 + b'{"reason": "' + b"x" * 6_000_000 + b'"}\n', 20)
+    assert len(out) < 100_000
+    assert rows == [{"action": "?", "reason": f"skipped 1 line of {tmp_path}/my app/.fab-bluegreen/"
+                                              "app.history.jsonl not as fab-bluegreen writes them (the first is "
+                                              "over the read's byte cap)"}]
+
+
+def test_a_long_history_of_good_lines_gives_its_last_lines_whole(tmp_path):
+    lines = [record.history_line("deploy", "pi5", "deployed", message=f"n{i}") for i in range(2000)]
+    out, rows = run_history(tmp_path, ("\n".join(lines) + "\n").encode(), 20)
+    assert [row["message"] for row in rows] == [f"n{i}" for i in range(1980, 2000)]
+    (tmp_path / "short").mkdir()
+    _, short = run_history(tmp_path / "short", f"{lines[0]}\n".encode(), 20)
+    assert [row["message"] for row in short] == ["n0"]
