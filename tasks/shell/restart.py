@@ -17,8 +17,9 @@ from .base import remote_path, why
 from .state import STATE_DIR, put, state_dir
 
 # a container's ID and its restart policy as `docker update --restart` takes it back
-POLICY = ("{{.Id}} {{.HostConfig.RestartPolicy.Name}}"
-          "{{with .HostConfig.RestartPolicy.MaximumRetryCount}}:{{.}}{{end}}")
+# (the count only for on-failure: docker prints 0 for the others, which `docker update` takes too)
+POLICY = ("{{.Id}} {{.HostConfig.RestartPolicy.Name}}{{if eq .HostConfig.RestartPolicy.Name \"on-failure\"}}"
+          ":{{.HostConfig.RestartPolicy.MaximumRetryCount}}{{end}}")
 OFF = "no"
 
 

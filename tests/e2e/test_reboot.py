@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import fab, get, hosts_file, serves, set_version, states
+from .conftest import fab, get, hosts_file, rows, serves, set_version, states
 
 POLICIES = ["always", "unless-stopped"]
 
@@ -31,10 +31,10 @@ def running_background(h) -> dict[str, list[str]]:
     return {x: [c for c in now if now[c].get(x) == "running"] for x in ("worker", "beat")}
 
 
-def after_reboot(h, live: str, body: str) -> None:
-    """Reboot h; then nginx serves `body` again, and once the live colour's worker and beat run,
+def after_reboot(h, live: str, body: str, power_cut: bool = False) -> None:
+    """Reboot h (power_cut: its SSH users' processes killed first); then nginx serves `body` again, and once the live colour's worker and beat run,
     they are the only ones (checked for a few seconds: Docker starts containers one by one)."""
-    h.reboot()
+    h.reboot(power_cut=power_cut)
     deadline = time.monotonic() + 60
     while get(f"http://{h.ip}/health/") != (200, body) or running_background(h) != {"worker": [live], "beat": [live]}:
         if time.monotonic() > deadline:
@@ -53,10 +53,12 @@ def test_a_reboot_after_a_deploy_brings_back_only_the_live_colour_s_background(b
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0  # blue 1
     set_version(h1, "2")
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0  # green 2
+    status = rows(fab("status", "--host", "h1", "--hosts-file", path).stdout)["h1"]
+    assert f"beat worker restart: no (compose: {policy})" in status  # blue's, turned off by the deploy
     after_reboot(h1, "green", "green 2")
     set_version(h1, "3")  # and the next deploy goes on from there
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0
-    after_reboot(h1, "blue", "blue 3")
+    after_reboot(h1, "blue", "blue 3", power_cut=True)
 
 
 def test_a_reboot_after_a_rolled_back_deploy_brings_back_only_the_old_colour_s_background(bed, hosts, policy,

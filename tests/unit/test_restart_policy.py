@@ -15,7 +15,10 @@ from tasks.config.schema import HostSettings
 from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.host.drain import drain
 from tasks.result import DEPLOYED, DRAINED, ROLLED_BACK, STAGED
-from tasks.shell import compose, restart
+from tasks import report
+from tasks.host import inspect
+from tasks.host.facts import parse, restart_off
+from tasks.shell import compose, probe, restart
 
 from .fakehost import FakeHost
 
@@ -167,3 +170,19 @@ def test_drain_s_workers_get_their_policy_back_while_they_run_and_lose_it_before
     assert at(host, "give back", "blue", "worker") < started < at(host, "hold", "blue", "worker")
     assert host.events.index(("hold", "blue", "worker")) < host.events.index(("stop", "blue", "worker"), started)
     assert host.held == {("blue", "worker"), ("blue", "beat")}
+
+
+# --- fab status -------------------------------------------------------------------------------
+
+def test_status_notes_the_services_whose_policy_is_not_the_compose_file_s():
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}')
+    host.containers[("green", "worker")] = host.containers[("green", "beat")] = "exited"
+    out = (host.facts() + "@@fbg:restart-kept\nidgreenworker always\nidgreenbeat always\nidblueweb on-failure:3\n"
+           "@@fbg:restart-now\nidgreenworker no\nidgreenbeat \nidblueweb on-failure:3\n")
+    facts = parse(out)
+    assert restart_off(S, facts, "green") == "beat worker restart: no (compose: always)"
+    assert restart_off(S, facts, "blue") == ""  # given back: as the compose file says
+    line = probe.status(S)
+    assert "echo @@fbg:restart-kept; cat \"$HOME\"/app/.fab-bluegreen/app.restart 2>/dev/null" in line
+    status = inspect.ColorStatus("web@1", {"worker": "exited"}, restart="worker restart: no (compose: always)")
+    assert report._color_status(status) == "web@1: worker exited (worker restart: no (compose: always))"
