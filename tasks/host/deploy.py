@@ -34,7 +34,7 @@ from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..life import watching
 from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
                       DeployResult, outcome_for)
-from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
+from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, restart, state
 from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
@@ -609,6 +609,14 @@ class Stage(Deploy):
                               f"host (curl http://127.0.0.1:{port}{self.s.health.path}), then fab promote "
                               f"--host {self.s.name}, or fab rollback --host {self.s.name} to remove it")
         return None
+
+    def start_command(self, services: tuple[str, ...]) -> Command:
+        """The front; containers of the colour's background left from before (stopped by a tool that
+        left them their restart policy) lose it in the same line, first: no reboot starts them."""
+        up = super().start_command(services)
+        ids = [c.id for c in self.facts.containers
+               if c.project == compose.project(self.s, self.new) and c.service in self.s.background]
+        return Command(f"{restart.hold(self.s, restart.listed(ids))} && {up}", up.budget) if ids else up
 
     def done_message(self) -> str:
         return (f"{'planned' if self.remote.dry_run else 'staged'}: {self.new} on port {self.s.port(self.new)}; "

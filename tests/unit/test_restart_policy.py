@@ -186,3 +186,14 @@ def test_status_notes_the_services_whose_policy_is_not_the_compose_file_s():
     assert "echo @@fbg:restart-kept; cat \"$HOME\"/app/.fab-bluegreen/app.restart 2>/dev/null" in line
     status = inspect.ColorStatus("web@1", {"worker": "exited"}, restart="worker restart: no (compose: always)")
     assert report._color_status(status) == "web@1: worker exited (worker restart: no (compose: always))"
+
+
+def test_stage_turns_off_the_policy_of_a_background_left_from_before_in_the_same_line_as_the_front_s_start():
+    host = FakeHost(running={"blue": ALL, "green": ["web", "redis"]}, record='{"live": "blue"}')
+    host.containers[("green", "worker")] = host.containers[("green", "beat")] = "exited"  # a tool before this one
+    assert Stage(host.remote, S).run().outcome == STAGED
+    start = host.commands[host.index("up -d --force-recreate --no-deps web redis")]
+    assert restart.hold(S, restart.listed(["idgreenworker", "idgreenbeat"])) + " && " in start
+    assert host.held == {("green", "worker"), ("green", "beat")}
+    assert at(host, "hold", "green", "worker") < at(host, "start", "green", "web")
+    assert host.state("green") == {"web": "running", "redis": "running", "worker": "exited", "beat": "exited"}
