@@ -259,7 +259,8 @@ def _color_status(c) -> str:
     for name, state in c.services.items():
         by_state.setdefault(state, []).append(name)
     states = "; ".join(f"{' '.join(names)} {state}" for state, names in sorted(by_state.items(), reverse=True))
-    return f"{c.version}: {states}{f' (warm-up cap {c.cap})' if c.cap else ''}"
+    restart = f" ({c.restart})" if c.restart else ""
+    return f"{c.version}: {states}{f' (warm-up cap {c.cap})' if c.cap else ''}{restart}"
 
 
 def history_table(hosts: list[tuple[str, list[dict]]]) -> Fitted:

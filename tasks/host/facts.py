@@ -44,6 +44,8 @@ class Facts:
     capped: list[str] = field(default_factory=list)  # colours whose warm-up cap is not lifted yet
     stuck_caps: list[str] = field(default_factory=list)  # ... and whose lift process is gone
     queued: str | None = None  # shell.broker.count_queued()'s output, when it rode along
+    restart_kept: dict[str, str] = field(default_factory=dict)  # container ID -> the policy the tool turned off
+    restart_now: dict[str, str] = field(default_factory=dict)  # ... and that container's policy now
     # state files not as fab-bluegreen writes them: section -> what is wrong (their data is left out,
     # so record, last and last_guard always have the shape record.py writes); find_live() refuses
     bad: dict[str, str] = field(default_factory=dict)
@@ -112,6 +114,8 @@ def parse(text: str) -> Facts:
     facts.stuck_caps = [color for color, state in lifts if state == "stuck"]
     facts.queued = "\n".join(sections["queued"]) if "queued" in sections else None
     facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
+    facts.restart_kept, facts.restart_now = (dict(line.split(" ", 1) for line in sections.get(name, []) if " " in line)
+                                             for name in ("restart-kept", "restart-now"))
     return facts
 
 
@@ -154,6 +158,18 @@ def _container(line: str) -> Container | None:
         return Container(proj, service, state, int(restarts), image, cid, int(code))
     except ValueError:  # a label with a space (no compose project of this tool's has one): not ours
         return None
+
+
+def restart_off(s: HostSettings, facts: Facts, color: str) -> str:
+    """A short note on the colour's services whose restart policy is not the compose file's (the tool
+    turned it off when it stopped them, see shell/restart.py), e.g. "worker beat restart: no (compose: always)"."""
+    by_policy: dict[tuple[str, str], list[str]] = {}
+    for name, c in sorted(facts.services(s, color).items()):
+        kept = facts.restart_kept.get(c.id)
+        now = facts.restart_now.get(c.id, "?").strip() or "no"
+        if kept and now != kept:
+            by_policy.setdefault((now, kept), []).append(name)
+    return "; ".join(f"{' '.join(names)} restart: {now} (compose: {kept})" for (now, kept), names in by_policy.items())
 
 
 def killed(s: HostSettings, color: str, services: tuple[str, ...], stdout: str) -> list[str]:

@@ -12,7 +12,7 @@ from ..result import FAILED, INTERRUPTED, ROLLED_BACK
 from ..shell import base, compose, cpu, guard, probe, state
 from ..shell.record import history_problem, loads
 from . import lock, secrets
-from .facts import bad_file, find_live, parse, version
+from .facts import bad_file, find_live, parse, restart_off, version
 from .remote import Remote
 
 
@@ -22,6 +22,7 @@ class ColorStatus:
     version: str  # e.g. "web@3f2a1c" (facts.version)
     services: dict[str, str]  # service -> its container's state (running, exited, restarting, ...)
     cap: str = ""  # the warm-up cap: "on", or that it is still on with its lift gone (and how to lift it)
+    restart: str = ""  # services whose restart policy is not the compose file's (facts.restart_off)
 
 
 @dataclass
@@ -67,7 +68,8 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
                 cap = (f"STILL ON, its lift is gone: the next deploy lifts it, or run "
                        f"`sh {base.remote_path(f'{s.dir}/{cpu.lift_file(s, color)}.sh')}` on the host")
             row.colors[color] = ColorStatus(version(s, facts, color),
-                                            {name: c.state for name, c in sorted(services.items())}, cap)
+                                            {name: c.state for name, c in sorted(services.items())}, cap,
+                                            restart_off(s, facts, color))
     row.staged = staged(s, facts)
     if s.shared:
         present = facts.services(s, compose.SHARED)

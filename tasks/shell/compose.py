@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from shlex import quote
 
 from ..config.schema import HostSettings
+from . import restart
 from .base import LAST_LINE, MARK, Command, in_dir, step, why
 from .state import copy_dir, copy_path, env_file, env_path
 
@@ -68,8 +69,10 @@ def stopping(s: HostSettings) -> float:
 
 
 def stop(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> Command:
-    """Stop (not remove), giving each service stop_timeout seconds to finish gracefully."""
-    return Command(compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services), stopping(s))
+    """Stop (not remove), giving each service stop_timeout seconds to finish gracefully; first their
+    restart policy off (restart.hold), so that no reboot starts them again (stopped anyway if that fails)."""
+    line = compose(s, color, "stop", "-t", str(math.ceil(s.stop_timeout)), *services)
+    return Command(f"{restart.hold(s, ids_of(s, color, services))}; {line}", stopping(s))
 
 
 def up(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
@@ -154,8 +157,15 @@ def shipped(s: HostSettings) -> tuple[str, ...]:
 
 
 def start(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
-    """Start stopped containers as they were: the fast way back in a rollback."""
-    return step(s, compose(s, color, "start", *services))
+    """Start stopped containers as they were: the fast way back in a rollback; with the restart
+    policy stop() turned off given back first (restart.give_back: `start` keeps the one they have)."""
+    return step(s, f"{restart.give_back(s, ids_of(s, color, services))}; {compose(s, color, 'start', *services)}")
+
+
+def ids_of(s: HostSettings, color: str, services: tuple[str, ...] = ()) -> str:
+    """Shell printing the full IDs of a colour's containers (of these services only, if named)."""
+    base = f"docker ps -aq --no-trunc --filter label={LABEL_PROJECT}={quote(project(s, color))}"
+    return "; ".join(f"{base} --filter label={LABEL_SERVICE}={quote(x)}" for x in services) or base
 
 
 def up_shared(s: HostSettings, copy: str | None = None) -> Command:
@@ -173,12 +183,15 @@ def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> Co
 
 def stop_ids(s: HostSettings, ids: list[str]) -> Command:
     """Stop these containers (IDs the facts listed) as stop() does, with the docker CLI alone: on a
-    starved host a compose call costs several times a docker call. Their exit codes (137: killed at
-    the end of the grace period) are read by the next listing that includes them (list_ids)."""
+    starved host a compose call costs several times a docker call. Their restart policy goes off
+    first (restart.hold): no reboot starts them again; if that fails, nothing is stopped. Their exit
+    codes (137: killed at the end of the grace period) are read by the next listing that includes
+    them (exit_codes)."""
     if not ids:
         return Command(f"echo {MARK}containers", s.timeouts.command)
-    return Command(f"docker stop -t {math.ceil(s.stop_timeout)} {' '.join(quote(i) for i in ids)} >/dev/null",
-                   stopping(s))
+    listed = " ".join(quote(i) for i in ids)
+    return Command(f"{restart.hold(s, restart.listed(ids))} && docker stop -t {math.ceil(s.stop_timeout)} {listed} "
+                   ">/dev/null", stopping(s))
 
 
 def exit_codes(ids: list[str]) -> str:

@@ -14,6 +14,7 @@ from .compose import SHARED, color_env, compose_command, containers, list_contai
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
+from . import restart
 from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 
@@ -50,11 +51,21 @@ def status(s: HostSettings) -> str:
         f"cat {lock_dir}/info 2>/dev/null",
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
+        restart_policies(s),
         f"echo {MARK}lift; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
         f"if {still_running(lift, tag)}; then "
         "echo $c pending; else echo $c stuck; fi; done; true",
     ]
     return "; ".join(parts)
+
+
+def restart_policies(s: HostSettings) -> str:
+    """The restart policies the tool turned off and keeps (restart.path: `<id> <policy>` lines),
+    then each of those containers' policy now, in the same form (restart.POLICY)."""
+    kept = f"{remote_path(s.dir)}/{quote(restart.path(s))}"
+    return (f"echo {MARK}restart-kept; cat {kept} 2>/dev/null; echo {MARK}restart-now; "
+            f"ids=$(cut -d' ' -f1 {kept} 2>/dev/null); [ -z \"$ids\" ] || docker inspect -f {quote(restart.POLICY)} $ids "
+            "2>/dev/null; true")
 
 
 # --- fab check: would a staged front (deploy --no-switch) fit beside the live colour? ---------

@@ -136,6 +136,14 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _wait_for(ready, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise BedError(what)
+        time.sleep(0.1)
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -324,6 +332,54 @@ class Host:
                         pass
         pids.discard(os.getpid())
         return pids
+
+    # -- a reboot -----------------------------------------------------------------------------
+    def reboot(self, power_cut: bool = False, at_boot=(), timeout: float = 60) -> None:
+        """Restart the host as a shutdown and a boot do (testbed recipe, pitfall 14): dockerd gets
+        SIGTERM and is waited for (it stops every container), then each of `at_boot` (callables
+        taking the host: what the host runs at boot) runs, then dockerd starts again as the bed
+        starts it, which starts the containers their restart policy says. power_cut=True first
+        kills every process of the SSH users on the host and what they started (fab's session, the
+        guard, a lift), by PID, with SIGKILL: nothing of theirs gets to finish."""
+        if power_cut:
+            self.kill_users_processes(timeout)
+        dockerd = self.bed._daemon_pids(self)["dockerd"]
+        if _pid_alive(dockerd):
+            os.kill(dockerd, signal.SIGTERM)
+        _wait_for(lambda: not _pid_alive(dockerd), timeout,
+                  f"{self.name}: dockerd (pid {dockerd}) did not exit after SIGTERM")
+        for step in at_boot:
+            step(self)
+        self.bed._spawn(self, "dockerd", ["dockerd", "--config-file", "/etc/docker/daemon.json"])
+        _wait_for(self.docker_ping, timeout, f"{self.name}: dockerd did not answer after the reboot")
+
+    def kill_users_processes(self, timeout: float = 30) -> list[int]:
+        """SIGKILL every process of this host (its mount namespace) owned by the SSH users, and
+        every descendant of one (a sudo they ran); waits until they are gone. Returns their PIDs."""
+        uids = {pwd.getpwnam(u).pw_uid for u in (DEPLOY_USER, NOSUDO_USER)}
+        mnt = os.stat(self.mnt_ns).st_ino
+        procs: dict[int, tuple[int, int, int]] = {}  # pid -> (uid, ppid, mount namespace inode)
+        for pid in self.pids():
+            try:
+                status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                              if ":" in line)
+                procs[pid] = (int(status["Uid"].split()[0]), int(status["PPid"]), os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+            except (OSError, KeyError, ValueError):
+                continue
+        doomed = {pid for pid, (uid, _, ns) in procs.items() if uid in uids and ns == mnt}
+        grew = True
+        while grew:
+            more = {pid for pid, (_, ppid, _) in procs.items() if ppid in doomed} - doomed
+            doomed |= more
+            grew = bool(more)
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _wait_for(lambda: not any(_pid_alive(p) for p in doomed), timeout,
+                  f"{self.name}: processes {sorted(doomed)} outlived SIGKILL")
+        return sorted(doomed)
 
 
 def _clean_env() -> dict:

@@ -59,6 +59,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("images tagged (images.tag)", r"docker tag \S+ \S+", "noop"),
     ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
     ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {MARK}containers", "containers_after_stop"),
+    ("restart policies off (restart.hold)", r"docker update --restart=no \$fbg_ids", "hold"),
+    ("restart policies back (restart.give_back)", r'docker update --restart="\$fbg_policy"', "give_back"),
     ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) {files} (\w+)([^;&|\n]*)", "compose"),
     ("containers created, listed (compose.created)", r"fbg_new=\$\(docker ps -a --no-trunc --filter "
      r"label=com\.docker\.compose\.project={app}-(blue|green) ", "list_created"),
@@ -155,6 +157,7 @@ class FakeHost:
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
         self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
+        self.held: set[tuple[str, str]] = set()  # containers whose restart policy is off (restart.hold)
         self.guard_armed = False
         self.guard_acts = False  # the guard acted before fab's disarm reached it
         self.guard_acts_after = ""  # a command after which the guard acts (fab silent too long)
@@ -285,6 +288,27 @@ class FakeHost:
             self.set_state(key, "running")
             self.ran_queue(*key)
         return "capped\n" if m.group(0).startswith("\nids=") else ""
+    def hold(self, m: re.Match) -> str:
+        for key in self.held_ones(m):
+            self.held.add(key)
+            self.events.append(("hold", *key))
+        return ""
+
+    def give_back(self, m: re.Match) -> str:
+        for key in self.held_ones(m):
+            if key in self.held:
+                self.held.discard(key)
+                self.events.append(("give back", *key))
+        return ""
+
+    def held_ones(self, m: re.Match) -> list[tuple[str, str]]:
+        """The containers whose IDs the `fbg_ids=$(...)` in front of m prints (restart.listed, compose.ids_of)."""
+        ids = m.string[:m.start()].rsplit("fbg_ids=$(", 1)[1].split(") && [ -n", 1)[0]
+        project = re.search(rf"label=com\.docker\.compose\.project={re.escape(self.p.app)}-(\w+)", ids)
+        if not project:
+            return [k for k in self.containers if f"id{k[0]}{k[1]}" in ids.split()]
+        services = re.findall(r"label=com\.docker\.compose\.service=([\w.-]+)", ids)
+        return [k for k in self.containers if k[0] == project.group(1) and (not services or k[1] in services)]
 
     def stop_ids(self, m: re.Match) -> str:
         for key in [k for k in self.containers if f"id{k[0]}{k[1]}" in m.group(1).split()]:

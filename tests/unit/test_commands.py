@@ -7,7 +7,7 @@ import pytest
 
 from tasks.config.schema import Broker, HostSettings, Switch
 from tasks.host.facts import parse, upstream_port
-from tasks.shell import base, broker, compose, health, hooks, nginx, state
+from tasks.shell import base, broker, compose, health, hooks, nginx, restart, state
 
 S = HostSettings(name="pi5", ssh="pi5")
 
@@ -34,13 +34,13 @@ def test_tilde_dir_really_means_home_in_a_shell(tmp_path):
 
 @pytest.mark.parametrize("build, expected", [
     (lambda: compose.stop(S, "blue", ("worker", "beat")),
-     'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
+     restart.hold(S, compose.ids_of(S, "blue", ("worker", "beat"))) + '; cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
      "stop -t 30 worker beat"),
     (lambda: compose.up(S, "green", ("web", "redis")),
      'cd "$HOME"/app && DEPLOY_COLOR=green DEPLOY_PORT=18002 docker compose -p app-green -f compose.yml '
      "up -d --force-recreate --no-deps web redis"),
     (lambda: compose.start(S, "blue", ("worker", "beat")),
-     'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
+     restart.give_back(S, compose.ids_of(S, "blue", ("worker", "beat"))) + '; cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
      "start worker beat"),
     (lambda: compose.down(S, "blue"),
      'cd "$HOME"/app && DEPLOY_COLOR=blue DEPLOY_PORT=18001 docker compose -p app-blue -f compose.yml '
@@ -51,6 +51,13 @@ def test_tilde_dir_really_means_home_in_a_shell(tmp_path):
 ])
 def test_command_lines(build, expected):
     assert build() == expected
+
+
+def test_ids_of_a_colour_and_of_its_services():
+    label = "docker ps -aq --no-trunc --filter label=com.docker.compose.project=app-blue"
+    assert compose.ids_of(S, "blue") == label
+    assert compose.ids_of(S, "blue", ("worker", "beat")) == (
+        f"{label} --filter label=com.docker.compose.service=worker; {label} --filter label=com.docker.compose.service=beat")
 
 
 def test_down_never_removes_volumes_or_images():

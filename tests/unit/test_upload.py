@@ -21,7 +21,7 @@ from tasks.host import check, cleanup
 from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.host.remote import RecordingRemote
 from tasks.result import CLEANED, DEPLOYED, ROLLED_BACK, STAGED
-from tasks.shell import compose, health, hooks, nginx, probe, state
+from tasks.shell import compose, health, hooks, nginx, probe, restart, state
 
 from .fakehost import FakeHost
 from .test_cli import assert_usage_error, fab, tripwire  # noqa: F401 (a fixture)
@@ -151,7 +151,8 @@ def own(color: str) -> str:
     (UP, "green", f'cd "$HOME"/app && DEPLOY_COLOR=green DEPLOY_PORT=18002 docker compose {own("green")} stop -t 30 worker'),
 ])
 def test_each_colour_runs_its_own_copy_with_upload(s, color, line):
-    assert compose.stop(s, color, ("worker",)) == line
+    held = restart.hold(s, compose.ids_of(s, color, ("worker",)))  # its restart policy off first
+    assert compose.stop(s, color, ("worker",)) == f"{held}; {line}"
 
 
 def test_every_builder_of_a_compose_line_gets_the_colour_s_copy():
