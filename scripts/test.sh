@@ -2,7 +2,8 @@
 # Sets up a new Debian 12 machine (as root) and runs every test: the unit tests and the end-to-end
 # tests on the project's own simulated hosts (network namespaces with sshd, dockerd and nginx).
 # Two pytest workers (pytest-xdist) run side by side, each on a test bed of its own (bed slots 0 and
-# 1: 3 hosts each), built once here and torn down at the end. The tests marked `unlike` run twice,
+# 1: 3 hosts each), built once here and torn down at the end; an idle worker takes tests queued
+# for the other (--dist worksteal). The tests marked `unlike` run twice,
 # as test_x[standard] and test_x[unlike] (hosts unlike the bed: other ports, a first upstream that
 # names a port with nothing behind it, a root-only upstream file). The 15 slowest are listed last.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k cleanup
@@ -26,4 +27,4 @@ for k in $slots; do cat "$logs/$k.log"; done
 rm -rf "$logs"
 [ "$rc" = 0 ] || { echo "==> a test bed could not be built" >&2; exit "$rc"; }
 echo "==> pytest: unit and end-to-end tests, $workers workers"
-.venv/bin/python -m pytest -p no:cacheprovider -n "$workers" --durations=15 -rfE tests "$@"
+.venv/bin/python -m pytest -p no:cacheprovider -n "$workers" --dist worksteal --durations=15 -rfE tests "$@"
