@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from ..config.schema import COLORS, HostSettings
-from ..errors import Locked, Refused, Unreachable
+from ..errors import Refused, Unreachable
 from ..result import CLEANED, FAILED, INTERRUPTED, NOTHING, PLANNED, REFUSED, CleanupResult, Outcome, outcome_for
 from ..shell import compose, connections, cpu, record, state
 from ..shell.record import Record
@@ -51,19 +51,13 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
     """Remove the colour that plan() named, if it is still the old one. force: cut the open
     connections to it at once instead of waiting for them (drain_connections); interrupted(): true
     after Ctrl-C, which the wait ends in removing nothing."""
-    token = lock.new_token()
-    try:
-        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
-    except (Locked, Refused, Unreachable) as e:
-        outcome, reason = outcome_for(e)
-        return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)
-    try:
-        return _remove(remote, s, planned, prune_images, force, say, interrupted)
-    finally:
-        try:
-            lock.release(remote, s, token, s.timeouts.command)
-        except Unreachable:
-            pass
+    token, result = lock.new_token(), CleanupResult(host=s.name, action="cleanup")
+    removed = lock.with_lock(
+        result, lambda taken: _remove(remote, s, planned, prune_images, force, say, interrupted),
+        take=lambda: lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command),
+        release=lambda: lock.release(remote, s, token, s.timeouts.command, quiet=True),
+        unreachable=lambda step: "" if step == "lock" else "; check the host with fab status")
+    return removed or result
 
 
 def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images: bool, force: bool,

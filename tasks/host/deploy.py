@@ -31,10 +31,9 @@ from ..build import Builds
 from ..config.schema import Color, HostSettings
 from ..config.secrets import SecretEnv
 from ..config.uploads import Upload
-from ..errors import Interrupted, Locked, Refused, StepFailed, Unreachable
+from ..errors import Interrupted, Refused, StepFailed
 from ..life import watching
-from ..result import (DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, LOCKED, ROLLED_BACK, STAGED, UNREACHABLE, UNSTAGED,
-                      DeployResult, outcome_for)
+from ..result import DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, ROLLED_BACK, STAGED, UNSTAGED, DeployResult
 from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
 from ..shell.record import Record
 from ..shell.base import MARK, Command
@@ -104,32 +103,32 @@ class Deploy:
 
     def run(self) -> DeployResult:
         started = time.monotonic()
-        try:
-            self.take_lock()
-            try:
-                self.check_host()
-                self.find_live_color()
-                self.sequence()
-            except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
-                self.crashed = True
-                raise
-            finally:
-                self.finish()
-        except Interrupted as stop:  # before anything was stopped: nothing to undo
-            self.fail(INTERRUPTED, stop.step, f"{stop.reason} before anything was changed")
-        except StepFailed as failure:
-            self.fail(ROLLED_BACK, failure.step, f"{failure.reason} (nothing was changed)")
-        except (Locked, Refused, Unreachable) as e:
-            outcome, reason = outcome_for(e)
-            if outcome == UNREACHABLE:
-                left_to = "its guard" if self.trip.armed else "itself"
-                reason += f"; the host is left to {left_to} mid-step: check it with fab status before deploying again"
-            self.fail(outcome, "lock" if outcome == LOCKED else self.step, reason)
+        lock.with_lock(self.result, self.locked, self.take_lock, self.finish, step=lambda: self.step,
+                       unreachable=self.left_to, say=self.say)
         self.note_guard_acted()
         if self.remote.dry_run and self.result.outcome == self.done:
             self.result.outcome = DRY_RUN
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def locked(self, taken: Result) -> None:
+        """What runs while the lock is held (finish() releases it)."""
+        for line in taken.stdout.splitlines():
+            if line.startswith("lifted "):
+                self.result.warnings.append(f"{line.split()[1]}'s warm-up cap was still on (its lift had died): "
+                                            "lifted it")
+        try:
+            self.check_host()
+            self.find_live_color()
+            self.sequence()
+        except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
+            self.crashed = True
+            raise
+
+    def left_to(self, step: str) -> str:
+        """Said of a host whose link was lost while this run held its lock."""
+        return (f"; the host is left to {'its guard' if self.trip.armed else 'itself'} mid-step: check it with "
+                "fab status before deploying again")
 
     def sequence(self) -> None:
         """What follows the look at the host: from "stop" on, a failed step rolls the host back."""
@@ -169,15 +168,11 @@ class Deploy:
 
     # --- the steps, in order ---------------------------------------------------------------
 
-    def take_lock(self) -> None:
+    def take_lock(self) -> Result:
         """The lock first; the host's CPU and memory are sampled from then on (same round trip)."""
         self.at("lock")
-        res = lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
-                        and_then=lowered(f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}"))
-        for line in res.stdout.splitlines():
-            if line.startswith("lifted "):
-                self.result.warnings.append(f"{line.split()[1]}'s warm-up cap was still on (its lift had died): "
-                                            "lifted it")
+        return lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
+                         and_then=lowered(f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}"))
 
     def check_host(self) -> None:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
@@ -624,10 +619,6 @@ class Deploy:
         self.step = step
         if self.interrupted.is_set():
             raise Interrupted(step, getattr(self.interrupted, "cause", "Ctrl-C"))
-
-    def fail(self, outcome: str, step: str, reason: str) -> None:
-        self.result.outcome, self.result.step, self.result.reason = outcome, step, reason
-        self.say(f"{outcome} at {step}: {reason}")
 
 
 class Stage(Deploy):

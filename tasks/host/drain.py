@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from ..config.schema import HostSettings
-from ..errors import Locked, Refused, Unreachable
-from ..result import DRAINED, FAILED, LOCKED, NOTHING_TO_DRAIN, UNREACHABLE, DrainResult, Outcome, outcome_for
+from ..errors import Refused
+from ..result import DRAINED, FAILED, NOTHING_TO_DRAIN, DrainResult, Outcome
 from ..shell import compose, record, state
 from ..shell.broker import wait_drained
 from . import broker, lock
@@ -25,18 +25,10 @@ def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = 
     started = time.monotonic()
     result = DrainResult(host=s.name, action="drain")
     token = lock.new_token()
-    try:
-        lock.take(remote, s, "drain", token, message, s.timeouts.command)
-        try:
-            _drain(remote, s, say, result)
-        finally:
-            lock.release(remote, s, token, s.timeouts.command)
-    except (Locked, Refused, Unreachable) as e:
-        result.outcome, result.reason = outcome_for(e)
-        if result.outcome == LOCKED:
-            result.step = "lock"
-        if result.outcome == UNREACHABLE:
-            result.reason += "; the old colour's workers may still run: fab status"
+    lock.with_lock(result, lambda taken: _drain(remote, s, say, result),
+                   take=lambda: lock.take(remote, s, "drain", token, message, s.timeouts.command),
+                   release=lambda: lock.release(remote, s, token, s.timeouts.command),
+                   unreachable=lambda step: "; the old colour's workers may still run: fab status")
     result.seconds = time.monotonic() - started
     return result
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Callable, TypeVar
 
 from ..config.schema import HostSettings
-from ..errors import Locked, Refused
+from ..errors import BlueGreenError, Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..mask import secrets
 from ..shell import record, state
+from ..result import INTERRUPTED, ROLLED_BACK, UNREACHABLE, HostResult, Outcome, outcome_for
 from .remote import Remote, Result
+
+T = TypeVar("T")
 
 
 def new_token() -> str:
@@ -39,8 +43,13 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
     return res
 
 
-def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0) -> None:
-    remote.run(release_command(s, token), timeout)
+def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0, quiet: bool = False) -> None:
+    """Free the lock this run took; quiet: a lost link is not an error (the run's result stands)."""
+    try:
+        remote.run(release_command(s, token), timeout)
+    except Unreachable:
+        if not quiet:
+            raise
 
 
 def problem(output: str, s: HostSettings | None = None) -> str | None:
@@ -77,3 +86,42 @@ def holder(output: str, s: HostSettings | None = None) -> str:
         return f"a lock not taken by fab-bluegreen{age} ({why})"
     message = f", {info['message']!r}" if info.get("message") else ""
     return f"{info.get('who', '?')} ({info.get('task', '?')}{message}, since {info.get('when', '?')}){age}"
+
+
+def with_lock(result: HostResult, run: Callable[[Result], T], take: Callable[[], Result],
+              release: Callable[[], None], step: Callable[[], str] = lambda: "",
+              unreachable: Callable[[str], str] = lambda step: "", say: Callable[[str], None] | None = None) -> T | None:
+    """Kamal's with_lock { yield }, once for every task that takes the lock: take it (take(): a call
+    of take() above, the one entry that takes it), run(what it returned), release() it, and end
+    `result` as an error says.
+
+    Another run's lock: LOCKED; the host's state: REFUSED; no connection: UNREACHABLE (+ unreachable(step):
+    what is left on the host); a step that failed or Ctrl-C before anything was changed: ROLLED_BACK or
+    INTERRUPTED at that step. The step is "lock" when taking failed, else the error's or step()'s.
+    Returns what run() returned (None after an error). Anything else is a bug: it goes up, released."""
+    taken = False
+    try:
+        res = take()
+        taken = True
+        try:
+            return run(res)
+        finally:
+            release()
+    except (Locked, Refused, Unreachable, StepFailed) as e:
+        outcome, at, reason = ended(e, step() if taken else "lock")
+        if outcome == UNREACHABLE:
+            reason += unreachable(at)
+        result.outcome, result.step, result.reason = outcome, at, reason
+        if say:
+            say(f"{outcome} at {at}: {reason}")
+        return None
+
+
+def ended(e: BlueGreenError, step: str) -> tuple[Outcome, str, str]:
+    """(outcome, step, reason) of a run that an error ended while it held the lock."""
+    if isinstance(e, Interrupted):
+        return INTERRUPTED, e.step, f"{e.reason} before anything was changed"
+    if isinstance(e, StepFailed):
+        return ROLLED_BACK, e.step, f"{e.reason} (nothing was changed)"
+    outcome, reason = outcome_for(e)
+    return outcome, step, reason
