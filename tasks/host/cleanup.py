@@ -86,8 +86,7 @@ def _remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_image
     if res.ok and prune_images and images:
         pruned = remote.run(compose.remove_images(images), timeout)
         result.warnings += [f"image kept: {line}" for line in pruned.stdout.splitlines() if line.startswith("in use")]
-    line = record.history_line("cleanup", s.name, result.outcome, **{
-        "from": old, "to": result.to_color, "removed": result.removes, "cut": result.cut, "reason": result.reason})
+    line = record.history_of(result, removed=result.removes, cut=result.cut)
     remote.run(state.append_history(s, line), timeout)
     result.seconds += time.monotonic() - started
     return result

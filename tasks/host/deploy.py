@@ -460,14 +460,13 @@ class Deploy:
             self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
             facts.record = rec
         self.result.version = version(self.s, facts, live) if live else "-"
-        fields = {"from": self.live, "to": self.new, "step": self.result.step, "reason": self.result.reason,
-                  "service": self.result.failed_service, "message": self.message,
+        fields = {"step": self.result.step, "service": self.result.failed_service, "message": self.message,
                   "versions": {c: version(self.s, facts, c) for c in ("blue", "green")},
                   **({"shipped": self.result.shipped} if self.result.shipped is not None else {}),
                   **({"uploaded": self.uploaded} if self.uploaded else {})}
-        line = record.history_line(self.task, self.s.name, self.result.outcome, **fields)
+        line = record.history_of(self.result, **fields)
         self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
-        acted = record.history_line(self.task, self.s.name, FAILED, **{**fields, "reason": GUARD_ACTED})
+        acted = record.history_of(self.result, **fields, result=FAILED, reason=GUARD_ACTED)
         self.acted_history = state.append_history(self.s, acted)
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
@@ -737,9 +736,7 @@ class Rollback(Deploy):
             self.result.outcome, self.result.step = FAILED, self.step
             self.result.reason = f"`down` of the staged {self.new} failed: {res.why()}"
         self.result.version = version(self.s, self.facts, self.live) if self.live else "-"
-        line = record.history_line(self.task, self.s.name, self.result.outcome, **{
-            "from": self.new, "to": self.live, "step": self.result.step, "reason": self.result.reason,
-            "message": self.message})
+        line = record.history_of(self.result, step=self.result.step, message=self.message)
         self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
         self.say(f"removed the staged {self.new}" if res.ok else self.result.reason)
 

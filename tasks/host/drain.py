@@ -90,6 +90,5 @@ def _drain(remote: Remote, s: HostSettings, say, result: DrainResult) -> None:
 def _end(remote: Remote, s: HostSettings, result: DrainResult, outcome: Outcome, why: str,
          before: broker.Queued) -> None:
     result.outcome, result.reason = outcome, why
-    line = record.history_line("drain", s.name, outcome, **{
-        "from": result.from_color, "to": result.to_color, "queued": before.counts, "reason": why})
+    line = record.history_of(result, queued=before.counts)
     remote.run(state.append_history(s, line), s.timeouts.command)

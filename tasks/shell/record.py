@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 from ..config.schema import COLORS, Color
 from ..mask import secrets
+from ..result import HostResult
 
 
 def now() -> str:
@@ -232,3 +233,11 @@ def history_line(action: str, host: str, result: str, **fields) -> str:
     kept on the host, and `fab history` shows it to whoever runs it."""
     fields = {k: secrets(v) if isinstance(v, str) else v for k, v in fields.items()}
     return dump({"time": now(), "action": action, "user": who(), "host": host, "result": result, **fields})
+
+
+def history_of(result: HostResult, /, **fields) -> str:
+    """The history line of one host's action, as its result ended: the action, host, outcome, from,
+    to and reason are the result's; `fields` adds what only that action says (or overrides them: the
+    line fab writes when its guard acted). Built by history_line(), as the guard's own line is."""
+    said = {"from": result.from_color, "to": result.to_color, "reason": result.reason, **fields}
+    return history_line(result.action, result.host, said.pop("result", result.outcome), **said)
