@@ -17,7 +17,11 @@ The other sequences change only their steps:
   colour, whose background keeps running and which keeps the traffic; recorded as staged.
 - Promote: the rest, for the staged colour: its health check again, stop the old background, go live.
 - Rollback: towards the previous colour, without secrets or prepare, starting that colour's
-  containers as they are instead of recreating them; or, while a colour is staged, removing it.
+  containers as they are instead of recreating them.
+- Unstage: a rollback while a colour is staged removes that colour, nothing else (chosen once the
+  host's facts are read, before the sequence starts).
+
+Each declares the steps it runs (steps_run); Deploy.sequence() and steps() keep their order.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class Deploy:
     task = "deploy"
     done = DEPLOYED  # the outcome once every step went through
     moves_traffic = True  # the steps stop the old background and switch (Stage's do not)
+    # the steps this sequence runs, of those sequence() and steps() name (Stage, Promote, Rollback run fewer)
+    steps_run: frozenset[str] = frozenset({"prepare", "start shared", "stop old background", "start new front", "go live"})
 
     def __init__(self, remote: Remote, s: HostSettings, say: Say = lambda msg: None, message: str = "",
                  interrupted: threading.Event | None = None, env: SecretEnv | None = None,
@@ -119,11 +125,19 @@ class Deploy:
                                             "lifted it")
         try:
             self.check_host()
+            self.__class__ = self.sequence_for(self.facts)  # decided once, before the sequence starts
             self.find_live_color()
             self.sequence()
         except Exception:  # a bug of the tool's: the guard, still armed, puts the host back
             self.crashed = True
             raise
+
+    def sequence_for(self, facts: Facts) -> type["Deploy"]:
+        """The sequence to run on this host, as its facts say (a rollback of a staged colour: Unstage)."""
+        return type(self)
+
+    def runs(self, step: str) -> bool:
+        return step in self.steps_run
 
     def left_to(self, step: str) -> str:
         """Said of a host whose link was lost while this run held its lock."""
@@ -135,7 +149,8 @@ class Deploy:
         self.ship_images()
         self.write_secrets()
         self.upload_files()
-        self.run_prepare()
+        if self.runs("prepare"):
+            self.run_prepare()
         self.arm_guard()
         settled: Facts | None = None  # the host once the new background settled
         try:
@@ -149,11 +164,19 @@ class Deploy:
 
     def steps(self) -> Facts | None:
         """The deploy proper; returns the host as read once the new background settled."""
-        self.start_shared()
-        self.stop_old_background()  # first: the new front gets the CPU the old workers used
-        self.start_new_front()  # then poll its health check (one round trip)
-        self.run_hooks("after_front")
-        return self.go_live()
+        if self.runs("start shared"):
+            self.start_shared()
+        if self.runs("check staged"):
+            self.check_staged()  # promote: the staged front's health check again
+        if self.runs("stop old background"):
+            self.stop_old_background()  # first: the new front gets the CPU the old workers used
+        if self.runs("start new front"):
+            self.start_new_front()  # then poll its health check (one round trip)
+            self.run_hooks("after_front")
+        if self.runs("go live"):
+            return self.go_live()
+        self.tell_staged()  # deploy --no-switch: how to try it, what comes next
+        return None
 
     def go_live(self) -> Facts | None:
         """Traffic to the new colour, then its background (the part fab promote adds to a staged colour)."""
@@ -165,6 +188,13 @@ class Deploy:
 
     def done_message(self) -> str:
         return f"{'planned' if self.remote.dry_run else 'deployed'}: {self.new} serves"
+
+    def tell_staged(self) -> None:
+        """A staged colour (deploy --no-switch), in the result's reason: how to try it, what comes next."""
+        port = self.s.port(self.new)
+        self.result.reason = (f"{self.new} runs on port {port} beside {self.live or 'no live colour'}: try it on the "
+                              f"host (curl http://127.0.0.1:{port}{self.s.health.path}), then fab promote "
+                              f"--host {self.s.name}, or fab rollback --host {self.s.name} to remove it")
 
     # --- the steps, in order ---------------------------------------------------------------
 
@@ -280,6 +310,13 @@ class Deploy:
         self.at("start shared")
         self.say(f"shared {', '.join(self.s.shared)} ({compose.project(self.s, compose.SHARED)}): starting if not running")
         self.check(compose.up_shared(self.s, self.new), "could not start the shared services")
+
+    def check_staged(self) -> None:
+        """The staged front's health check again: it may have changed since it was staged."""
+        self.new_started = True  # the staged front: a failed promote stops it, as a failed deploy does
+        self.at("health check")
+        self.say(f"health check of the staged {self.new} (port {self.s.port(self.new)})")
+        self.healthy(self.send(health.wait_healthy(self.s, self.new)))
 
     def stop_old_background(self) -> None:
         """Gracefully: each service gets stop_timeout seconds (Celery's warm shutdown finishes
@@ -627,16 +664,7 @@ class Stage(Deploy):
 
     done = STAGED
     moves_traffic = False
-
-    def steps(self) -> Facts | None:
-        self.start_shared()
-        self.start_new_front()  # then poll its health check (one round trip)
-        self.run_hooks("after_front")
-        port = self.s.port(self.new)
-        self.result.reason = (f"{self.new} runs on port {port} beside {self.live or 'no live colour'}: try it on the "
-                              f"host (curl http://127.0.0.1:{port}{self.s.health.path}), then fab promote "
-                              f"--host {self.s.name}, or fab rollback --host {self.s.name} to remove it")
-        return None
+    steps_run = frozenset({"prepare", "start shared", "start new front"})
 
     def done_message(self) -> str:
         return (f"{'planned' if self.remote.dry_run else 'staged'}: {self.new} on port {self.s.port(self.new)}; "
@@ -652,6 +680,7 @@ class Promote(Deploy):
     failure rolls back as a deploy's does: the old colour serves, the staged colour is stopped."""
 
     task = "promote"
+    steps_run = frozenset({"check staged", "stop old background", "go live"})  # prepare ran when it was staged
 
     def choose_target(self) -> Color:
         staged = (self.facts.record or Record()).staged
@@ -671,35 +700,22 @@ class Promote(Deploy):
         record and the history."""
         self.uploaded = self.old_record.uploaded(self.new)
 
-    def run_prepare(self) -> None:
-        pass  # ran when the colour was staged
-
-    def steps(self) -> Facts | None:
-        self.new_started = True  # the staged front: a failed promote stops it, as a failed deploy does
-        self.check_staged()
-        self.stop_old_background()
-        return self.go_live()
-
-    def check_staged(self) -> None:
-        """The staged front's health check again: it may have changed since it was staged."""
-        self.at("health check")
-        self.say(f"health check of the staged {self.new} (port {self.s.port(self.new)})")
-        self.healthy(self.send(health.wait_healthy(self.s, self.new)))
 
 
 class Rollback(Deploy):
     """Back to the colour that was live before the current one, if its containers are still the
     ones that served then (not recreated by a later failed deploy). While a colour is staged, a
-    rollback removes that colour instead, and nothing else changes."""
+    rollback removes that colour instead (Unstage), and nothing else changes."""
 
     task = "rollback"
-    unstaging = False
+    steps_run = frozenset({"start shared", "stop old background", "start new front", "go live"})  # no prepare: a
+    # rollback runs what is already there
+
+    def sequence_for(self, facts: Facts) -> type[Deploy]:
+        return Unstage if (facts.record or Record()).staged is not None else type(self)
 
     def choose_target(self) -> Color:
         rec = self.facts.record or Record()
-        if rec.staged is not None:
-            self.unstaging = True
-            return rec.staged
         previous = rec.previous
         if not self.live or previous is None or previous == self.live:
             raise Refused(f"there is no previous colour to go back to (live: {self.live or 'none'}, "
@@ -711,35 +727,6 @@ class Rollback(Deploy):
                           f"deploy, or removed by cleanup): deploy the version you want instead")
         return previous
 
-    def intent(self) -> str:
-        return f"rollback removes the staged {self.new}" if self.unstaging else super().intent()
-
-    def sequence(self) -> None:
-        if self.unstaging:
-            self.remove_staged()
-        else:
-            super().sequence()
-
-    def remove_staged(self) -> None:
-        """Remove the staged colour (down, never -v; its secrets file) and say so in the record and
-        the history (sent by finish()); the live colour, nginx and the rest are left as they are."""
-        self.at("remove staged")
-        self.say(f"removing {compose.project(self.s, self.new)}; {self.live or 'no colour'} stays as it is")
-        res = self.send(compose.remove(self.s, self.new))
-        self.result.from_color, self.result.to_color = self.new, self.live
-        self.done = UNSTAGED  # what this run ends as when all went well (a dry run: the plan)
-        if res.ok:
-            self.result.outcome = UNSTAGED
-            rec = self.old_record.without_color(self.new)
-            self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
-        else:
-            self.result.outcome, self.result.step = FAILED, self.step
-            self.result.reason = f"`down` of the staged {self.new} failed: {res.why()}"
-        self.result.version = version(self.s, self.facts, self.live) if self.live else "-"
-        line = record.history_of(self.result, step=self.result.step, message=self.message)
-        self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
-        self.say(f"removed the staged {self.new}" if res.ok else self.result.reason)
-
     def write_secrets(self) -> None:
         """The colour goes back to what it ran, with the secrets it was given: only masked here."""
         secrets.hide_written(self.remote, self.s, self.new)
@@ -748,9 +735,6 @@ class Rollback(Deploy):
         """The colour goes back to its own copy, uploaded when it was deployed: its hashes, for the
         history."""
         self.uploaded = self.old_record.uploaded(self.new)
-
-    def run_prepare(self) -> None:
-        pass  # a rollback runs what is already there
 
     def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
         # the containers already warmed up once, when they were deployed: no cap
@@ -765,3 +749,40 @@ class Rollback(Deploy):
 
     def recorded_colors(self, rec: Record, facts: Facts) -> Record:
         return rec  # the colour runs what the record already says
+
+
+class Unstage(Deploy):
+    """fab rollback while a colour is staged: that colour removed, and nothing else changed. Chosen
+    by Rollback once the host's facts are read, before its sequence starts."""
+
+    task = "rollback"
+    done = UNSTAGED  # what this run ends as when all went well (a dry run: the plan)
+    steps_run: frozenset[str] = frozenset()  # none of a deploy's: its sequence is remove_staged()
+
+    def choose_target(self) -> Color:
+        return (self.facts.record or Record()).staged
+
+    def intent(self) -> str:
+        return f"rollback removes the staged {self.new}"
+
+    def sequence(self) -> None:
+        self.remove_staged()
+
+    def remove_staged(self) -> None:
+        """Remove the staged colour (down, never -v; its secrets file) and say so in the record and
+        the history (sent by finish()); the live colour, nginx and the rest are left as they are."""
+        self.at("remove staged")
+        self.say(f"removing {compose.project(self.s, self.new)}; {self.live or 'no colour'} stays as it is")
+        res = self.send(compose.remove(self.s, self.new))
+        self.result.from_color, self.result.to_color = self.new, self.live
+        if res.ok:
+            self.result.outcome = UNSTAGED
+            rec = self.old_record.without_color(self.new)
+            self.trip.at_close(state.write_record(self.s, rec.dump()), "the record was not updated")
+        else:
+            self.result.outcome, self.result.step = FAILED, self.step
+            self.result.reason = f"`down` of the staged {self.new} failed: {res.why()}"
+        self.result.version = version(self.s, self.facts, self.live) if self.live else "-"
+        line = record.history_of(self.result, step=self.result.step, message=self.message)
+        self.trip.at_close(state.append_history(self.s, line), "the history line was not written")
+        self.say(f"removed the staged {self.new}" if res.ok else self.result.reason)
