@@ -119,10 +119,8 @@ class Deploy:
 
     def locked(self, taken: Result) -> None:
         """What runs while the lock is held (finish() releases it)."""
-        for line in taken.stdout.splitlines():
-            if line.startswith("lifted "):
-                self.result.warnings.append(f"{line.split()[1]}'s warm-up cap was still on (its lift had died): "
-                                            "lifted it")
+        self.result.warnings += [f"{color}'s warm-up cap was still on (its lift had died): lifted it"
+                                 for color in cpu.lifted(taken.stdout)]
         try:
             self.check_host()
             self.__class__ = self.sequence_for(self.facts)  # decided once, before the sequence starts
@@ -334,7 +332,7 @@ class Deploy:
     def note_killed(self, stdout: str) -> None:
         """The old background's exit codes, as a later listing read them: one killed at the end of
         its stop_timeout is a warning (said once)."""
-        if self.stopped and not self.killed_read and f"{MARK}containers" in stdout:
+        if self.stopped and not self.killed_read and probe.has(stdout, probe.CONTAINERS):
             self.killed_read = True
             self.result.warnings += killed(self.s, self.live, self.stopped_running, stdout)
 
@@ -446,9 +444,8 @@ class Deploy:
         return facts_from(res) if f"{MARK}containers" in res.stdout else None
 
     def note_cap(self, services: tuple[str, ...], cap: float, stdout: str) -> None:
-        nocap = next((ln for ln in stdout.splitlines() if ln.startswith("nocap")), None)
-        if nocap is not None:
-            why = nocap[6:] or "docker cannot set CPU limits"
+        why = cpu.no_cap(stdout)
+        if why is not None:
             self.result.cap = f"no cap ({why if len(why) < 120 else why[:117] + '...'})"
             self.say(f"started without the warm-up cap: {self.result.cap}")
         else:
@@ -649,7 +646,7 @@ class Deploy:
 
     def reached(self, res: Result, marker: str) -> bool:
         """The part of a round trip in front of `echo marker` succeeded (a dry run assumes so)."""
-        return self.remote.dry_run or marker in res.stdout.splitlines()
+        return self.remote.dry_run or base.reached(res.stdout, marker)
 
     def at(self, step: str) -> None:
         self.step = step
@@ -739,7 +736,7 @@ class Rollback(Deploy):
     def capped_start_command(self, services: tuple[str, ...], cap: float) -> str:
         # the containers already warmed up once, when they were deployed: no cap
         return self.start_command(services).then(
-            Command("echo 'nocap not needed: a rollback starts containers that warmed up before'", 0))
+            Command(f"echo '{cpu.NO_CAP} not needed: a rollback starts containers that warmed up before'", 0))
 
     def start_command(self, services: tuple[str, ...]) -> Command:
         return compose.start(self.s, self.new, services)

@@ -1,5 +1,6 @@
-"""State read from a host: pure parsers of the output of shell.probe.facts(), and the rules
-that decide which colour is live. Tested on captured output, no SSH needed."""
+"""State read from a host: the facts, put together from the sections of shell.probe.facts() (each
+read there, beside its printing), and the rules that decide which colour is live. Tested on
+captured output, no SSH needed."""
 
 from __future__ import annotations
 
@@ -9,22 +10,10 @@ from dataclasses import dataclass, field
 
 from ..config.schema import COLORS, Color, HostSettings
 from ..errors import Refused
-from ..shell.base import MARK
-from ..shell.compose import project
-from ..shell.probe import facts as facts_command
+from ..shell import probe
+from ..shell.compose import Container, container, project
 from ..shell.record import Record, history_problem, loads, record_problem
 from ..shell.state import history_path, record_path
-
-
-@dataclass(frozen=True)
-class Container:
-    project: str
-    service: str
-    state: str  # running, exited, restarting, created, paused, dead
-    restarts: int
-    image: str  # image ID (sha256:...)
-    id: str
-    exit_code: int
 
 
 @dataclass
@@ -67,27 +56,22 @@ class Facts:
 
 def read(remote, s: HostSettings, timeout: float = 120.0) -> Facts:
     """One round trip: run shell.probe.facts() on the host and parse it."""
-    return from_result(remote.read(facts_command(s), timeout))
+    return from_result(remote.read(probe.facts(s), timeout))
 
 
 def from_result(res) -> Facts:
-    if f"{MARK}containers" not in res.stdout:
+    if not probe.has(res.stdout, probe.CONTAINERS):
         raise Refused(f"cannot list containers with docker: {res.why()}: is Docker running, "
                       "and is the SSH user in the docker group?")
     return parse(res.stdout)
 
 
 def parse(text: str) -> Facts:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in text.splitlines():
-        if line.startswith(MARK):
-            current = line[len(MARK):].strip()
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
+    """The facts from their sections (shell/probe.py prints and reads each); the state files among
+    them (the record, history lines) are checked here."""
+    found = probe.sections(text)
     facts = Facts()
-    record = "\n".join(sections.get("record", [])).strip()
+    record = "\n".join(found.get(probe.RECORD, [])).strip()
     if record:
         try:
             data = loads(record)
@@ -98,24 +82,20 @@ def parse(text: str) -> Facts:
                 facts.bad["record"] = why
             else:
                 facts.record = Record.from_json(data)
-    if "upstream" in sections and any(sections["upstream"]):
-        facts.upstream = "\n".join(sections["upstream"]).strip() + "\n"
-    facts.upstream_unreadable = "upstream-unreadable" in sections
-    if "nginx" in sections:
-        facts.nginx_workers = " ".join(" ".join(sections["nginx"]).split())
-    facts.git = "".join(sections.get("git", [])).strip()
-    facts.compose_file = "yes" in sections.get("compose", [])
-    facts.containers = [c for c in map(_container, sections.get("containers", [])) if c]
-    facts.lock = "\n".join(sections.get("lock", [])).strip()
-    facts.last = _history_line(facts, "history", sections.get("history", []))
-    facts.last_guard = _history_line(facts, "guard", sections.get("guard", []))
-    lifts = [line.split() for line in sections.get("lift", []) if len(line.split()) == 2]
-    facts.capped = [color for color, state in lifts if state == "pending"]
-    facts.stuck_caps = [color for color, state in lifts if state == "stuck"]
-    facts.queued = "\n".join(sections["queued"]) if "queued" in sections else None
-    facts.health = dict(line.split() for line in sections.get("health", []) if len(line.split()) == 2)
-    facts.restart_kept, facts.restart_now = (dict(line.split(" ", 1) for line in sections.get(name, []) if " " in line)
-                                             for name in ("restart-kept", "restart-now"))
+    facts.upstream = probe.upstream(found)
+    facts.upstream_unreadable = probe.UNREADABLE in found
+    facts.nginx_workers = probe.workers(found)
+    facts.git = probe.git(found)
+    facts.compose_file = probe.compose_file(found)
+    facts.containers = [c for c in map(container, found.get(probe.CONTAINERS, [])) if c]
+    facts.lock = probe.lock(found)
+    facts.last = _history_line(facts, "history", found.get(probe.HISTORY, []))
+    facts.last_guard = _history_line(facts, "guard", found.get(probe.GUARD, []))
+    facts.capped, facts.stuck_caps = probe.lifts(found)
+    facts.queued = probe.queued(found)
+    facts.health = probe.health(found)
+    facts.restart_kept = probe.policies(found, probe.RESTART_KEPT)
+    facts.restart_now = probe.policies(found, probe.RESTART_NOW)
     return facts
 
 
@@ -147,17 +127,6 @@ def bad_file(s: HostSettings, facts: Facts, section: str) -> str | None:
                 "live colour from nginx and containers)")
     which = "last guard line" if section == "guard" else "last line"
     return f"the {which} of {s.dir}/{history_path(s)} {why}: fix or remove that line"
-
-
-def _container(line: str) -> Container | None:
-    parts = line.split()  # compose.CONTAINER_FORMAT, maybe followed by more (compose.LISTING_FORMAT)
-    if len(parts) < 7:
-        return None
-    proj, service, state, restarts, image, cid, code = parts[:7]
-    try:
-        return Container(proj, service, state, int(restarts), image, cid, int(code))
-    except ValueError:  # a label with a space (no compose project of this tool's has one): not ours
-        return None
 
 
 def restart_off(s: HostSettings, facts: Facts, color: str) -> str:

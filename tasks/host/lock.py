@@ -90,7 +90,8 @@ def holder(output: str, s: HostSettings | None = None) -> str:
 
 def with_lock(result: HostResult, run: Callable[[Result], T], take: Callable[[], Result],
               release: Callable[[], None], step: Callable[[], str] = lambda: "",
-              unreachable: Callable[[str], str] = lambda step: "", say: Callable[[str], None] | None = None) -> T | None:
+              unreachable: Callable[[str], str] = lambda step: "",
+              say: Callable[[str], None] | None = None) -> T | None:
     """Kamal's with_lock { yield }, once for every task that takes the lock: take it (take(): a call
     of take() above, the one entry that takes it), run(what it returned), release() it, and end
     `result` as an error says.

@@ -33,6 +33,11 @@ def started(name: str) -> str:
     return f"{MARK}started {name}"
 
 
+def reached(stdout: str, marker: str) -> bool:
+    """The part of an in_order() round trip that prints `marker` (started(name)) worked."""
+    return marker in stdout.splitlines()
+
+
 def in_order(parts: list[tuple[str, Command]], then: Command) -> Command:
     """Several steps in one round trip: each part (name, command) in its own shell (a part may end
     with `exit`), printing started(name) once it worked, then `then`; the first part that fails

@@ -178,7 +178,7 @@ def up_shared(s: HostSettings, copy: str | None = None) -> Command:
 def stop_reporting(s: HostSettings, color: str, services: tuple[str, ...]) -> Command:
     """stop(), then every container's state and exit code (the facts' `containers` section: 137 is
     a service killed at the end of its grace period), keeping the stop's exit status."""
-    return Command(f"{stop(s, color, services)}; rc=$?; echo {MARK}containers; {containers()}; exit $rc", stopping(s))
+    return Command(f"{stop(s, color, services)}; rc=$?; echo {MARK}{CONTAINERS}; {containers()}; exit $rc", stopping(s))
 
 
 def stop_ids(s: HostSettings, ids: list[str]) -> Command:
@@ -188,7 +188,7 @@ def stop_ids(s: HostSettings, ids: list[str]) -> Command:
     codes (137: killed at the end of the grace period) are read by the next listing that includes
     them (exit_codes)."""
     if not ids:
-        return Command(f"echo {MARK}containers", s.timeouts.command)
+        return Command(f"echo {MARK}{CONTAINERS}", s.timeouts.command)
     listed = " ".join(quote(i) for i in ids)
     return Command(f"{restart.hold(s, restart.listed(ids))} && docker stop -t {math.ceil(s.stop_timeout)} {listed} "
                    ">/dev/null", stopping(s))
@@ -197,7 +197,7 @@ def stop_ids(s: HostSettings, ids: list[str]) -> Command:
 def exit_codes(ids: list[str]) -> str:
     """The containers section (CONTAINER_FORMAT) of these containers alone: their state and exit code."""
     listed = " ".join(quote(i) for i in ids)
-    return f"echo {MARK}containers; " + (f"docker inspect -f {quote(CONTAINER_FORMAT)} {listed}" if ids else "true")
+    return f"echo {MARK}{CONTAINERS}; " + (f"docker inspect -f {quote(CONTAINER_FORMAT)} {listed}" if ids else "true")
 
 
 def down(s: HostSettings, color: str) -> Command:
@@ -222,8 +222,34 @@ def logs(s: HostSettings, color: str, service: str, lines: int = 20) -> Command:
 
 
 # one line per compose container: project service state restarts image id exit_code
+CONTAINERS = "containers"  # the section (base.MARK + it) of containers' lines, CONTAINER_FORMAT
 CONTAINER_FORMAT = (f'{{{{index .Config.Labels "{LABEL_PROJECT}"}}}} {{{{index .Config.Labels "{LABEL_SERVICE}"}}}} '
                     "{{.State.Status}} {{.RestartCount}} {{.Image}} {{.Id}} {{.State.ExitCode}}")
+
+
+@dataclass(frozen=True)
+class Container:
+    """One line of CONTAINER_FORMAT."""
+
+    project: str
+    service: str
+    state: str  # running, exited, restarting, created, paused, dead
+    restarts: int
+    image: str  # image ID (sha256:...)
+    id: str
+    exit_code: int
+
+
+def container(line: str) -> Container | None:
+    """A line of CONTAINER_FORMAT (maybe followed by more: LISTING_FORMAT); None: not one of ours."""
+    parts = line.split()
+    if len(parts) < 7:
+        return None
+    proj, service, state, restarts, image, cid, code = parts[:7]
+    try:
+        return Container(proj, service, state, int(restarts), image, cid, int(code))
+    except ValueError:  # a label with a space (no compose project of this tool's has one): not ours
+        return None
 
 
 LABEL_WORKING_DIR = f"{LABEL_PROJECT}.working_dir"

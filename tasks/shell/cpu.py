@@ -94,6 +94,11 @@ def lift_stuck(s: HostSettings) -> str:
     return in_dir(s, "; ".join(parts) + "; true")
 
 
+def lifted(stdout: str) -> list[str]:
+    """The colours whose stuck cap lift_stuck() lifted, from its `lifted COLOR` lines."""
+    return [line.split()[1] for line in stdout.splitlines() if line.startswith("lifted ") and len(line.split()) > 1]
+
+
 def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: float, seconds: float,
                  ids: list[str] | None = None) -> Command:
     """Create services without starting them (unless `ids`: their containers, created already by
@@ -144,6 +149,15 @@ def start_capped(s: HostSettings, color: str, services: tuple[str, ...], cpus: f
     create = "true" if ids else compose(s, color, "up", "--no-start", "--force-recreate", "--no-deps", *shipped(s),
                                         *services)
     return step(s, f"{cancel_lift(s, color)}; {create} || exit 1\n{DETACH_FUNCTIONS}\n{pick}{plan}{finish}")
+
+
+NO_CAP = "nocap"  # start_capped()'s line when its services started without the cap: `nocap <why>`
+
+
+def no_cap(stdout: str) -> str | None:
+    """Why start_capped() started its services without the cap (None: they are capped)."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(NO_CAP)), None)
+    return None if line is None else line[len(NO_CAP) + 1:] or "docker cannot set CPU limits"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Reading a host in one round trip each: the facts the sequence decides on, what `fab status` shows,
-and the pre-flight check (one line per check: "ok|warn|fail NAME DETAIL"). tasks/host/facts.py and
-tasks/host/check.py parse their output."""
+and the pre-flight check (one line per check: "ok|warn|fail NAME DETAIL"). The facts' output comes in
+sections, each printed and read here (tasks/host/facts.py puts them together, and reads the state files
+among them); tasks/host/check.py parses the checks."""
 
 from __future__ import annotations
 
@@ -10,12 +11,42 @@ from shlex import quote
 from ..config.schema import HostSettings
 from .base import MARK, remote_path
 from .cgroup import CGROUP
-from .compose import SHARED, color_env, compose_command, containers, list_containers, listed, project
+from .compose import CONTAINERS, SHARED, color_env, compose_command, containers, list_containers, listed, project
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
 from . import restart
 from .state import STATE_DIR, history_path, lock_path, private, put, record_path
+
+
+# --- the sections of the facts' output: the line each starts with, and the text split into them ------
+
+RECORD, UPSTREAM, UNREADABLE, NGINX, GIT, COMPOSE, HISTORY = (
+    "record", "upstream", "upstream-unreadable", "nginx", "git", "compose", "history")  # and CONTAINERS (compose.py)
+LOCK, GUARD, HEALTH, LIFT, RESTART_KEPT, RESTART_NOW, QUEUED = (
+    "lock", "guard", "health", "lift", "restart-kept", "restart-now", "queued")  # fab status; QUEUED: a deploy's
+
+
+def section(name: str) -> str:
+    """The line a section starts with (printed with `echo`)."""
+    return MARK + name
+
+
+def has(text: str, name: str) -> bool:
+    return section(name) in text
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """The output split into its sections: name -> its lines (what comes before the first is left out)."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            current = line[len(MARK):].strip()
+            found[current] = []
+        elif current is not None:
+            found[current].append(line)
+    return found
 
 
 # --- facts: one round trip reads everything the sequence decides on ------------------------
@@ -25,16 +56,39 @@ def facts(s: HostSettings, reuse_listing: bool = False) -> str:
     (reuse_listing: as a command earlier in the round trip listed them, see compose.list_containers)."""
     d = remote_path(s.dir)
     parts = [
-        f"echo {MARK}record; cat {d}/{quote(record_path(s))} 2>/dev/null; echo",
-        *([f"echo {MARK}upstream; {read_root_file(s.switch.upstream_file, MARK + 'upstream-unreadable')}",
-           f"{nginx_workers(s)}; echo {MARK}nginx; fbg_workers"] if s.switch.mode == "nginx" else []),
-        f"echo {MARK}git; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
-        f"echo {MARK}compose; test -f {quote(s.compose_file) if s.compose_file.startswith('/') else d + '/' + quote(s.compose_file)} "
+        f"echo {section(RECORD)}; cat {d}/{quote(record_path(s))} 2>/dev/null; echo",
+        *([f"echo {section(UPSTREAM)}; {read_root_file(s.switch.upstream_file, section(UNREADABLE))}",
+           f"{nginx_workers(s)}; echo {section(NGINX)}; fbg_workers"] if s.switch.mode == "nginx" else []),
+        f"echo {section(GIT)}; git -C {d} rev-parse --short=12 HEAD 2>/dev/null",
+        f"echo {section(COMPOSE)}; test -f {quote(s.compose_file) if s.compose_file.startswith('/') else d + '/' + quote(s.compose_file)} "
         "&& echo yes",
-        f"echo {MARK}history; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
-        f"echo {MARK}containers; {listed() if reuse_listing else containers()}",
+        f"echo {section(HISTORY)}; tail -n 1 {d}/{quote(history_path(s))} 2>/dev/null",
+        f"echo {section(CONTAINERS)}; {listed() if reuse_listing else containers()}",
     ]
     return "; ".join(parts)
+
+
+def upstream(found: dict[str, list[str]]) -> str | None:
+    """The upstream file's text; None when it does not exist (or switch.mode is not nginx)."""
+    return "\n".join(found[UPSTREAM]).strip() + "\n" if any(found.get(UPSTREAM, [])) else None
+
+
+def workers(found: dict[str, list[str]]) -> str | None:
+    """The PIDs of nginx's workers, e.g. "812 813"; None: not read."""
+    return " ".join(" ".join(found[NGINX]).split()) if NGINX in found else None
+
+
+def git(found: dict[str, list[str]]) -> str:
+    return "".join(found.get(GIT, [])).strip()
+
+
+def compose_file(found: dict[str, list[str]]) -> bool:
+    return "yes" in found.get(COMPOSE, [])
+
+
+def queued(found: dict[str, list[str]]) -> str | None:
+    """shell.broker.count_queued()'s output, when it rode along (QUEUED)."""
+    return "\n".join(found[QUEUED]) if QUEUED in found else None
 
 
 # --- status: the facts plus the lock, the last history lines and both colours' health ---------
@@ -47,25 +101,46 @@ def status(s: HostSettings) -> str:
     lift, tag = '"$f"', f'"fbg-lift:{s.app}.$c"'  # each colour's lift (cpu.lift_file, cpu.lift_tag); app is validated
     parts = [
         facts(s),
-        f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
+        f"echo {section(LOCK)}; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
         f"cat {lock_dir}/info 2>/dev/null",
-        f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
-        f"echo {MARK}health; {health}",
+        f"echo {section(GUARD)}; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
+        f"echo {section(HEALTH)}; {health}",
         restart_policies(s),
-        f"echo {MARK}lift; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
+        f"echo {section(LIFT)}; for c in blue green; do f={d}/{STATE_DIR}/{quote(s.app)}.$c.lift; [ -f \"$f.sh\" ] || continue; "
         f"if {still_running(lift, tag)}; then "
         "echo $c pending; else echo $c stuck; fi; done; true",
     ]
     return "; ".join(parts)
 
 
+def lock(found: dict[str, list[str]]) -> str:
+    """`held NOW SINCE` + the holder's info; empty when unlocked."""
+    return "\n".join(found.get(LOCK, [])).strip()
+
+
+def health(found: dict[str, list[str]]) -> dict[str, str]:
+    """Colour -> HTTP code (000: no answer)."""
+    return dict(line.split() for line in found.get(HEALTH, []) if len(line.split()) == 2)
+
+
+def lifts(found: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """(the colours whose warm-up cap is not lifted yet, those of them whose lift process is gone)."""
+    pairs = [line.split() for line in found.get(LIFT, []) if len(line.split()) == 2]
+    return [c for c, state in pairs if state == "pending"], [c for c, state in pairs if state == "stuck"]
+
+
 def restart_policies(s: HostSettings) -> str:
     """The restart policies the tool turned off and keeps (restart.path: `<id> <policy>` lines),
     then each of those containers' policy now, in the same form (restart.POLICY)."""
     kept = f"{remote_path(s.dir)}/{quote(restart.path(s))}"
-    return (f"echo {MARK}restart-kept; cat {kept} 2>/dev/null; echo {MARK}restart-now; "
+    return (f"echo {section(RESTART_KEPT)}; cat {kept} 2>/dev/null; echo {section(RESTART_NOW)}; "
             f"ids=$(cut -d' ' -f1 {kept} 2>/dev/null); [ -z \"$ids\" ] || docker inspect -f {quote(restart.POLICY)} $ids "
             "2>/dev/null; true")
+
+
+def policies(found: dict[str, list[str]], name: str) -> dict[str, str]:
+    """RESTART_KEPT or RESTART_NOW: container ID -> restart policy."""
+    return dict(line.split(" ", 1) for line in found.get(name, []) if " " in line)
 
 
 # --- fab check: would a staged front (deploy --no-switch) fit beside the live colour? ---------

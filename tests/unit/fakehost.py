@@ -35,12 +35,14 @@ import shlex
 from tasks.config.schema import HostSettings
 from tasks.host.remote import RecordingRemote
 from tasks.shell.base import MARK, low_priority, remote_path
+from tasks.shell import probe
+from tasks.shell.probe import section
 
 # The commands the fake host knows, one line each: (what it is, its pattern, the method that plays it).
 # Played in this order within a round trip, each on every match (a read_* answers it alone).
 COMMANDS: list[tuple[str, str, str]] = [
     ("pre-flight, with the facts (check.run_checks)", r"^say\(\) \{", "read_preflight"),
-    ("facts, or fab status (probe.facts, probe.status)", rf"^echo {MARK}record", "read_facts"),
+    ("facts, or fab status (probe.facts, probe.status)", rf"^echo {section(probe.RECORD)}", "read_facts"),
     ("history (state.history)", r"^if \[ -f {dir}/\.fab-bluegreen/{app}\.history\.jsonl \]; then cut=.* "
      r"awk -v cut=", "read_history"),
     ("secrets read (state.read_env)", r"cat \.fab-bluegreen/{app}\.(blue|green)\.env 2>/dev/null; true$", "read_env"),
@@ -58,7 +60,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("images received (images.load)", r"^(zstd -dcq|gzip -dc) \| docker load", "noop"),
     ("images tagged (images.tag)", r"docker tag \S+ \S+", "noop"),
     ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
-    ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {MARK}containers", "containers_after_stop"),
+    ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {section(probe.CONTAINERS)}",
+     "containers_after_stop"),
     ("restart policies off (restart.hold)", r"docker update --restart=no \$fbg_ids", "hold"),
     ("restart policies back (restart.give_back)", r'docker update --restart="\$fbg_policy"', "give_back"),
     ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) {files} (\w+)([^;&|\n]*)", "compose"),
@@ -82,7 +85,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("record (state.write_record)", r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && "
      r"mv -f \"\$fbg_tmp\" \.fab-bluegreen/{app}\.json ", "write_record"),
     ("health check (health.wait_healthy)", r"(?:^|\( )i=0; while", "health"),
-    ("facts riding along (probe.facts)", rf"echo {MARK}record", "facts_riding"),
+    ("facts riding along (probe.facts)", rf"echo {section(probe.RECORD)}", "facts_riding"),
     ("queues (broker.count_queued)", r"docker exec -i \"\$cid\" redis-cli -n \d+", "count_queued"),
     ("open connections (connections.wait_closed)", r"fbg_open\(\) \{", "wait_closed"),
 ]
@@ -228,10 +231,10 @@ class FakeHost:
 
     def read_preflight(self, m: re.Match) -> tuple[int, str]:
         self.events.append(("check",))
-        return 0, self.checks + (self.facts() if f"echo {MARK}record" in m.string else "")
+        return 0, self.checks + (self.facts() if f"echo {section(probe.RECORD)}" in m.string else "")
 
     def read_facts(self, m: re.Match) -> tuple[int, str]:
-        return 0, self.facts() + (self.status_sections() if f"echo {MARK}lock" in m.string else "")
+        return 0, self.facts() + (self.status_sections() if f"echo {section(probe.LOCK)}" in m.string else "")
 
     def read_history(self, m: re.Match) -> tuple[int, str]:
         return 0, self.history
@@ -353,12 +356,12 @@ class FakeHost:
         return self.facts()
 
     def count_queued(self, m: re.Match) -> str:
-        return (f"{MARK}queued\n" if f"echo {MARK}queued" in m.string else "") + self.counts()
+        return (f"{section(probe.QUEUED)}\n" if f"echo {section(probe.QUEUED)}" in m.string else "") + self.counts()
 
     def containers_after_stop(self, m: re.Match) -> str:
-        if f"echo {MARK}record" in m.string:
+        if f"echo {section(probe.RECORD)}" in m.string:
             return ""  # the facts' own section (facts_riding)
-        return f"{MARK}containers\n" + self.container_lines()
+        return f"{section(probe.CONTAINERS)}\n" + self.container_lines()
 
     # --- the fake state ------------------------------------------------------------------------
 
@@ -428,16 +431,17 @@ class FakeHost:
 
     def facts(self) -> str:
         last = (self.history.splitlines() or [""])[-1]
-        return (f"{MARK}record\n{self.record}\n{MARK}upstream\n{self.upstream}\n{MARK}nginx\n{self.nginx_workers}\n"
-                f"{MARK}git\n\n"
-                f"{MARK}compose\nyes\n{MARK}history\n{last}\n{MARK}containers\n" + self.container_lines())
+        return "".join(f"{section(name)}\n{text}\n" for name, text in (
+            (probe.RECORD, self.record), (probe.UPSTREAM, self.upstream), (probe.NGINX, self.nginx_workers),
+            (probe.GIT, ""), (probe.COMPOSE, "yes"), (probe.HISTORY, last))) + (
+            f"{section(probe.CONTAINERS)}\n" + self.container_lines())
 
     def status_sections(self) -> str:
         """What probe.status() adds to the facts: the lock, the last guard line, health, lifts."""
         guard = [line for line in self.history.splitlines() if '"action":"guard"' in line][-1:]
         held = f"held 1042 1000\n{self.lock}\n" if self.lock else ""
-        return (f"{MARK}lock\n{held}{MARK}guard\n{''.join(g + chr(10) for g in guard)}"
-                f"{MARK}health\nblue 200\ngreen 000\n{MARK}lift\n")
+        return (f"{section(probe.LOCK)}\n{held}{section(probe.GUARD)}\n{''.join(g + chr(10) for g in guard)}"
+                f"{section(probe.HEALTH)}\nblue 200\ngreen 000\n{section(probe.LIFT)}\n")
 
     def container_lines(self) -> str:
         """compose.containers()'s lines; a stopped container exits with its exit_codes entry (or 0)."""
