@@ -53,7 +53,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
     after Ctrl-C, which the wait ends in removing nothing."""
     token = lock.new_token()
     try:
-        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command)
+        lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command, say=say)
     except (Locked, Refused, Unreachable) as e:
         outcome, reason = outcome_for(e)
         return CleanupResult(host=s.name, action="cleanup", outcome=outcome, step="lock", reason=reason)

@@ -26,7 +26,7 @@ def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = 
     result = DrainResult(host=s.name, action="drain")
     token = lock.new_token()
     try:
-        lock.take(remote, s, "drain", token, message, s.timeouts.command)
+        lock.take(remote, s, "drain", token, message, s.timeouts.command, say=say)
         try:
             _drain(remote, s, say, result)
         finally:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..config.schema import COLORS, Color, HostSettings
 from ..errors import Refused
+from ..shell import journal
 from ..shell.base import MARK
 from ..shell.compose import project
 from ..shell.probe import facts as facts_command
@@ -38,6 +39,8 @@ class Facts:
     containers: list[Container] = field(default_factory=list)
     # read by `fab status` only
     lock: str = ""  # `held NOW SINCE` + the holder's info, empty when unlocked
+    stale: str = ""  # why the lock is stale (guard.staleness: "reboot", "guard gone"), "" when it is not
+    undo: list[str] = field(default_factory=list)  # the words of the holding run's undo journal, newest first
     last: dict | None = None  # the last history line
     last_guard: dict | None = None  # the last line the guard wrote
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
@@ -107,6 +110,8 @@ def parse(text: str) -> Facts:
     facts.compose_file = "yes" in sections.get("compose", [])
     facts.containers = [c for c in map(_container, sections.get("containers", [])) if c]
     facts.lock = "\n".join(sections.get("lock", [])).strip()
+    facts.stale = " ".join(sections.get("stale", [])).strip() if facts.lock else ""
+    facts.undo = [line[len(journal.SHOWN):] for line in sections.get("undo", []) if line.startswith(journal.SHOWN)]
     facts.last = _history_line(facts, "history", sections.get("history", []))
     facts.last_guard = _history_line(facts, "guard", sections.get("guard", []))
     lifts = [line.split() for line in sections.get("lift", []) if len(line.split()) == 2]

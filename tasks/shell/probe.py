@@ -8,13 +8,13 @@ import shlex
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import MARK, remote_path
+from .base import MARK, in_dir, remote_path
 from .cgroup import CGROUP
 from .compose import SHARED, color_env, compose_command, containers, list_containers, listed, project
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
-from . import restart
+from . import guard, journal, restart
 from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 
@@ -49,6 +49,8 @@ def status(s: HostSettings) -> str:
         facts(s),
         f"echo {MARK}lock; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
         f"cat {lock_dir}/info 2>/dev/null",
+        f"echo {MARK}stale; [ -d {lock_dir} ] && ( {in_dir(s, guard.staleness(s))} && echo \"$fbg_cause\" ); "
+        f"echo {MARK}undo; {journal.show(s)}",
         f"echo {MARK}guard; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {MARK}health; {health}",
         restart_policies(s),
