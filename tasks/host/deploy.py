@@ -307,7 +307,7 @@ class Deploy:
                         and c.service in self.s.background]
         self.stopped_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
         background = " ".join(self.s.background)
-        self.undo_first(self.step, f"start {compose.project(self.s, self.live)} {background} again unless "
+        self.undo_first(self.step, f"start {compose.project(self.s, self.live)} {background} again, unless "
                                    f"{compose.project(self.s, self.new)}'s run",
                         compose.start_unless_running(self.s, self.live, self.s.background, self.new),
                         f"{self.live}'s {', '.join(self.s.background)} did not start again")
