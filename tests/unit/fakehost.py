@@ -161,6 +161,7 @@ class FakeHost:
         self.record = record
         self.history = history  # the history file's text (lines the tool appends are not kept)
         self.lock = lock  # the info of a lock someone else holds: taking it fails ("": free)
+        self.stale = ""  # why that lock is stale (guard.staleness: reboot, guard gone), "" when it is not
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
         self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
@@ -482,7 +483,8 @@ class FakeHost:
         """What probe.status() adds to the facts: the lock, the last guard line, health, lifts."""
         guard = [line for line in self.history.splitlines() if '"action":"guard"' in line][-1:]
         held = f"held 1042 1000\n{self.lock}\n" if self.lock else ""
-        return (f"{MARK}lock\n{held}{MARK}guard\n{''.join(g + chr(10) for g in guard)}"
+        undo = "".join(f"undo {words}\n" for words in self.undo_words())  # journal.show()
+        return (f"{MARK}lock\n{held}{MARK}stale\n{self.stale}\n{MARK}undo\n{undo}{MARK}guard\n{''.join(g + chr(10) for g in guard)}"
                 f"{MARK}health\nblue 200\ngreen 000\n{MARK}lift\n")
 
     def container_lines(self) -> str:

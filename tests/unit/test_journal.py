@@ -12,8 +12,10 @@ from typing import Callable
 import pytest
 
 from tasks.config.schema import HostSettings
+from tasks.host import inspect, lock
 from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.result import ROLLED_BACK, UNREACHABLE
+from tasks.shell import guard, journal
 
 from .fakehost import FakeHost
 
@@ -114,3 +116,38 @@ def test_fab_s_rollback_and_the_guard_run_the_same_journal_and_either_puts_the_h
             cut.answer(command)
         back_where_it_started(cut, before, case)
     assert undone >= (1 if case == "stage" else 3), (case, list(trips))
+
+
+INFO = json.dumps({"who": "ann@laptop", "when": "2026-12-07T10:00:00+00:00", "task": "deploy", "message": "",
+                   "token": "a" * 32, "since": 1})
+
+
+def cut_mid_deploy() -> FakeHost:
+    """A deploy whose link was cut once the new front started: its lock and journal stay on the host."""
+    host = live_blue()
+    host.cut_trip = 4
+    assert Deploy(host.remote, S).run().outcome == UNREACHABLE
+    host.cut_trip, host.lock = 0, INFO
+    return host
+
+
+@pytest.mark.parametrize("stale, said", [("reboot", "interrupted by a reboot"), ("guard gone", "guard gone"),
+                                         ("", "in flight; its undo")])
+def test_status_shows_a_stale_lock_and_what_the_next_run_will_do(stale, said):
+    host = cut_mid_deploy()
+    host.stale = stale
+    row = inspect.status(host.remote, S)
+    assert said in row.lock and "stop app-green (kept for its logs); start app-blue worker beat again" in row.lock
+    assert ("the next deploy, rollback, promote, cleanup or drain puts the host back" in row.lock) == bool(stale)
+
+
+def test_the_next_run_says_in_one_line_what_it_put_back():
+    out = (f"{guard.STALE}{guard.ARMED}{guard.REBOOT}\n{INFO}\n{journal.SHOWN}stop app-green (kept for its logs)\n"
+           f"{journal.SHOWN}start app-blue worker beat again\n{journal.NOT_PUT_BACK}stop app-green\nacquired\n")
+    assert lock.stale(out, S) == (
+        "the lock of ann@laptop (deploy, since 2026-12-07T10:00:00+00:00) was interrupted by a reboot: put the host "
+        "back as its guard would have (stop app-green (kept for its logs); start app-blue worker beat again); "
+        "not put back: stop app-green; freed it")
+    unarmed = f"{guard.STALE}{guard.REBOOT}\n{INFO}\nacquired\n"
+    assert lock.stale(unarmed, S).endswith("was interrupted by a reboot before it changed anything: freed it")
+    assert lock.stale("acquired\n", S) == ""
