@@ -574,10 +574,6 @@ class Deploy:
         load = cpu.parse_samples(res.stdout)
         self.result.host_load = load.describe() if load else ""
 
-    def write_record(self, rec: Record) -> None:
-        self.check(state.write_record(self.s, rec.dump()), "could not write the record")
-        self.facts.record = rec
-
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
@@ -601,11 +597,6 @@ class Deploy:
         if not res.ok:
             raise StepFailed(self.step, f"{what}: {res.why()}", service=service)
         return res
-
-    def best_effort(self, command: str, what: str) -> None:
-        res = self.send(command)
-        if not res.ok:
-            self.result.left.append(f"{what} ({res.why()})")
 
     def reached(self, res: Result, marker: str) -> bool:
         """The part of a round trip in front of `echo marker` succeeded (a dry run assumes so)."""

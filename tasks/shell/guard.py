@@ -1,6 +1,7 @@
 """The dead-man's switch: a process on the host, detached from the SSH session, that puts the host
-back as it was unless fab is heard from in time. It survives a dropped link, a sleeping laptop and
-kill -9 of fab.
+back as it was unless fab is heard from in time: it runs the run's undo journal (journal.py), as
+fab's rollback would. It survives a dropped link, a sleeping laptop and kill -9 of fab, not a
+reboot: then the next run finds the lock stale and puts the host back itself (recover()).
 
 Every command fab sends while the guard is armed carries a heartbeat: it moves the guard's
 deadline to the end of that command's own time limit plus `guard_deadline` seconds. So a slow but
