@@ -7,8 +7,10 @@ COMMANDS is recognised raises UnknownCommand, naming it, instead of answering `(
 
 What rides along with a command is taken out first: the lowest priority (base.low_priority, in front
 of each of the tool's own commands), the guard's arming (with the stop), its
-heartbeat (in front of every command while armed), its disarm (with the next command), and the
-`echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays what is left, in its order.
+heartbeat (in front of every command while armed), its disarm (with the next command), the undo
+journal's entries (journal.append, in front of a step's command: kept in `journal`, as the files
+the guard would run), and the `echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays
+what is left, in its order.
 
 To teach it a new command (a builder just added to tasks/shell/), add one line to COMMANDS:
 
