@@ -19,9 +19,12 @@ def unlock(c, host=None, group=None, all_=False, hosts_file="", yes=False):
     """Remove a deploy lock left behind by a run that is gone, and disarm that run's guard.
 
     Shows each lock first: who holds it, since when, for which task, whether that run's guard
-    is armed and what it would do (switch back, stop the new colour, ...). Asks unless --yes;
+    is armed and what it would do: that run's undo journal, newest first (stop the new colour,
+    start the old background again, ...). Asks unless --yes;
     with no terminal and no --yes it refuses. Removing the lock also disarms that run's guard:
     the host then stays as it is (fab status shows it); a lock taken again meanwhile is kept.
+    A lock left by a reboot (or by a run whose guard died, once its deadline passed) needs no
+    unlock: the next deploy, rollback, promote, cleanup or drain puts it right.
 
     Exit code: 0 done or no lock, 1 a host could not be read or a lock not removed, 2 usage or
     hosts-file error (including no terminal to ask at and no --yes).

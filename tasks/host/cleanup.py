@@ -54,7 +54,7 @@ def remove(remote: Remote, s: HostSettings, planned: CleanupResult, prune_images
     token, result = lock.new_token(), CleanupResult(host=s.name, action="cleanup")
     removed = lock.with_lock(
         result, lambda taken: _remove(remote, s, planned, prune_images, force, say, interrupted),
-        take=lambda: lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command),
+        take=lambda: lock.take(remote, s, "cleanup", token, timeout=s.timeouts.command, say=say),
         release=lambda: lock.release(remote, s, token, s.timeouts.command, quiet=True),
         unreachable=lambda step: "" if step == "lock" else "; check the host with fab status")
     return removed or result

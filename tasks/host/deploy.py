@@ -9,8 +9,10 @@ top to bottom: they are the whole deploy.
     -> go live: switch nginx -> after_switch hooks -> start the new background (by ID), then watch
     it settle -> count the tasks left in the old colour's broker
     -> record -> disarm the guard -> unlock
-    any failure from "stop" on (Ctrl-C included): roll back (switch back, stop the new colour,
-    restart the old background), keeping the failed colour's containers for their logs.
+    each step that changes the host first writes its inverse to the undo journal on the host
+    (tasks/shell/journal.py); any failure from "stop" on (Ctrl-C included): roll back, the journal
+    newest first (stop the new background, switch back, restart the old background, stop the new
+    colour), keeping the failed colour's containers for their logs. The guard runs the same journal.
 
 The other sequences change only their steps:
 - Stage (deploy --no-switch): the new front, its health check and after_front, beside the live
@@ -38,7 +40,7 @@ from ..config.uploads import Upload
 from ..errors import Interrupted, Refused, StepFailed
 from ..life import watching
 from ..result import DEPLOYED, DRY_RUN, FAILED, INTERRUPTED, ROLLED_BACK, STAGED, UNSTAGED, DeployResult
-from ..shell import base, compose, cpu, guard, health, hooks, nginx, probe, record, state
+from ..shell import base, compose, cpu, guard, health, hooks, journal, nginx, probe, record, state
 from ..shell.record import Record
 from ..shell.base import MARK, Command
 from ..shell.broker import count_queued
@@ -93,15 +95,12 @@ class Deploy:
         self.step = "connect"
         self.old_upstream: str | None = None
         self.old_record = Record()
-        # what has been changed so far, so the rollback undoes exactly that
-        self.old_background_stopped = False
+        self.journal: list[journal.Entry] = []  # what has been changed so far: the rollback undoes exactly that
         self.stopped: list[str] = []  # the IDs of the old background's containers this run stopped
         self.stopped_running: tuple[str, ...] = ()  # ... the services of those that ran
         self.killed_read = False  # their exit codes were read (killed after stop_timeout: a warning)
         self.created = compose.Created()  # the new colour's containers, as its front's round trip created them
         self.new_started = False
-        self.new_background_started = False
-        self.switched = False
         self.crashed = False  # an unexpected error (a bug): the guard, if armed, is left to act
         self.acted_history = ""  # the history line fab writes instead of its own when the guard acted
         self.host_cpus = 1.0
@@ -200,7 +199,11 @@ class Deploy:
         """The lock first; the host's CPU and memory are sampled from then on (same round trip)."""
         self.at("lock")
         return lock.take(self.remote, self.s, self.task, self.token, self.message, self.timeouts.command,
-                         and_then=lowered(f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}"))
+                         and_then=lowered(f"{cpu.start_sampler(self.s)}; {cpu.lift_stuck(self.s)}"), say=self.say_warning)
+
+    def say_warning(self, line: str) -> None:
+        self.say(line)
+        self.result.warnings.append(line)
 
     def check_host(self) -> None:
         """The pre-flight of `fab check` (sudo, docker, compose file, nginx, ports, disk, memory),
@@ -296,9 +299,16 @@ class Deploy:
         """From here on, a dead link or a dead tool leaves the host to the guard, which puts it back."""
         self.at("guard")
         grace = guard.grace(self.s)
-        self.trip.arm(guard.arm(self.s, self.token, self.undo_commands(), grace, self.undo_plan()))  # with the next command
+        self.trip.arm(guard.arm(self.s, self.token, grace))  # with the next command
         self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s past a step's "
                  "time limit")
+
+    def undo_first(self, step: str, words: str, command: Command | str, failed: str) -> None:
+        """The inverse of what the next command changes, into the journal in front of it (its undo
+        even if it is cut off halfway)."""
+        entry = journal.Entry(words, command, failed, step)
+        self.journal.append(entry)
+        self.trip.note(journal.append(self.s, len(self.journal), entry))
 
     def start_shared(self) -> None:
         """Services of neither colour (a broker both use): started when they do not run; never
@@ -311,9 +321,9 @@ class Deploy:
 
     def check_staged(self) -> None:
         """The staged front's health check again: it may have changed since it was staged."""
-        self.new_started = True  # the staged front: a failed promote stops it, as a failed deploy does
         self.at("health check")
         self.say(f"health check of the staged {self.new} (port {self.s.port(self.new)})")
+        self.undo_new_colour()  # the staged front: a failed promote stops it, as a failed deploy does
         self.healthy(self.send(health.wait_healthy(self.s, self.new)))
 
     def stop_old_background(self) -> None:
@@ -323,10 +333,14 @@ class Deploy:
             return
         self.at("stop old background")
         self.say(f"stopping {self.live} {', '.join(self.s.background)} (up to {self.s.stop_timeout:g} s each)")
-        self.old_background_stopped = True  # even a half-done stop is undone by a start
         self.stopped = [c.id for c in self.facts.containers if c.project == compose.project(self.s, self.live)
                         and c.service in self.s.background]
         self.stopped_running = tuple(x for x in self.s.background if self.facts.running(self.s, self.live, x))
+        background = " ".join(self.s.background)
+        self.undo_first(self.step, f"start {compose.project(self.s, self.live)} {background} again, unless "
+                                   f"{compose.project(self.s, self.new)}'s run",
+                        compose.start_unless_running(self.s, self.live, self.s.background, self.new),
+                        f"{self.live}'s {', '.join(self.s.background)} did not start again")
         self.check(compose.stop_ids(self.s, self.stopped), f"could not stop {self.live}'s background services")
 
     def note_killed(self, stdout: str) -> None:
@@ -340,12 +354,19 @@ class Deploy:
         """Start the new front, then poll its health check until 2xx/3xx: one round trip."""
         self.at("start new front")
         self.say(f"starting {self.new} {', '.join(self.s.front)} (port {self.s.port(self.new)}), then its health check")
-        self.new_started = True
+        self.undo_new_colour()
         res = self.send(base.in_order([("front", self.front_command())], health.wait_healthy(self.s, self.new)))
         self.created = compose.parse_created(res.stdout)
         if not self.reached(res, base.started("front")):
             raise StepFailed(self.step, f"could not start {self.new}'s front services: {res.why()}", service=self.s.web)
         self.healthy(res)
+
+    def undo_new_colour(self, services: tuple[str, ...] = ()) -> None:
+        """The new colour (only these services, if named) is stopped again, and kept for its logs."""
+        self.new_started = True
+        what = " ".join((compose.project(self.s, self.new), *services))
+        self.undo_first("start new front", f"stop {what} (kept for its logs)", compose.stop(self.s, self.new, services),
+                        f"{what} could not be stopped")
 
     def healthy(self, res: Result) -> None:
         """The health check's tries (health.wait_healthy) in res: 2xx/3xx at last, or StepFailed."""
@@ -397,7 +418,11 @@ class Deploy:
             return
         self.at("switch")
         self.say(f"switching {mode} to {self.new} (port {self.s.port(self.new)})")
-        self.switched = True  # from here on, the rollback switches back
+        back = self.switch_back_command()
+        self.undo_first(self.step, f"switch back to {self.live or 'the upstream before'} ({mode}); put the record back",
+                        Command(f"{back} && {state.write_record(self.s, self.old_record.dump())}" if back else
+                                state.write_record(self.s, self.old_record.dump()), nginx.switching(self.s)),
+                        f"traffic may still go to {self.new}")
         if mode == "command":
             switch = nginx.switch_command(self.s, self.new)
         else:
@@ -420,7 +445,10 @@ class Deploy:
         plain = tuple(x for x in self.s.background if x not in capped)
         self.say(f"starting {self.new} {', '.join(self.s.background)}, then checking that they stay up for "
                  f"{self.s.settle:g} s")
-        self.new_background_started = True
+        self.undo_first(self.step, f"remove a pending lift of the warm-up cap; stop {compose.project(self.s, self.new)} "
+                                   f"{' '.join(self.s.background)}",
+                        Command(f"{cpu.cancel_lift(self.s, self.new)}; {compose.stop(self.s, self.new, self.s.background)}",
+                                compose.stopping(self.s)), f"{self.new}'s {', '.join(self.s.background)} could not be stopped")
         cap = cpu.default_cap(self.s, self.host_cpus)
         starts = [(capped[0], self.capped_start_command(capped, cap))] if capped else []
         starts += [(plain[0], self.start_command(plain))] if plain else []
@@ -516,24 +544,17 @@ class Deploy:
         self.say(f"FAILED at {failure.step}: {failure.reason}; rolling back")
         self.result.log_tail = self.log_tail(failure.service)
         left = []
-        if self.new_background_started:
-            self.best_effort(cpu.cancel_lift(self.s, self.new), "a pending lift of the warm-up cap was not removed")
-        if self.switched:
-            left += self.switch_back()
-        if self.new_started:
-            res = self.send(compose.stop(self.s, self.new))
+        for entry in reversed(self.journal):  # newest first, as the guard runs them
+            command = entry.command
+            if entry.step == "stop old background" and not self.killed_read:  # their exit codes, before a start
+                command = Command(f"{compose.exit_codes(self.stopped)}; {command}", base.budget_of(command, 0))
+            res = self.send(command)
+            if entry.step == "stop old background":
+                self.note_killed(res.stdout)
             if not res.ok:
-                left.append(f"{self.new} could not be stopped ({res.why()})")
-        if self.old_background_stopped and not (left and self.new_background_started):
-            start = compose.start(self.s, self.live, self.s.background)
-            if not self.killed_read:  # their exit codes, before the start resets them
-                start = Command(f"{compose.exit_codes(self.stopped)}; {start}", start.budget)
-            res = self.send(start)
-            self.note_killed(res.stdout)
-            if not res.ok:
-                left.append(f"{self.live}'s {', '.join(self.s.background)} did not start again ({res.why()})")
-        elif self.old_background_stopped:
-            left.append(f"{self.live}'s background was not restarted: {self.new}'s may still run")
+                left.append(f"{entry.failed} ({res.why()})")
+            elif entry.step == "switch":
+                self.facts.record = self.old_record
         self.result.left = left
         interrupted = isinstance(failure, Interrupted) or self.interrupted.is_set()
         self.result.outcome = FAILED if left else INTERRUPTED if interrupted else ROLLED_BACK
@@ -547,16 +568,6 @@ class Deploy:
         except Interrupted:
             pass
 
-    def switch_back(self) -> list[str]:
-        try:
-            back = self.switch_back_command()
-            if back:
-                self.check(back, f"could not switch back to {self.live or 'the old upstream'}")
-            self.write_record(self.old_record)
-            return []
-        except StepFailed as e:
-            return [f"traffic may still go to {self.new}: {e.reason}"]
-
     def switch_back_command(self) -> Command | str:
         """Traffic back to where it went before this run (the file as it was; if nginx rejected
         that, the new one stays in place rather than none at all)."""
@@ -566,26 +577,6 @@ class Deploy:
             new = nginx.upstream_text(self.s, self.s.port(self.new))
             return nginx.switch_nginx(self.s, self.old_upstream, new, unless_workers=self.facts.nginx_workers)
         return ""
-
-    def undo_commands(self) -> list[str]:
-        """What the guard runs if the tool goes silent: the same undo as roll_back(), as commands."""
-        undo = [back] if self.moves_traffic and (back := self.switch_back_command()) else []
-        undo += [cpu.cancel_lift(self.s, self.new), compose.stop(self.s, self.new)]
-        if self.live and self.s.background and self.moves_traffic:
-            undo.append(compose.start(self.s, self.live, self.s.background))
-        undo.append(state.write_record(self.s, self.old_record.dump()))
-        return undo
-
-    def undo_plan(self) -> tuple[str, ...]:
-        """undo_commands() in words, for whoever finds the guard armed (fab unlock)."""
-        plan = []
-        if self.moves_traffic and self.switch_back_command():
-            plan.append(f"switch back to {self.live or 'the upstream before'} ({self.s.switch.mode})")
-        plan.append(f"stop {compose.project(self.s, self.new)} (kept for its logs)")
-        if self.live and self.s.background and self.moves_traffic:
-            plan.append(f"start {compose.project(self.s, self.live)} {' '.join(self.s.background)} again")
-        plan.append(f"put the record back ({self.live or 'no'} colour live)")
-        return tuple(plan)
 
     def log_tail(self, service: str | None) -> str:
         if not service or not self.new_started:
@@ -611,10 +602,6 @@ class Deploy:
         load = cpu.parse_samples(res.stdout)
         self.result.host_load = load.describe() if load else ""
 
-    def write_record(self, rec: Record) -> None:
-        self.check(state.write_record(self.s, rec.dump()), "could not write the record")
-        self.facts.record = rec
-
     def read_facts(self) -> Facts:
         return read(self.remote, self.s, self.timeouts.command)
 
@@ -638,11 +625,6 @@ class Deploy:
         if not res.ok:
             raise StepFailed(self.step, f"{what}: {res.why()}", service=service)
         return res
-
-    def best_effort(self, command: str, what: str) -> None:
-        res = self.send(command)
-        if not res.ok:
-            self.result.left.append(f"{what} ({res.why()})")
 
     def reached(self, res: Result, marker: str) -> bool:
         """The part of a round trip in front of `echo marker` succeeded (a dry run assumes so)."""
@@ -740,6 +722,13 @@ class Rollback(Deploy):
 
     def start_command(self, services: tuple[str, ...]) -> Command:
         return compose.start(self.s, self.new, services)
+
+    def undo_new_colour(self, services: tuple[str, ...] = ()) -> None:
+        """Of the front, only what did not run is stopped again: the colour's front usually ran on
+        (only its background was stopped), and a failed rollback leaves it so."""
+        if stopped := tuple(x for x in self.s.front if not self.facts.running(self.s, self.new, x)):
+            super().undo_new_colour(stopped)
+        self.new_started = True
 
     def front_command(self) -> Command:
         return self.start_command(self.s.front)

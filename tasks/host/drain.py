@@ -26,7 +26,7 @@ def drain(remote: Remote, s: HostSettings, say=lambda msg: None, message: str = 
     result = DrainResult(host=s.name, action="drain")
     token = lock.new_token()
     lock.with_lock(result, lambda taken: _drain(remote, s, say, result),
-                   take=lambda: lock.take(remote, s, "drain", token, message, s.timeouts.command),
+                   take=lambda: lock.take(remote, s, "drain", token, message, s.timeouts.command, say=say),
                    release=lambda: lock.release(remote, s, token, s.timeouts.command),
                    unreachable=lambda step: "; the old colour's workers may still run: fab status")
     result.seconds = time.monotonic() - started

@@ -27,6 +27,8 @@ class Facts:
     containers: list[Container] = field(default_factory=list)
     # read by `fab status` only
     lock: str = ""  # `held NOW SINCE` + the holder's info, empty when unlocked
+    stale: str = ""  # why the lock is stale (guard.staleness: "reboot", "guard gone"), "" when it is not
+    undo: list[str] = field(default_factory=list)  # the words of the holding run's undo journal, newest first
     last: dict | None = None  # the last history line
     last_guard: dict | None = None  # the last line the guard wrote
     health: dict[str, str] = field(default_factory=dict)  # colour -> HTTP code (000: no answer)
@@ -89,6 +91,8 @@ def parse(text: str) -> Facts:
     facts.compose_file = probe.compose_file(found)
     facts.containers = [c for c in map(container, found.get(probe.CONTAINERS, [])) if c]
     facts.lock = probe.lock(found)
+    facts.stale = probe.stale(found)
+    facts.undo = probe.undo(found)
     facts.last = _history_line(facts, "history", found.get(probe.HISTORY, []))
     facts.last_guard = _history_line(facts, "guard", found.get(probe.GUARD, []))
     facts.capped, facts.stuck_caps = probe.lifts(found)

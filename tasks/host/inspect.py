@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..config.schema import COLORS, NAME, HostSettings
 from ..errors import Refused, Unreachable
 from ..result import FAILED, INTERRUPTED, ROLLED_BACK
-from ..shell import base, compose, cpu, guard, probe, state
+from ..shell import base, compose, cpu, guard, journal, probe, state
 from ..shell.record import history_problem, loads
 from . import lock, secrets
 from .facts import bad_file, find_live, parse, restart_off, version
@@ -78,6 +78,12 @@ def status(remote: Remote, s: HostSettings) -> HostStatus:
         code = facts.health.get(row.live, "000")  # host text: curl's three digits, 000 when no answer
         row.health = int(code) if code.isascii() and code.isdigit() else 0
     row.lock = lock.holder(facts.lock, s) if facts.lock else ""
+    if facts.lock and facts.stale:
+        why = "interrupted by a reboot" if facts.stale == guard.REBOOT else facts.stale
+        undo = f"puts the host back ({'; '.join(facts.undo)}), frees the lock" if facts.undo else "frees the lock"
+        row.lock += f"; {why}: the next deploy, rollback, promote, cleanup or drain {undo}, and goes on"
+    elif facts.lock and facts.undo:
+        row.lock += f"; in flight; its undo: {'; '.join(facts.undo)}"
     row.guard = summary(facts.last_guard) if facts.last_guard else bad_file(s, facts, "guard") or ""
     row.last = summary(facts.last) if facts.last else last_problem or ""
     return row
@@ -153,12 +159,12 @@ class LockLook:
     token: str = ""  # the holding run's token ("" for a lock without readable info)
     since: str = ""  # the lock's mtime, epoch seconds
     guard: str = ""  # "armed: acts in 40 s unless fab is heard from", or why not
-    plan: list[str] = field(default_factory=list)  # what that guard would do
+    plan: list[str] = field(default_factory=list)  # what that guard would do: its run's undo journal, newest first
 
 
 def read_lock(remote: Remote, s: HostSettings) -> LockLook:
     """Who holds the lock, and whether that run's guard is armed and what it would do (reads only)."""
-    res = remote.read(state.look_lock(s), s.timeouts.command)
+    res = remote.read(state.look_lock(s, journal.show(s)), s.timeouts.command)
     if not res.ok:
         raise Refused(f"cannot read the lock: {res.why()}")
     head, _, tail = res.stdout.partition(f"{base.MARK}guard\n")
@@ -171,7 +177,7 @@ def read_lock(remote: Remote, s: HostSettings) -> LockLook:
     look.token = _token(head)
     guard_file, _, rest = tail.partition(f"{base.MARK}until\n")
     until, _, plan = rest.partition(f"{base.MARK}plan\n")
-    look.plan = [line for line in plan.splitlines() if line.strip()]
+    look.plan = [line[len(journal.SHOWN):] for line in plan.splitlines() if line.startswith(journal.SHOWN)]
     armed_token = guard_file.split()[0] if guard_file.split() else ""
     if not armed_token:
         look.guard = "none armed"

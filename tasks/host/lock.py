@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 from ..config.schema import HostSettings
 from ..errors import BlueGreenError, Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..mask import secrets
-from ..shell import record, state
+from ..shell import compose, guard, journal, record, state
 from ..result import INTERRUPTED, ROLLED_BACK, UNREACHABLE, HostResult, Outcome, outcome_for
 from .remote import Remote, Result
 
@@ -24,13 +24,19 @@ def new_token() -> str:
 
 
 def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = "",
-         timeout: float = 120.0, and_then: str = "") -> Result:
+         timeout: float = 120.0, and_then: str = "", say: Callable[[str], None] = lambda msg: None) -> Result:
     """Take the lock (then run and_then, in the same round trip; its output is returned) or raise
-    Locked naming the holder and the lock's age (Refused when its info is not what take() writes)."""
+    Locked naming the holder and the lock's age (Refused when its info is not what take() writes).
+    A stale lock (its run's guard is gone: guard.staleness) is put right first, in the same round
+    trip, as its guard would have (its undo journal run, the guard's history line written), and
+    said in one line (say)."""
     info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": secrets(message),
                         "token": token, "since": int(time.time())})
-    command = state.lock(s, info)
+    command = state.lock(s, info, guard.recover(s, task))
+    timeout += 2 * compose.stopping(s)  # a stale lock's journal may stop a colour and start a background
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
+    if said := stale(res.stdout, s):
+        say(said)
     if res.exited == state.NO_DIR_EXIT:
         raise Refused(f"{s.dir} does not exist on the host: put the app there, or set dir in the hosts file")
     if res.stdout.startswith("held") and (why := problem(res.stdout, s)):
@@ -41,6 +47,25 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
     if not res.ok:
         raise Refused(f"cannot take the deploy lock: {res.why()}")
     return res
+
+
+def stale(output: str, s: HostSettings) -> str:
+    """The one line that says a stale lock was put right (recover() printed it), or ""."""
+    lines = output.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith(guard.STALE)), None)
+    if first is None:
+        return ""
+    cause = lines[first][len(guard.STALE):]
+    armed = cause.startswith(guard.ARMED)
+    cause = cause.removeprefix(guard.ARMED)
+    who = holder("held\n" + (lines[first + 1] if first + 1 < len(lines) else ""), s)
+    why = "interrupted by a reboot" if cause == guard.REBOOT else "left by a run whose guard is gone"
+    if not armed:
+        return f"the lock of {who} was {why} before it changed anything: freed it"
+    undone = [line[len(journal.SHOWN):] for line in lines if line.startswith(journal.SHOWN)]
+    failed = [line for line in lines if line.startswith(journal.NOT_PUT_BACK)]
+    done = f"put the host back as its guard would have ({'; '.join(undone) or 'nothing to undo'})"
+    return f"the lock of {who} was {why}: {done}{'; ' + '; '.join(failed) if failed else ''}; freed it"
 
 
 def release(remote: Remote, s: HostSettings, token: str, timeout: float = 120.0, quiet: bool = False) -> None:

@@ -4,6 +4,8 @@
   arming (which must succeed, or the command does not run) and its disarming (best effort).
 - While the guard is armed, every command carries a heartbeat in front of it, which moves the
   guard's deadline past that command's own time limit (its budget).
+- The undo journal's entry for a step (tasks/shell/journal.py) is written in front of the step's
+  own command, which runs only if it was: a change is in the journal before it starts.
 - The last round trip (close) confirms what the run did (the record, the history line), unless the
   guard acted first, and frees the lock.
 
@@ -35,6 +37,7 @@ class Trip:
         self.remote, self.s, self.token, self.say = remote, s, token, say
         self.arming = ""  # the guard's arming, sent in front of the next command (which runs only if it worked)
         self.riding: list[str] = []  # best-effort writes sent in front of the next command
+        self.noting: list[str] = []  # journal entries written in front of the next command (which runs only if they were)
         self.closing: list[tuple[str, str]] = []  # (command, what failed) confirmed by close()
         self.armed = False  # heartbeats go in front of each command
         self.disarming = False  # a disarm rides with the next command
@@ -43,6 +46,10 @@ class Trip:
     def arm(self, command: str) -> None:
         """Arm the guard with the next command; from now on every command carries a heartbeat."""
         self.arming, self.armed = command, True
+
+    def note(self, command: str) -> None:
+        """Write a journal entry (journal.append) in front of the next command, which runs only if it was."""
+        self.noting.append(command)
 
     def disarm(self) -> None:
         """Disarm with the next command (the guard stays armed until it is sent)."""
@@ -62,13 +69,15 @@ class Trip:
         if timeout is None:
             timeout = base.budget_of(command, self.s.timeouts.command)
         line = command
+        if self.noting:
+            line = f"{' && '.join(self.noting)} && {{ {line}; }}"
         if self.armed and not self.disarming:  # the guard waits while fab works
             beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
             line = f"{base.in_dir(self.s, beat)}; {line}"
         if self.arming:
             line = f"{self.arming} && {{ {line}; }}"
         line = "; ".join([*self.riding, line])
-        self.arming, self.riding = "", []
+        self.arming, self.riding, self.noting = "", [], []
         res = self.remote.run(lowered(line) if own else line, timeout, on_line=on_line)
         self._heard(res)
         return res
@@ -94,7 +103,7 @@ class Trip:
 
     def abandon(self) -> None:
         """Leave the host to its armed guard (a bug of the tool's): send nothing more that was queued."""
-        self.arming, self.riding, self.closing = "", [], []
+        self.arming, self.riding, self.closing, self.noting = "", [], [], []
 
     def _heard(self, res: Result) -> None:
         """A disarm that rode along reached the host: did the guard act before it?"""

@@ -284,3 +284,16 @@ def remove_images(image_ids: list[str]) -> str:
     """Remove images no container uses; docker refuses (without -f) those still in use: kept."""
     ids = " ".join(quote(i) for i in image_ids)
     return f"for i in {ids}; do docker image rm \"$i\" >/dev/null 2>&1 && echo \"removed $i\" || echo \"in use $i\"; done"
+
+
+def start_unless_running(s: HostSettings, color: str, services: tuple[str, ...], other: str) -> Command:
+    """start() of a colour's services, unless any of those services of the `other` colour runs (the
+    old background comes back only if the new one does not: never two beats); fails with a why then."""
+    fmt = "{{.Label \"" + LABEL_SERVICE + "\"}}"
+    running = f"docker ps --filter label={LABEL_PROJECT}={quote(project(s, other))} --format {quote(fmt)}"
+    names = " ".join(f"-e {quote(x)}" for x in services)
+    runs = why(f"not started: {project(s, other)}'s %s still runs", '"$(echo $fbg_run)"')
+    check = (f"fbg_run=$({running}) || {{ {why('could not list the running containers')}; exit 1; }}; "
+             f"fbg_run=$(printf '%s\\n' \"$fbg_run\" | grep -xF {names}); [ -z \"$fbg_run\" ] || {{ {runs}; exit 1; }}")
+    line = start(s, color, services)
+    return Command(f"( {check}; {line} )", line.budget)

@@ -1,6 +1,7 @@
 """The dead-man's switch: a process on the host, detached from the SSH session, that puts the host
-back as it was unless fab is heard from in time. It survives a dropped link, a sleeping laptop and
-kill -9 of fab.
+back as it was unless fab is heard from in time: it runs the run's undo journal (journal.py), as
+fab's rollback would. It survives a dropped link, a sleeping laptop and kill -9 of fab, not a
+reboot: then the next run finds the lock stale and puts the host back itself (recover()).
 
 Every command fab sends while the guard is armed carries a heartbeat: it moves the guard's
 deadline to the end of that command's own time limit plus `guard_deadline` seconds. So a slow but
@@ -19,9 +20,10 @@ from shlex import quote
 
 from ..config.schema import HostSettings
 from ..result import ROLLED_BACK
-from . import base, detach, record, state
+from . import base, detach, journal, record, state
 
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
+TOKEN, CAUSE = "@@TOKEN@@", "@@CAUSE@@"  # ... by the token of the run put back, and why (history())
 ARM_MARK = ": arm-guard;"  # starts the arming command, so that what follows it runs only if it worked
 DEFAULT_GRACE = 60.0  # seconds past a command's own time limit before the guard acts
 DISARMED, ACTED, GONE = "disarmed", "guard-acted", "guard-gone"  # what disarm() prints after base.MARK
@@ -49,30 +51,77 @@ def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
             f"else {base.why(GONE_REASON)}; exit {GONE_EXIT}; fi")
 
 
-def arm(s: HostSettings, token: str, undo: list[str], seconds: float, plan: tuple[str, ...] = ()) -> str:
-    """Start the guard detached; it acts once `seconds` pass without a heartbeat. `plan` says in
-    words what `undo` does (fab unlock shows it)."""
-    g, until, history_file = path(s), path(s) + ".until", state.history_path(s)
-    line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=token[:8],
+def history(s: HostSettings, line: str) -> str:
+    """Shell, run in dir: append a history line whose NOW the host fills in (and TOKEN, CAUSE: with
+    the shell's $fbg_token and $fbg_cause); never through a symbolic link."""
+    f = quote(state.history_path(s))
+    fill = (f"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/g; s/{TOKEN}/$(printf %.8s \"$fbg_token\")/g; "
+            f"s/{CAUSE}/$fbg_cause/g")
+    return f"[ ! -L {f} ] && printf '%s\\n' {quote(line)} | sed \"{fill}\" >> {f}"
+
+
+def act(s: HostSettings, line: str) -> str:
+    """Shell, run in dir once the guard file is claimed (renamed .acting; $fbg_token holds its
+    token): run the journal, write the history line, free the lock (if still this run's), and
+    remove the guard's files."""
+    g = path(s)
+    return "; ".join([journal.put_back(s), base.in_dir(s, history(s, line)), state.unlock(s, '"$fbg_token"', word=True),
+                      base.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(g + '.until')} {quote(g + '.pid')}")])
+
+
+def arm(s: HostSettings, token: str, seconds: float) -> str:
+    """Start the guard detached; it acts once `seconds` pass without a heartbeat: it runs the
+    undo journal the run wrote on the host (tasks/shell/journal.py), as fab's rollback would."""
+    g, until = path(s), path(s) + ".until"
+    line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=token[:8], cause="no word from fab",
                                reason="no word from fab within its deadline (the link or fab died)")
-    history = (f"[ ! -L {quote(history_file)} ] && printf '%s\\n' {quote(line)} | "
-               f"sed \"s/{NOW}/$(date -u +%Y-%m-%dT%H:%M:%S+00:00)/\" >> {quote(history_file)}")
-    act = "; ".join([*undo, base.in_dir(s, history), state.unlock(s, token),
-                     base.in_dir(s, f"rm -f {quote(g + '.acting')} {quote(until)} {quote(g + '.pid')} {quote(g + '.plan')}")])
     t = quote(token)
     wait = (f"while :; do sleep 1; grep -qF {t} {quote(g)} 2>/dev/null || exit 0; "
             f"read tok end 2>/dev/null < {quote(until)} || continue; [ \"$tok\" = {t} ] || exit 0; "
             f"[ $(date +%s) -lt \"$end\" ] || break; done")
     claim = f"grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.acting')} 2>/dev/null || exit 0"
-    script = f"cd {base.remote_path(s.dir)} || exit 1; {wait}; {claim}; {act}"
+    script = f"cd {base.remote_path(s.dir)} || exit 1; {wait}; {claim}; fbg_token={t}; {act(s, line)}"
     start = detach.detached(script, token, g + ".pid", f"{state.STATE_DIR}/{s.app}.guard.log")
-    plan_text = "printf '%s\\n' " + (" ".join(quote(x) for x in plan) or quote(""))
     return (ARM_MARK + " " + detach.DETACH_FUNCTIONS + "; " + base.in_dir(
         s, state.state_dir() + " && " + state.private(  # the guard's files 0600; it keeps that umask
            f"{state.put(g, f'echo {t}')} && "
            f"{state.put(until, f'echo {t} $(( $(date +%s) + {math.ceil(seconds)} ))')} && "
-           f"{state.put(g + '.plan', plan_text)} && "
            f"{{ {start} || {{ rm -f {quote(g)}; {base.why('could not start the guard on the host')}; exit 1; }}; }}")))
+
+
+REBOOT, GUARD_GONE = "reboot", "guard gone"  # why a lock is stale (staleness())
+
+
+def staleness(s: HostSettings) -> str:
+    """Shell, run in dir while the lock is there: sets $fbg_cause to REBOOT when the host booted since
+    the lock was taken (its boot id, state.lock() wrote it), or GUARD_GONE when the run's guard no
+    longer runs and its deadline has passed; empty otherwise (a live guard, or a run that armed
+    none yet and may still be working). $fbg_token: that guard's token ("" when none was armed)."""
+    g, boot = quote(path(s)), quote(state.boot_path(s))
+    passed = f"{{ read fbg_t fbg_end 2>/dev/null < {g}.until || fbg_end=0; [ $(date +%s) -ge \"$fbg_end\" ]; }}"
+    gone = "! " + detach.still_running(quote(path(s) + ".pid"), '"$fbg_token"')
+    return (f"fbg_cause=; fbg_token=$(cat {g} {g}.acting 2>/dev/null | head -n 1); "
+            f"if [ -s {boot} ] && [ \"$(cat {boot})\" != \"$(cat {state.BOOT_ID} 2>/dev/null)\" ]; then fbg_cause={quote(REBOOT)}; "
+            f"elif [ -n \"$fbg_token\" ] && {gone} && {passed}; then fbg_cause={quote(GUARD_GONE)}; fi")
+
+
+STALE = "stale "  # recover() prints it, ARMED if a guard was, the cause, then the lock's info and the journal's words
+ARMED = "armed "
+
+
+def recover(s: HostSettings, task: str) -> str:
+    """Shell, run in dir while the lock is there: true once a stale lock (staleness()) was put right
+    as its guard would have done it: the guard file claimed (a fab that comes back finds its guard
+    gone, and its next command does not run), the journal run, the guard's history line written with
+    the cause, the lock freed. False, having changed nothing, for a lock that is not stale."""
+    g, lock = path(s), quote(state.lock_path(s))
+    line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=TOKEN, cause=CAUSE, by=task,
+                               reason=f"put back by the next run ({task}): the run's guard was gone ({CAUSE})")
+    return (f"{{ {staleness(s)}; [ -n \"$fbg_cause\" ]; }} && {{ echo \"{STALE}${{fbg_token:+{ARMED}}}$fbg_cause\"; "
+            f"head -n 1 {lock}/info; "
+            f"{journal.show(s)}; if [ -n \"$fbg_token\" ]; then mv {quote(g)} {quote(g + '.acting')} 2>/dev/null; "
+            f"{journal.put_back(s)}; {history(s, line)}; fi; "
+            f"rm -f {quote(g + '.acting')} {quote(g + '.until')} {quote(g + '.pid')}; rm -rf {lock}; }}")
 
 
 def disarm(s: HostSettings, token: str) -> str:
@@ -84,7 +133,7 @@ def disarm(s: HostSettings, token: str) -> str:
                    "| grep -q '\"action\":\"guard\"'")
     return base.in_dir(s, (
         f"if grep -qF {t} {quote(g)} 2>/dev/null && mv {quote(g)} {quote(g + '.off')} 2>/dev/null; then "
-        f"{detach.kill_detached(g + '.pid', token)}; rm -f {quote(g + '.off')} {quote(g + '.until')} {quote(g + '.plan')}; "
+        f"{detach.kill_detached(g + '.pid', token)}; rm -f {quote(g + '.off')} {quote(g + '.until')}; "
         f"fbg_guard={DISARMED}; "
         f"elif grep -qF {t} {quote(g + '.acting')} 2>/dev/null || {history_has}; then fbg_guard={ACTED}; "
         f"else fbg_guard={GONE}; fi; echo {base.MARK}$fbg_guard"))

@@ -9,13 +9,13 @@ import shlex
 from shlex import quote
 
 from ..config.schema import HostSettings
-from .base import MARK, remote_path
+from .base import MARK, in_dir, remote_path
 from .cgroup import CGROUP
 from .compose import CONTAINERS, SHARED, color_env, compose_command, containers, list_containers, listed, project
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
-from . import restart
+from . import guard, journal, restart
 from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 
@@ -23,8 +23,8 @@ from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 RECORD, UPSTREAM, UNREADABLE, NGINX, GIT, COMPOSE, HISTORY = (
     "record", "upstream", "upstream-unreadable", "nginx", "git", "compose", "history")  # and CONTAINERS (compose.py)
-LOCK, GUARD, HEALTH, LIFT, RESTART_KEPT, RESTART_NOW, QUEUED = (
-    "lock", "guard", "health", "lift", "restart-kept", "restart-now", "queued")  # fab status; QUEUED: a deploy's
+LOCK, STALE, UNDO, GUARD, HEALTH, LIFT, RESTART_KEPT, RESTART_NOW, QUEUED = (
+    "lock", "stale", "undo", "guard", "health", "lift", "restart-kept", "restart-now", "queued")  # fab status; QUEUED: a deploy's
 
 
 def section(name: str) -> str:
@@ -103,6 +103,8 @@ def status(s: HostSettings) -> str:
         facts(s),
         f"echo {section(LOCK)}; [ -d {lock_dir} ] && echo held $(date +%s) $(stat -c %Y {lock_dir}) && "
         f"cat {lock_dir}/info 2>/dev/null",
+        f"echo {section(STALE)}; [ -d {lock_dir} ] && ( {in_dir(s, guard.staleness(s))} && echo \"$fbg_cause\" ); "
+        f"echo {section(UNDO)}; {journal.show(s)}",
         f"echo {section(GUARD)}; grep '\"action\":\"guard\"' {hist} 2>/dev/null | tail -n 1",
         f"echo {section(HEALTH)}; {health}",
         restart_policies(s),
@@ -116,6 +118,16 @@ def status(s: HostSettings) -> str:
 def lock(found: dict[str, list[str]]) -> str:
     """`held NOW SINCE` + the holder's info; empty when unlocked."""
     return "\n".join(found.get(LOCK, [])).strip()
+
+
+def stale(found: dict[str, list[str]]) -> str:
+    """Why the lock is stale (guard.staleness: its run's guard is gone), "" when it is not (or unlocked)."""
+    return " ".join(found.get(STALE, [])).strip() if lock(found) else ""
+
+
+def undo(found: dict[str, list[str]]) -> list[str]:
+    """The words of the journal's entries (journal.show), newest first: the order they run in."""
+    return [line[len(journal.SHOWN):] for line in found.get(UNDO, []) if line.startswith(journal.SHOWN)]
 
 
 def health(found: dict[str, list[str]]) -> dict[str, str]:

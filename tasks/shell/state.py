@@ -137,36 +137,49 @@ def lock_path(s: HostSettings) -> str:
 NO_DIR_EXIT = 4  # lock(): the app's dir does not exist
 
 
-def lock(s: HostSettings, info: str) -> str:
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new one at each boot
+
+
+def boot_path(s: HostSettings) -> str:
+    """The host's boot id when the lock was taken (a lock from before a reboot is stale: guard.staleness)."""
+    return f"{lock_path(s)}/boot"
+
+
+def lock(s: HostSettings, info: str, stale: str = "false") -> str:
     """Take the lock, or print who holds it: `acquired`, or `held NOW SINCE` and the holder's info.
-    On the way, the state folder and its files become the SSH user's alone (0700 and 0600), as
-    earlier versions did not make them."""
+    A held lock is taken once `stale` (shell, run in dir) put it right and freed it (what it
+    prints comes first). On the way, the state folder and its files become the SSH user's alone
+    (0700 and 0600), as earlier versions did not make them."""
     path = quote(lock_path(s))
     linked = why("%s/%s is a symbolic link: fab-bluegreen keeps its state in a folder of its own only",
                  '"$(pwd)"', STATE_DIR)
-    write = private(f"printf '%s\\n' {quote(info)} > {path}/info")
+    boot = f"{{ cat {BOOT_ID} > {quote(boot_path(s))} 2>/dev/null; true; }}"
+    write = private(f"printf '%s\\n' {quote(info)} > {path}/info && {boot}")
     make = f"mkdir -p {remote_path(s.dir)} 2>/dev/null; " if s.upload else ""  # upload brings the compose file
     return (f"{make}cd {remote_path(s.dir)} 2>/dev/null || {{ echo no-dir; exit {NO_DIR_EXIT}; }}; "
             f"[ ! -L {STATE_DIR} ] || {{ {linked}; exit 5; }}; {private(f'mkdir -p {STATE_DIR}')} && "
             f"{{ chmod -R go= {STATE_DIR} 2>/dev/null; true; }} && "
-            f"if {private(f'mkdir {path} 2>/dev/null')}; then {write} && echo acquired; "
+            f"if {private(f'mkdir {path} 2>/dev/null')} || {{ [ -d {path} ] && {{ {stale}; }} && "
+            f"{private(f'mkdir {path} 2>/dev/null')}; }}; then {write} && echo acquired; "
             f"elif [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); cat {path}/info 2>/dev/null; exit 3; "
             f"else echo cannot create {path} in \"$(pwd)\"; exit 5; fi")
 
 
-def unlock(s: HostSettings, token: str) -> str:
-    """Free the lock only if it still carries this run's token: never someone else's."""
+def unlock(s: HostSettings, token: str, word: bool = False) -> str:
+    """Free the lock only if it still carries this run's token: never someone else's (word: the
+    token is a shell word already, e.g. a variable)."""
     path = quote(lock_path(s))
-    return in_dir(s, f"if grep -qF {quote(token)} {path}/info 2>/dev/null; then rm -rf {path}; fi")
+    return in_dir(s, f"if grep -qF {token if word else quote(token)} {path}/info 2>/dev/null; then rm -rf {path}; fi")
 
 
-def look_lock(s: HostSettings) -> str:
+def look_lock(s: HostSettings, plan: str = "true") -> str:
     """The lock, if any (`held NOW SINCE` and its info), then the guard of the run that holds it:
-    the guard file's token, its deadline (`TOKEN EPOCH`) and what it would do (its plan)."""
+    the guard file's token, its deadline (`TOKEN EPOCH`) and what it would do (`plan` prints it:
+    the undo journal's words, journal.show)."""
     path, g = quote(lock_path(s)), quote(f"{STATE_DIR}/{s.app}.guard")
     return in_dir(s, f"if [ -d {path} ]; then echo held $(date +%s) $(stat -c %Y {path}); "
                      f"head -n 1 {path}/info 2>/dev/null; echo; fi; echo {MARK}guard; cat {g} 2>/dev/null; "
-                     f"echo {MARK}until; cat {g}.until 2>/dev/null; echo {MARK}plan; cat {g}.plan 2>/dev/null; true")
+                     f"echo {MARK}until; cat {g}.until 2>/dev/null; echo {MARK}plan; {plan}; true")
 
 
 def force_unlock(s: HostSettings, token: str, since: str) -> str:

@@ -4,11 +4,15 @@ and beat run afterwards, never the old colour's beside them, and nginx serves th
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 
 import pytest
 
 from .conftest import fab, get, hosts_file, rows, serves, set_version, states
+from .test_guard import wait_for
+from .test_safety import start_fab
 
 POLICIES = ["always", "unless-stopped"]
 
@@ -87,3 +91,69 @@ def test_a_reboot_after_deploy_no_switch_keeps_the_traffic_and_the_background_on
     res = fab("promote", "--host", "h1", "--hosts-file", path)
     assert res.returncode == 0
     after_reboot(h1, "blue", "blue 3")
+
+
+class Beats:
+    """How many beat containers run on the host, polled in a thread (a failed poll, while dockerd is
+    down, counts nothing); `most` is the highest count seen."""
+
+    def __init__(self, h):
+        self.h, self.most, self.polls = h, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            res = self.h.run("docker ps -q --filter label=com.docker.compose.service=beat --filter status=running",
+                             check=False, timeout=10)
+            if res.returncode == 0:
+                self.polls += 1
+                self.most = max(self.most, len(res.stdout.split()))
+
+    def __enter__(self) -> "Beats":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+def history(h) -> list[dict]:
+    path = h.home / "app" / ".fab-bluegreen" / "app.history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.unlike
+def test_a_power_cut_while_the_new_front_s_health_check_waits_is_put_right_by_the_next_deploy(bed, hosts, policy,
+                                                                                             tmp_path):
+    h1 = hosts[0]
+    path = str(hosts_file(tmp_path, bed))
+    assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0  # blue 1
+    (tmp_path / "slow").mkdir()  # a front that takes its time: the deploy waits in its health check
+    slow = str(hosts_file(tmp_path / "slow", bed, health="{ retries = 4, interval = 0.5, start_delay = 60 }"))
+    set_version(h1, "2")
+    proc = start_fab("deploy", "--host", "h1", "--hosts-file", slow)
+    try:
+        wait_for("green's web started, blue's worker and beat stopped", lambda: states(h1, "green").get("web") ==
+                 "running" and states(h1, "blue").get("beat") == "exited", 60)
+    finally:
+        proc.kill()  # the power cut: fab's side of the link is gone with it
+        proc.communicate(timeout=30)
+    with Beats(h1) as beats:
+        h1.reboot(power_cut=True)
+        time.sleep(3)  # docker brings back what its restart policies say
+        assert (h1.home / "app" / ".fab-bluegreen" / "app.lock").exists()
+        status = rows(fab("status", "--host", "h1", "--hosts-file", path).stdout)["h1"]
+        assert "interrupted by a reboot" in status and "puts the host back (stop app-green (kept for its logs); start app-blue worker beat again, unless" in status, status
+        res = fab("deploy", "--host", "h1", "--hosts-file", path)
+        assert res.returncode == 0, res.stdout + res.stderr
+        said = [line for line in res.stdout.splitlines() if "interrupted by a reboot" in line]
+        assert len(said) == 1 and "put the host back as its guard would have" in said[0], res.stdout
+        assert serves(h1) == "green 2"
+        time.sleep(2)
+    assert beats.polls > 10 and beats.most == 1, (beats.polls, beats.most)  # never two beats, from the boot on
+    assert running_background(h1) == {"worker": ["green"], "beat": ["green"]}
+    put_back, deployed = history(h1)[-2:]
+    assert (put_back["action"], put_back["cause"], put_back["by"]) == ("guard", "reboot", "deploy")
+    assert (deployed["action"], deployed["result"], deployed["to"]) == ("deploy", "deployed", "green")

@@ -27,10 +27,12 @@ import pwd
 import shutil
 import signal
 import socket
+import shlex
 import subprocess
 import tarfile
 import fcntl
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from . import pyimage
@@ -43,6 +45,7 @@ CGROUP_PREFIX = "fbg-h"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CG_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory")
 DEPLOY_USER = "deploy"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new one at each boot (Host.new_boot_id)
 NOSUDO_USER = "nosudo"
 SUDOERS_FILE = Path("/etc/sudoers.d/fbg-testbed")
 # Bound over the host's own paths, in this order: /tmp last, since folders bound before it may live under /tmp.
@@ -348,10 +351,22 @@ class Host:
             os.kill(dockerd, signal.SIGTERM)
         _wait_for(lambda: not _pid_alive(dockerd), timeout,
                   f"{self.name}: dockerd (pid {dockerd}) did not exit after SIGTERM")
+        self.new_boot_id()
         for step in at_boot:
             step(self)
         self.bed._spawn(self, "dockerd", ["dockerd", "--config-file", "/etc/docker/daemon.json"])
         _wait_for(self.docker_ping, timeout, f"{self.name}: dockerd did not answer after the reboot")
+
+    def new_boot_id(self) -> str:
+        """A boot gives the host a new /proc/sys/kernel/random/boot_id: a file bind-mounted over it in
+        the host's own mount namespace (the machine's kernel, and the other hosts, keep theirs)."""
+        boot_id = str(uuid.uuid4())
+        path = self.bed.state_dir / f"{self.name}.boot_id"
+        path.write_text(boot_id + "\n")
+        path.chmod(0o644)
+        self.run(f"umount {BOOT_ID} 2>/dev/null; mount --bind {shlex.quote(str(path))} {BOOT_ID}")
+        assert self.run(f"cat {BOOT_ID}").stdout.strip() == boot_id, f"{self.name}: the boot id did not change"
+        return boot_id
 
     def kill_users_processes(self, timeout: float = 30) -> list[int]:
         """SIGKILL every process of this host (its mount namespace) owned by the SSH users, and

@@ -7,8 +7,10 @@ COMMANDS is recognised raises UnknownCommand, naming it, instead of answering `(
 
 What rides along with a command is taken out first: the lowest priority (base.low_priority, in front
 of each of the tool's own commands), the guard's arming (with the stop), its
-heartbeat (in front of every command while armed), its disarm (with the next command), and the
-`echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays what is left, in its order.
+heartbeat (in front of every command while armed), its disarm (with the next command), the undo
+journal's entries (journal.append, in front of a step's command: kept in `journal`, as the files
+the guard would run), and the `echo @@fbg:started NAME` markers of base.in_order(). COMMANDS plays
+what is left, in its order.
 
 To teach it a new command (a builder just added to tasks/shell/), add one line to COMMANDS:
 
@@ -33,6 +35,7 @@ import re
 import shlex
 
 from tasks.config.schema import HostSettings
+from tasks.errors import Unreachable
 from tasks.host.remote import RecordingRemote
 from tasks.shell.base import MARK, low_priority, remote_path
 from tasks.shell import probe
@@ -62,6 +65,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("unused images removed (compose.remove_images)", r"^for i in [^;]*; do docker image rm \"\$i\" ", "noop"),
     ("containers' exit codes (compose.exit_codes, before a start resets them)", rf"echo {section(probe.CONTAINERS)}",
      "containers_after_stop"),
+    ("the other colour's background runs? (compose.start_unless_running)", r"fbg_run=\$\(docker ps --filter "
+     r"label=com\.docker\.compose\.project={app}-(blue|green) .*?grep -xF ((?:-e \S+ ?)+)\)", "start_unless"),
     ("restart policies off (restart.hold)", r"docker update --restart=no \$fbg_ids", "hold"),
     ("restart policies back (restart.give_back)", r'docker update --restart="\$fbg_policy"', "give_back"),
     ("docker compose (compose.compose)", r"-p {app}-(blue|green|shared) {files} (\w+)([^;&|\n]*)", "compose"),
@@ -106,6 +111,10 @@ class Patterns:
         self.arm = re.compile(r": arm-guard;.*?could not start the guard on the host\\n'; exit 1; \}; \}\)?", re.S)
         self.disarm = re.compile(rf"\{{ cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null && mv .*?"
                                  r"echo @@fbg:\$fbg_guard; \}", re.S)
+        self.note = re.compile(  # a journal entry written (journal.append): its text, its number
+            rf"\( cd {d} && \[ -d \.fab-bluegreen/{app}\.lock \] && \(umask 077 && mkdir -p \.fab-bluegreen/{app}\.lock/undo\) && .*? && "
+            rf"\{{ printf %s ('(?:[^']|'\"'\"')*') > \"\$fbg_tmp\" && mv -f \"\$fbg_tmp\" "
+            rf"\.fab-bluegreen/{app}\.lock/undo/(\d+) \|\| \{{ rm -f \"\$fbg_tmp\"; false; \}}; \}} \)", re.S)
         self.heartbeat = re.compile(
             rf"cd {d} && if grep -qF \S+ \.fab-bluegreen/{app}\.guard 2>/dev/null; then .*? "
             rf"echo \S+ \$\(\( \$\(date \+%s\) \+ \d+ \)\) > \"\$fbg_tmp\" && "
@@ -157,12 +166,18 @@ class FakeHost:
         self.record = record
         self.history = history  # the history file's text (lines the tool appends are not kept)
         self.lock = lock  # the info of a lock someone else holds: taking it fails ("": free)
+        self.stale = ""  # why that lock is stale (guard.staleness: reboot, guard gone), "" when it is not
         self.upstream = f"upstream app_backend {{ server 127.0.0.1:{upstream_port}; }}" if upstream_port else ""
         self.checks = "ok ssh deploy@fake\nok sudo passwordless\ninfo cpus 1\n" + checks  # the pre-flight
         self.fail = list(fail)  # substrings of commands that exit 1, each the first time it is seen
         self.held: set[tuple[str, str]] = set()  # containers whose restart policy is off (restart.hold)
         self.guard_armed = False
+        self.journal: dict[int, str] = {}  # the undo journal's files in the lock's folder: number -> text
+        self.freed_journal: dict[int, str] = {}  # the journal the last unlock removed
         self.guard_acts = False  # the guard acted before fab's disarm reached it
+        self.trips = 0  # round trips so far
+        self.fail_trip = 0  # this round trip fails (see answer())
+        self.cut_trip = 0  # from this round trip on, the link is gone (see answer())
         self.guard_acts_after = ""  # a command after which the guard acts (fab silent too long)
         self.heartbeats = 0  # heartbeats since the guard was armed
         self.nginx_workers = "101 102"  # the PIDs of nginx's workers the facts report
@@ -184,7 +199,19 @@ class FakeHost:
         return self.remote.commands
 
     def answer(self, command: str):
-        """One round trip: (exit code, output). The riders first, then COMMANDS, in order."""
+        """One round trip: (exit code, output). The riders first, then COMMANDS, in order. Round trip
+        number `fail_trip` (counted in `trips`) fails once its riders ran (its own command does not
+        run); from round trip `cut_trip` on, the link is gone: that one runs, fab hears nothing
+        (Unreachable), and no later one reaches the host."""
+        self.trips += 1
+        if self.cut_trip and self.trips > self.cut_trip:
+            raise Unreachable("the link is gone (a simulated cut)")
+        said = self.answer_one(command)
+        if self.trips == self.cut_trip:
+            raise Unreachable("the link is gone (a simulated cut)")
+        return said
+
+    def answer_one(self, command: str):
         out = ""
         if self.p.arm.search(command):
             self.guard_armed = True
@@ -196,7 +223,10 @@ class FakeHost:
         if self.p.heartbeat.search(command) and self.guard_acts:  # the guard acted: the command does not run
             return 9, out + "@@fbg:why the guard is no longer armed: it put the host back\n"
         self.lowered.append(bool(self.p.low.search(command)))
-        rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", self.p.low.sub("", command))))
+        for m in self.p.note.finditer(command):
+            self.journal[int(m.group(2))] = shlex.split(m.group(1))[0]
+        rest = self.p.note.sub("", command)
+        rest = self.p.heartbeat.sub("", self.p.disarm.sub("", self.p.arm.sub("", self.p.low.sub("", rest))))
         if self.guard_acts and "fbg_guard" in rest:  # finish(): only the branch the guard's having acted takes
             rest = rest.split("; else ", 1)[1]
         known = [(rx, method) for _, rx, method in self.p.commands if rx.search(rest)]
@@ -207,6 +237,8 @@ class FakeHost:
             if method.startswith("read_"):  # the whole round trip's answer; never a step a test fails
                 exited, said = getattr(self, method)(rx.search(rest))
                 return exited, out + said
+        if self.trips == self.fail_trip:
+            return 1, out + "simulated failure of this round trip\n"
         if self.guard_acts_after and self.guard_acts_after in rest:
             self.guard_acts = True  # fab is silent after this command, past the guard's deadline
         failed = next((needle for needle in self.fail if needle in rest), None)
@@ -257,6 +289,7 @@ class FakeHost:
 
     def unlock(self, m: re.Match) -> str:
         self.events.append(("unlock",))
+        self.freed_journal, self.journal = self.journal, {}  # in the lock's folder: gone with it (kept for tests)
         return ""
 
     def prepare(self, m: re.Match) -> str:
@@ -291,6 +324,22 @@ class FakeHost:
             self.set_state(key, "running")
             self.ran_queue(*key)
         return "capped\n" if m.group(0).startswith("\nids=") else ""
+    def start_unless(self, m: re.Match) -> str | tuple[int, str]:
+        """compose.start_unless_running(): refused while one of those services of that colour runs."""
+        services = shlex.split(m.group(2).replace("-e ", ""))
+        running = [x for x in services if self.containers.get((m.group(1), x)) == "running"]
+        return (1, f"@@fbg:why not started: {' '.join(running)} still runs\n") if running else ""
+
+    def undo_commands(self, freed: bool = False) -> list[str]:
+        """What the guard would run: the journal's commands (each file but its `# words` line), newest
+        first (freed: the journal the last unlock removed)."""
+        journal = self.freed_journal if freed else self.journal
+        return [journal[n].split("\n", 1)[1].rstrip("\n") for n in sorted(journal, reverse=True)]
+
+    def undo_words(self, freed: bool = False) -> list[str]:
+        journal = self.freed_journal if freed else self.journal
+        return [journal[n].split("\n", 1)[0][2:] for n in sorted(journal, reverse=True)]
+
     def hold(self, m: re.Match) -> str:
         for key in self.held_ones(m):
             self.held.add(key)
@@ -440,7 +489,9 @@ class FakeHost:
         """What probe.status() adds to the facts: the lock, the last guard line, health, lifts."""
         guard = [line for line in self.history.splitlines() if '"action":"guard"' in line][-1:]
         held = f"held 1042 1000\n{self.lock}\n" if self.lock else ""
-        return (f"{section(probe.LOCK)}\n{held}{section(probe.GUARD)}\n{''.join(g + chr(10) for g in guard)}"
+        undo = "".join(f"undo {words}\n" for words in self.undo_words())  # journal.show()
+        return (f"{section(probe.LOCK)}\n{held}{section(probe.STALE)}\n{self.stale}\n{section(probe.UNDO)}\n{undo}"
+                f"{section(probe.GUARD)}\n{''.join(g + chr(10) for g in guard)}"
                 f"{section(probe.HEALTH)}\nblue 200\ngreen 000\n{section(probe.LIFT)}\n")
 
     def container_lines(self) -> str:
@@ -453,6 +504,8 @@ class FakeHost:
         return {s: state for (c, s), state in self.containers.items() if c == color}
 
     def index(self, needle: str) -> int:
-        """Position of the first command containing needle outside the guard's own commands."""
+        """Position of the first command containing needle outside the guard's own commands (and the
+        journal's entries)."""
         return next(i for i, c in enumerate(self.p.low.sub("", c) for c in self.commands)
-                    if needle in self.p.disarm.sub("", self.p.arm.sub("", c)) and not c.startswith("say() {"))
+                    if needle in self.p.note.sub("", self.p.disarm.sub("", self.p.arm.sub("", c)))
+                    and not c.startswith("say() {"))

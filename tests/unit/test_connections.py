@@ -145,7 +145,7 @@ def test_connections_still_open_after_drain_connections_are_cut_and_counted():
     assert "+ 2 ))" in host.commands[host.index("fbg_open() {")]
     assert host.state("blue") == {}
     assert "1 connection(s) to blue still open after 2 s: removing it cuts them" in said
-    [appended] = [c for c in host.commands if ">> .fab-bluegreen/app.history.jsonl" in c]
+    [appended] = [c for c in host.commands if ">> .fab-bluegreen/app.history.jsonl)" in c]
     line = json.loads(shlex.split(appended.split("printf '%s\\n' ", 1)[1])[0])
     assert (line["action"], line["result"], line["cut"]) == ("cleanup", "cleaned", 1)
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tasks.config.schema import HostSettings
-from tasks.shell import base, detach, guard, state
+from tasks.shell import base, detach, guard, journal, state
 
 S = HostSettings(name="pi5", ssh="pi5", dir="~/app")
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -23,11 +23,23 @@ def sh(home: Path, line: str, timeout: float = 20) -> subprocess.CompletedProces
                           stdin=subprocess.DEVNULL)
 
 
-def setup(tmp_path: Path, grace: float) -> tuple[Path, str]:
+UNDO = journal.Entry("undo it", base.in_dir(S, "echo undone >> undo.log"))
+
+
+def locked(tmp_path: Path, token: str = TOKEN, entries: tuple[journal.Entry, ...] = (UNDO,)) -> Path:
+    """dir/.fab-bluegreen with the lock of the run `token` and its undo journal."""
     app = tmp_path / "app"
-    (app / state.STATE_DIR).mkdir(parents=True)
-    undo = [base.in_dir(S, "echo undone >> undo.log")]
-    armed = sh(tmp_path, guard.arm(S, TOKEN, undo, grace))
+    (app / state.STATE_DIR).mkdir(parents=True, exist_ok=True)
+    info = json.dumps({"who": "a@b", "when": "now", "task": "deploy", "message": "", "token": token, "since": 1})
+    assert "acquired" in sh(tmp_path, state.lock(S, info)).stdout
+    for n, entry in enumerate(entries, 1):
+        assert sh(tmp_path, journal.append(S, n, entry)).returncode == 0
+    return app
+
+
+def setup(tmp_path: Path, grace: float) -> tuple[Path, str]:
+    app = locked(tmp_path)
+    armed = sh(tmp_path, guard.arm(S, TOKEN, grace))
     assert armed.returncode == 0, armed.stderr + armed.stdout
     return app, (app / state.STATE_DIR / "app.guard.pid").read_text().split()[0]
 
@@ -49,6 +61,7 @@ def test_a_silent_fab_leaves_the_host_to_the_guard_and_the_disarm_learns_it(tmp_
     time.sleep(0.5)
     history = [json.loads(x) for x in (app / state.history_path(S)).read_text().splitlines()]
     assert history[-1]["action"] == "guard" and history[-1]["token"] == TOKEN[:8]
+    assert not (app / state.lock_path(S)).exists()  # the guard freed the lock, and its journal with it
     res = sh(tmp_path, guard.disarm(S, TOKEN))
     assert guard.parse(res.stdout) == guard.ACTED
     assert not alive(pid)
@@ -163,11 +176,11 @@ def planted(app: Path, name: str, victim: Path) -> Path:
 
 def test_arming_refuses_a_link_in_place_of_the_guard_its_deadline_or_its_plan(tmp_path):
     victim = tmp_path / "victim.txt"
-    for name in ("app.guard", "app.guard.until", "app.guard.plan", "app.guard.log"):
+    for name in ("app.guard", "app.guard.until", "app.guard.log"):
         victim.write_text("precious\n")
         app = tmp_path / "app"
         link = planted(app, name, victim)
-        res = sh(tmp_path, guard.arm(S, TOKEN, [base.in_dir(S, "echo undone >> undo.log")], 30, ("switch back",)))
+        res = sh(tmp_path, guard.arm(S, TOKEN, 30))
         assert victim.read_text() == "precious\n", name
         if name == "app.guard.log":  # removed before the guard starts: the link goes, the victim stays
             assert res.returncode == 0 and not link.is_symlink(), res.stdout
@@ -193,9 +206,9 @@ def test_a_heartbeat_refuses_a_link_in_place_of_the_deadline_and_its_command_doe
 def test_the_guard_never_appends_its_history_line_through_a_link(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
-    app = tmp_path / "app"
+    app = locked(tmp_path)
     planted(app, state.history_path(S).split("/")[-1], victim)
-    armed = sh(tmp_path, guard.arm(S, TOKEN, [base.in_dir(S, "echo undone >> undo.log")], 1))
+    armed = sh(tmp_path, guard.arm(S, TOKEN, 1))
     assert armed.returncode == 0, armed.stdout
     deadline = time.monotonic() + 10
     while not (app / "undo.log").exists() and time.monotonic() < deadline:
@@ -203,3 +216,80 @@ def test_the_guard_never_appends_its_history_line_through_a_link(tmp_path):
     time.sleep(0.5)
     assert (app / "undo.log").read_text() == "undone\n"  # the guard acted...
     assert victim.read_text() == "precious\n"  # ...and wrote nothing through the link
+
+
+# --- a lock whose guard is gone is put right by the next run (issue 18, part 4) --------------------
+
+NEXT = "fedcba9876543210fedcba9876543210"
+
+
+def take(tmp_path: Path, token: str = NEXT) -> subprocess.CompletedProcess:
+    info = json.dumps({"who": "b@c", "when": "later", "task": "deploy", "message": "", "token": token, "since": 2})
+    return sh(tmp_path, state.lock(S, info, guard.recover(S, "deploy")))
+
+
+def entries() -> tuple[journal.Entry, ...]:
+    """Three entries, the second of two lines (as a switch back's old upstream text is), the third failing."""
+    first = journal.Entry("first", base.in_dir(S, "echo first >> undo.log"))
+    second = journal.Entry("second", base.in_dir(S, "printf '%s\\n' 'two\nlines' >> undo.log"))
+    return first, second, journal.Entry("third", base.in_dir(S, "echo third >> undo.log; false"))
+
+
+def armed_then_killed(tmp_path: Path) -> Path:
+    """A run's lock, journal and guard; then the guard is killed (kill -9), its deadline past."""
+    app = locked(tmp_path, entries=entries())
+    assert sh(tmp_path, guard.arm(S, TOKEN, 60)).returncode == 0
+    pid = (app / state.STATE_DIR / "app.guard.pid").read_text().split()[0]
+    os.kill(int(pid), 9)
+    time.sleep(0.3)
+    (app / state.STATE_DIR / "app.guard.until").write_text(f"{TOKEN} {int(time.time()) - 1}\n")
+    return app
+
+
+def test_the_next_run_puts_back_a_run_whose_guard_is_gone_once_its_deadline_passed(tmp_path):
+    app = armed_then_killed(tmp_path)
+    res = take(tmp_path)
+    assert res.returncode == 0 and res.stdout.endswith("acquired\n"), res.stdout + res.stderr
+    out = res.stdout.splitlines()
+    assert out[0] == f"{guard.STALE}{guard.ARMED}{guard.GUARD_GONE}" and json.loads(out[1])["token"] == TOKEN
+    assert out[2:5] == [f"{journal.SHOWN}third", f"{journal.SHOWN}second", f"{journal.SHOWN}first"]
+    assert f"{journal.NOT_PUT_BACK}third" in out
+    assert (app / "undo.log").read_text() == "third\ntwo\nlines\nfirst\n"  # newest first, each whole
+    line = json.loads((app / state.history_path(S)).read_text().splitlines()[-1])
+    assert (line["action"], line["cause"], line["by"], line["token"]) == ("guard", guard.GUARD_GONE, "deploy", TOKEN[:8])
+    assert json.loads((app / state.lock_path(S) / "info").read_text())["token"] == NEXT  # the next run holds it
+    assert [p.name for p in (app / state.STATE_DIR).glob("app.guard*")] == ["app.guard.log"]
+    assert guard.parse(sh(tmp_path, guard.disarm(S, TOKEN)).stdout) == guard.ACTED  # the old fab learns it
+
+
+def test_a_live_guard_or_a_deadline_to_come_keeps_the_lock(tmp_path):
+    app = locked(tmp_path, entries=entries())
+    assert sh(tmp_path, guard.arm(S, TOKEN, 60)).returncode == 0
+    res = take(tmp_path)  # the guard runs
+    assert res.returncode == 3 and res.stdout.startswith("held") and not (app / "undo.log").exists()
+    pid = (app / state.STATE_DIR / "app.guard.pid").read_text().split()[0]
+    os.kill(int(pid), 9)
+    time.sleep(0.3)
+    res = take(tmp_path)  # its guard is gone, but its run may still be heard from until its deadline
+    assert res.returncode == 3 and res.stdout.startswith("held") and not (app / "undo.log").exists()
+
+
+def test_after_a_reboot_the_lock_is_stale_at_once_and_one_without_a_guard_is_freed_with_nothing_run(tmp_path):
+    app = locked(tmp_path, entries=entries()[:1])
+    boot = app / state.boot_path(S)
+    assert boot.read_text().strip() == Path(state.BOOT_ID).read_text().strip()
+    boot.write_text("an-earlier-boot\n")
+    res = take(tmp_path)  # no guard was armed: nothing to undo, the lock is freed
+    assert res.stdout.splitlines()[0] == f"{guard.STALE}{guard.REBOOT}" and res.stdout.endswith("acquired\n")
+    assert not (app / "undo.log").exists() and not (app / state.history_path(S)).exists()
+
+    sh(tmp_path, f"rm -rf {app}")
+    app = locked(tmp_path, entries=entries()[:1])
+    assert sh(tmp_path, guard.arm(S, TOKEN, 60)).returncode == 0
+    pid = (app / state.STATE_DIR / "app.guard.pid").read_text().split()[0]
+    os.kill(int(pid), 9)  # a power cut: the guard died with the host, its deadline is a minute away
+    (app / state.boot_path(S)).write_text("an-earlier-boot\n")
+    res = take(tmp_path)
+    assert res.stdout.splitlines()[0] == f"{guard.STALE}{guard.ARMED}{guard.REBOOT}", res.stdout
+    assert (app / "undo.log").read_text() == "first\n"
+    assert json.loads((app / state.history_path(S)).read_text())["cause"] == guard.REBOOT

@@ -36,7 +36,7 @@ from tasks.host.deploy import Deploy, Promote, Rollback, Stage
 from tasks.host.drain import drain
 from tasks.host.remote import DryRunRemote
 from tasks.result import CLEANED, DEPLOYED, DRAINED, DRY_RUN, ROLLED_BACK, STAGED, UNSTAGED
-from tasks.shell import base, broker, compose, cpu, guard, health, hooks, nginx, probe, record, site
+from tasks.shell import base, broker, compose, cpu, guard, health, hooks, journal, nginx, probe, record, site
 from tasks.shell import state as state_files
 
 from .fakehost import FakeHost
@@ -382,8 +382,9 @@ def builders(s: HostSettings) -> dict[str, str]:
         "capped": f"{cpu.start_capped(s, 'green', ('worker', 'beat'), 0.5, s.warmup.seconds)}\nsleep 0.8",
         "lift_stuck": cpu.lift_stuck(s),
         "cancel_lift": cpu.cancel_lift(s, "green"),
-        "guard": (f"{guard.arm(s, TOKEN, [compose.stop(s, 'green')], 60, ('stop ' + MESSAGE,))} && "
-                  f"{{ {base.in_dir(s, guard.heartbeat(s, TOKEN, 60))}; {guard.disarm(s, TOKEN)}; }}"),
+        "guard": (f"{state_files.lock(s, info)} && {journal.append(s, 1, journal.Entry('stop ' + MESSAGE, compose.stop(s, 'green')))} "
+                  f"&& {guard.arm(s, TOKEN, 60)} && {{ {base.in_dir(s, guard.heartbeat(s, TOKEN, 60))}; "
+                  f"{guard.disarm(s, TOKEN)}; {journal.show(s)}; {journal.put_back(s)}; {state_files.unlock(s, TOKEN)}; }}"),
         "unlock": state_files.unlock(s, TOKEN),
         "remove_images": compose.remove_images(["sha256:" + H]),
         "logs_task": compose.compose(s, "green", "logs", "--no-color", "--tail", "5", "web"),
@@ -396,7 +397,8 @@ def test_the_builders_run_by_a_real_sh_run_nothing_hostile_and_pass_each_value_i
     assert sandbox.pwned() == []
     failed = {name: (r.returncode, r.stdout[-300:], r.stderr[-300:]) for name, r in said.items() if r.returncode}
     assert set(failed) == {"wait_settled"}, failed  # no container runs on the fake host: the others pass
-    assert said["lock"].stdout == "acquired\n" and said["guard"].stdout == f"{base.MARK}disarmed\n"
+    assert said["lock"].stdout == "acquired\n" and said["guard"].stdout == (
+        f"acquired\n{base.MARK}disarmed\n{journal.SHOWN}{' '.join(('stop ' + MESSAGE).split())}\n")
     assert json.dumps(MESSAGE) in said["look_lock"].stdout and said["force_unlock"].stdout == "removed\n"
     assert said["capped"].stdout == "capped\n" and said["count_queued"].stdout == "celery 0\nunacked 0\n"
     assert "ok compose v2.20.0" in said["preflight"].stdout and "fail" not in said["preflight"].stdout

@@ -129,9 +129,9 @@ def test_a_rollback_turns_off_the_failed_colour_s_policy_and_gives_the_old_backg
 
 
 def test_the_guard_s_undo_does_the_same():
-    d = Deploy(FakeHost().remote, S)
-    d.live, d.new = "blue", "green"
-    undo = "; ".join(d.undo_commands())
+    host = FakeHost(running={"blue": ALL}, record='{"live": "blue"}', fail=("i=0; while",))
+    Deploy(host.remote, S).run()
+    undo = "; ".join(host.undo_commands(freed=True))  # the journal the guard would have run
     held, back = restart.hold(S, compose.ids_of(S, "green")), restart.give_back(S, compose.ids_of(S, "blue", ("worker", "beat")))
     assert undo.index(held) < undo.index("-p app-green -f compose.yml stop")
     assert undo.index("-p app-green -f compose.yml stop") < undo.index(back) < undo.index("-p app-blue -f compose.yml start")

@@ -31,7 +31,7 @@ from tasks.host.check import CheckResult
 from tasks.host.deploy import Deploy, user_failure
 from tasks.host.remote import DryRunRemote, RecordingRemote, Result
 from tasks.result import DEPLOYED, ROLLED_BACK, CleanupResult, DeployResult, DrainResult
-from tasks.shell import base, cpu, guard, record
+from tasks.shell import base, cpu, guard, journal, record
 from tasks.shell import state as state_files
 
 from .fakehost import FakeHost
@@ -63,7 +63,8 @@ def test_every_state_file_is_made_0600_in_a_0700_folder_whatever_the_umask(box):
     info = record.dump({"who": "ann@laptop", "task": "deploy", "message": "m", "token": TOKEN})
     for line in (state_files.lock(S, info), state_files.write_record(S, '{"live": "blue"}'),
                  state_files.append_history(S, record.history_line("deploy", "pi5", "deployed")),
-                 cpu.start_sampler(S), guard.arm(S, TOKEN, [":"], 60, ("put the record back",))):
+                 cpu.start_sampler(S), journal.append(S, 1, journal.Entry("put the record back", ":")),
+                 guard.arm(S, TOKEN, 60)):
         res = sandbox.sh(line, umask=0o022)
         assert res.returncode == 0, (line, res.stdout, res.stderr)
     (app / "compose.yml").write_text("services: {}\n")
@@ -72,9 +73,9 @@ def test_every_state_file_is_made_0600_in_a_0700_folder_whatever_the_umask(box):
     try:
         made = {p.relative_to(state).as_posix(): mode(p) for p in state.rglob("*")}
         assert mode(state) == 0o700
-        assert made == {"app.lock": 0o700, **dict.fromkeys([
+        assert made == {"app.lock": 0o700, "app.lock/undo": 0o700, **dict.fromkeys([
             "app.lock/info", "app.json", "app.history.jsonl", "app.samples", "app.samples.pid", "app.guard",
-            "app.guard.until", "app.guard.plan", "app.guard.pid", "app.guard.log", "app.green.lift",
+            "app.guard.until", "app.lock/boot", "app.lock/undo/001", "app.guard.pid", "app.guard.log", "app.green.lift",
             "app.green.lift.sh"], 0o600)}, made
     finally:
         sandbox.sh(f"{guard.disarm(S, TOKEN)}; {cpu.stop_sampler(S)}; {cpu.cancel_lift(S, 'green')}")

@@ -20,7 +20,7 @@ from tasks.host.drain import drain
 from tasks.host.facts import find_live, parse
 from tasks.host.remote import RecordingRemote
 from tasks.result import CLEANED, DEPLOYED, DRAINED, FAILED, PLANNED, REFUSED, ROLLED_BACK, HostResult
-from tasks.shell import record
+from tasks.shell import guard, record
 
 from .fakehost import FakeHost
 
@@ -78,7 +78,7 @@ def facts_text(record_text: str = "", history: str = "") -> str:
             "app-blue web running 0 sha256:1111 c1 0\n")
 
 
-CHANGES = re.compile(r"-f compose\.yml (up|start|stop|down|rm|kill|restart)\b|>> \.fab-bluegreen/app\.history\.jsonl|"
+CHANGES = re.compile(r"-f compose\.yml (up|start|stop|down|rm|kill|restart)\b|>> \.fab-bluegreen/app\.history\.jsonl\)|"
                      r"app\.json\.XXXXXX|sudo -n sh -c|nginx -s reload|: arm-guard;")
 
 
@@ -187,6 +187,8 @@ def test_what_the_tool_writes_passes_its_own_checks():
     assert all(record.history_problem(json.loads(line)) is None for line in lines)
     guard_line = record.history_line("guard", "pi5", "rolled back", time="@@NOW@@", token="12345678", reason="r")
     assert record.history_problem(json.loads(guard_line)) is None
+    recovered = re.search(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') \| sed", guard.recover(S, "deploy")).group(1)
+    assert record.history_problem(json.loads(shlex.split(recovered)[0])) is None  # the next run's put-back
     infos = [shlex.split(m)[0] for m in re.findall(r"printf '%s\\n' ('(?:[^']|'\"'\"')*') > \.fab-bluegreen/app\.lock/info",
                                                    host.commands[0])]
     assert len(infos) == 1 and record.lock_problem(json.loads(infos[0])) is None
