@@ -58,10 +58,17 @@ class Jobs:
 
 def test_results_come_back_in_the_hosts_order():
     five = hosts(5)
-    job = Jobs(seconds=lambda s: 0.02 * (6 - int(s.name[1:])))  # h5 ends first, h1 last
+
+    def after_the_next(s):  # h5 ends first, h1 last: each waits for the next one's end (not a timer)
+        i = int(s.name[1:])
+        deadline = time.monotonic() + 10
+        while i < 5 and ("end", f"h{i + 1}") not in job.events and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    job = Jobs(seconds=0, then=after_the_next)
     results = make_fleet().run(five, "deploy", job)
     assert [r.host for r in results] == [s.name for s in five]
-    assert [name for event, name in job.events if event == "end"][0] == "h5"
+    assert [name for event, name in job.events if event == "end"] == ["h5", "h4", "h3", "h2", "h1"]
     assert all(r.outcome == DEPLOYED for r in results)
 
 
