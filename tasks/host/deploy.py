@@ -274,8 +274,7 @@ class Deploy:
         self.at("guard")
         grace = guard.grace(self.s)
         self.trip.arm(guard.arm(self.s, self.token, self.undo_commands(), grace, self.undo_plan()))  # with the next command
-        self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s past a step's "
-                 "time limit")
+        self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s")
 
     def start_shared(self) -> None:
         """Services of neither colour (a broker both use): started when they do not run; never
