@@ -170,17 +170,20 @@ class SshRemote:
 
     def ping(self, command: str, timeout: float) -> int:
         """A short command over a channel of its own, beside whatever else runs on this connection
-        (the guard's feed): its exit code (TIMED_OUT past `timeout`). Never reopens the connection:
-        raises when it is gone, or blocks until it closes (the feeder watches the time)."""
+        (the guard's feed): its exit code. Raises when it is gone or no answer came within `timeout`
+        (or blocks until the connection closes: the feeder watches the time); never reopens it."""
         transport = self.conn.transport
         if self.lost or transport is None or not transport.is_active():
             raise Unreachable(self.lost or "the connection is closed")
         chan = transport.open_session(timeout=timeout)
         try:
             chan.exec_command(command)
-            return _finish(chan, time.monotonic() + timeout)[0]
+            exited = _finish(chan, time.monotonic() + timeout)[0]
         finally:
             chan.close()
+        if exited == TIMED_OUT:
+            raise Unreachable(f"no answer within {timeout:g} s")
+        return exited
 
     def give_up(self, reason: str) -> None:
         """The link is gone (feeder.py): close the connection, so the command waiting on it ends now
