@@ -32,13 +32,19 @@ def history(h) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, deadline: float = DEADLINE):
-    # a health check that starts late keeps the deploy busy after the old background stopped
-    path = str(hosts_file(tmp_path, bed, guard_deadline=str(deadline), timeouts=f"{{ command = {COMMAND} }}",
-                          health="{ retries = 4, interval = 0.5, start_delay = 8 }"))
+def start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, deadline: float = DEADLINE,
+                                                     start_delay: float = 8):
+    """Deploy blue, then start a deploy of green whose health check starts late (start_delay): it
+    is still busy when blue's background has stopped. Returns a quick hosts file (the same
+    guard_deadline, no late start: for the runs after it) and the running fab."""
+    common = {"guard_deadline": str(deadline), "timeouts": f"{{ command = {COMMAND} }}"}
+    path = str(hosts_file(tmp_path, bed, **common))
+    (tmp_path / "late").mkdir()
+    late = str(hosts_file(tmp_path / "late", bed, **common,
+                          health=f"{{ retries = 4, interval = 0.5, timeout = 2, start_delay = {start_delay} }}"))
     assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
     set_version(h, "2")
-    proc = start_fab("deploy", "--host", h.name, "--hosts-file", path)
+    proc = start_fab("deploy", "--host", h.name, "--hosts-file", late)
     wait_for("blue's worker stopped", lambda: states(h, "blue").get("worker") == "exited", 60)
     return path, proc
 
@@ -67,14 +73,7 @@ def test_a_link_cut_in_a_long_health_wait_puts_the_old_colour_back_within_the_de
     past its deadline; once cut, the guard acts within guard_deadline of fab's last feed, and fab
     gives the host up as soon, never waiting out the health wait's budget (over 70 s)."""
     h = hosts[0]
-    path = str(hosts_file(tmp_path, bed, guard_deadline=str(DEADLINE), timeouts=f"{{ command = {COMMAND} }}"))
-    (tmp_path / "slow").mkdir()
-    slow = str(hosts_file(tmp_path / "slow", bed, guard_deadline=str(DEADLINE), timeouts=f"{{ command = {COMMAND} }}",
-                          health="{ retries = 4, interval = 0.5, timeout = 2, start_delay = 60 }"))
-    assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
-    set_version(h, "2")
-    proc = start_fab("deploy", "--host", h.name, "--hosts-file", slow)
-    wait_for("blue's worker stopped", lambda: states(h, "blue").get("worker") == "exited", 60)
+    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, start_delay=60)
     time.sleep(DEADLINE + 3)  # in the health wait, past guard_deadline: the feeds keep the guard quiet
     assert proc.poll() is None and history(h)[-1]["action"] == "deploy", "the guard acted on a live link"
     assert states(h, "blue")["worker"] == "exited"
