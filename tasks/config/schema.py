@@ -149,7 +149,7 @@ class HostSettings:
     prepare: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     ssh_config: str = ""  # empty: ~/.ssh/config; relative paths are relative to the hosts file
-    guard_deadline: float | None = None  # seconds past the time limit of the last command; None: 60
+    guard_deadline: float | None = None  # seconds without a word from fab before the guard acts; None: 20
     drain_connections: float = 60.0  # cleanup waits this long for open connections to the old colour to close
     ports: tuple[tuple[Color, int], ...] = ((Color.BLUE, 18001), (Color.GREEN, 18002))
     health: Health = Health()

@@ -300,8 +300,7 @@ class Deploy:
         self.at("guard")
         grace = guard.grace(self.s)
         self.trip.arm(guard.arm(self.s, self.token, grace))  # with the next command
-        self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s past a step's "
-                 "time limit")
+        self.say(f"guard armed: puts the host back if fab is not heard from within {grace:g} s")
 
     def undo_first(self, step: str, words: str, command: Command | str, failed: str) -> None:
         """The inverse of what the next command changes, into the journal in front of it (its undo

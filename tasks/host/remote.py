@@ -58,6 +58,7 @@ class Result:
 class Remote(Protocol):
     name: str
     dry_run: bool
+    feeds: bool  # runs commands for real over SSH: ping() and give_up() keep an armed guard fed (feeder.py)
 
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         """Run a command that may change the host; on_line, if given, receives each line of its
@@ -83,6 +84,8 @@ class SshRemote:
     """Runs commands over one SSH connection, opened once for the whole run."""
 
     dry_run = False
+    feeds = True
+    lost = ""  # why the connection was lost or given up: from then on nothing is sent, nor reconnected
 
     def __init__(self, s: HostSettings, base_config=None):
         self.name = s.name
@@ -101,17 +104,20 @@ class SshRemote:
     def run(self, command: str, timeout: float, on_line: Callable[[str], None] | None = None) -> Result:
         from invoke.exceptions import CommandTimedOut
 
+        self._check_lost()
         started = time.monotonic()
         # the runner writes output to out_stream/err_stream as it comes only when it is not hidden
         shown = {"hide": True} if on_line is None else \
             {"hide": False, "out_stream": _Lines(on_line), "err_stream": _Lines(on_line)}
-        with _lost_is_unreachable():
-            try:
+        try:
+            with _lost_is_unreachable():
                 r = self.conn.run(command, warn=True, timeout=timeout, in_stream=False, pty=False, **shown)
-            except CommandTimedOut:
-                return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
+        except CommandTimedOut:
+            return Result(command, TIMED_OUT, "", f"timed out after {timeout:g} s")
+        except Unreachable as e:
+            raise self._lose(str(e)) from None
         if r.exited == -1 and not self.conn.is_connected:  # the channel closed with the transport
-            raise Unreachable("the connection was lost (no answer from the host)")
+            raise self._lose("the connection was lost (no answer from the host)")
         self._trace(started, r.exited, command)
         if r.exited == -1 and time.monotonic() - started >= timeout - 0.5:
             # the runner's timer stopped it, but the timeout was not reported as such: say so
@@ -131,6 +137,7 @@ class SshRemote:
         output read at the end. The command's exit code ends it early (the chunks left are not made)."""
         import paramiko
 
+        self._check_lost()
         started = time.monotonic()
         chunks = iter(source)
         chan = None
@@ -149,7 +156,7 @@ class SshRemote:
             exited, out, err = TIMED_OUT, "", ""
         except (OSError, EOFError, paramiko.SSHException) as e:
             if not self.conn.is_connected or not self.conn.transport.is_active():
-                raise Unreachable(f"the connection was lost: {e or type(e).__name__}") from None
+                raise self._lose(f"the connection was lost: {e or type(e).__name__}") from None
             exited, out, err = _finish(chan, started + timeout) if chan else (-1, "", str(e))
         finally:
             if hasattr(chunks, "close"):
@@ -160,6 +167,40 @@ class SshRemote:
         if exited == TIMED_OUT:
             return Result(command, TIMED_OUT, out, f"timed out after {timeout:g} s")
         return Result(command, exited, out, err)
+
+    def ping(self, command: str, timeout: float) -> int:
+        """A short command over a channel of its own, beside whatever else runs on this connection
+        (the guard's feed): its exit code. Raises when it is gone or no answer came within `timeout`
+        (or blocks until the connection closes: the feeder watches the time); never reopens it."""
+        transport = self.conn.transport
+        if self.lost or transport is None or not transport.is_active():
+            raise Unreachable(self.lost or "the connection is closed")
+        chan = transport.open_session(timeout=timeout)
+        try:
+            chan.exec_command(command)
+            exited = _finish(chan, time.monotonic() + timeout)[0]
+        finally:
+            chan.close()
+        if exited == TIMED_OUT:
+            raise Unreachable(f"no answer within {timeout:g} s")
+        return exited
+
+    def give_up(self, reason: str) -> None:
+        """The link is gone (feeder.py): close the connection, so the command waiting on it ends now
+        (Unreachable, `reason`) instead of at its time limit."""
+        self._lose(reason)
+        if self.conn.transport is not None:
+            self.conn.transport.close()
+
+    def _lose(self, reason: str) -> Unreachable:
+        """The connection is gone, for the rest of the run: nothing more is sent and it is never
+        reopened (a sequence cut off mid-step is its guard's: a reconnect must not disarm it)."""
+        self.lost = self.lost or reason
+        return Unreachable(self.lost)
+
+    def _check_lost(self) -> None:
+        if self.lost:
+            raise Unreachable(self.lost)
 
     def _trace(self, started: float, exited: int | None, command: str) -> None:
         if TRACE:
@@ -326,6 +367,7 @@ class RecordingRemote:
     answer: Callable[[str], tuple[int, str] | None] = lambda command: None
     commands: list[str] = field(default_factory=list)
     dry_run = False
+    feeds = False  # no guard to feed: the unit tests' fake host
 
     puts: list[tuple[str, bytes]] = field(default_factory=list)  # (command, its standard input)
     streamed: list[bytes] = field(default_factory=list)  # what stream() took, in order
@@ -363,6 +405,7 @@ class DryRunRemote:
     The plan is every command in order, exactly as the real run would send it."""
 
     dry_run = True
+    feeds = False  # the guard is never armed
 
     def __init__(self, inner: Remote):
         self.inner, self.name = inner, inner.name

@@ -2,8 +2,10 @@
 
 - A write that need not be its own round trip rides along with the next command: the guard's
   arming (which must succeed, or the command does not run) and its disarming (best effort).
-- While the guard is armed, every command carries a heartbeat in front of it, which moves the
-  guard's deadline past that command's own time limit (its budget).
+- While the guard is armed, a feeder (feeder.py) keeps it fed every few seconds over a channel of
+  its own, and gives the host up when its feeds stop getting through; every command also carries
+  the heartbeat in front of it, which stops that command if the guard already acted. The feeder
+  stops when the disarm is sent (or the sequence abandons the host to its guard).
 - The undo journal's entry for a step (tasks/shell/journal.py) is written in front of the step's
   own command, which runs only if it was: a change is in the journal before it starts.
 - The last round trip (close) confirms what the run did (the record, the history line), unless the
@@ -20,6 +22,7 @@ from typing import Callable
 from ..config.schema import HostSettings
 from ..errors import Unreachable
 from ..shell import base, guard
+from .feeder import Feeder, feeding
 from .remote import Remote, Result
 
 # FBG_PRIORITY=normal: the tool's commands at the priority the SSH session has (bench/run.py measures
@@ -42,10 +45,13 @@ class Trip:
         self.armed = False  # heartbeats go in front of each command
         self.disarming = False  # a disarm rides with the next command
         self.guard_acted = False  # the guard put the host back before fab could disarm it
+        self.feeder: Feeder | None = None  # keeps the armed guard fed until the disarm is sent
 
     def arm(self, command: str) -> None:
-        """Arm the guard with the next command; from now on every command carries a heartbeat."""
+        """Arm the guard with the next command; from now on it is fed, and every command carries a
+        heartbeat."""
         self.arming, self.armed = command, True
+        self.feeder = feeding(self.remote, self.s, self.token)
 
     def note(self, command: str) -> None:
         """Write a journal entry (journal.append) in front of the next command, which runs only if it was."""
@@ -72,12 +78,14 @@ class Trip:
         if self.noting:
             line = f"{' && '.join(self.noting)} && {{ {line}; }}"
         if self.armed and not self.disarming:  # the guard waits while fab works
-            beat = guard.heartbeat(self.s, self.token, timeout + guard.grace(self.s))
+            beat = guard.heartbeat(self.s, self.token, guard.grace(self.s))
             line = f"{base.in_dir(self.s, beat)}; {line}"
         if self.arming:
             line = f"{self.arming} && {{ {line}; }}"
         line = "; ".join([*self.riding, line])
         self.arming, self.riding, self.noting = "", [], []
+        if self.disarming:  # fed until the disarm is sent: the guard must not act while fab still works
+            self.stop_feeding()
         res = self.remote.run(lowered(line) if own else line, timeout, on_line=on_line)
         self._heard(res)
         return res
@@ -93,6 +101,7 @@ class Trip:
             confirmed = f"if [ \"$fbg_guard\" != {guard.ACTED} ]; then {confirmed}; else {otherwise or ':'}; fi"
         line = "; ".join(filter(None, [*self.riding, confirmed, then]))
         self.riding, self.closing = [], []
+        self.stop_feeding()  # whatever happens now: the guard is disarmed, or left to act
         try:
             res = self.remote.run(lowered(line), self.s.timeouts.command)
         except Unreachable:
@@ -104,6 +113,12 @@ class Trip:
     def abandon(self) -> None:
         """Leave the host to its armed guard (a bug of the tool's): send nothing more that was queued."""
         self.arming, self.riding, self.closing, self.noting = "", [], [], []
+        self.stop_feeding()
+
+    def stop_feeding(self) -> None:
+        if self.feeder is not None:
+            self.feeder.stop()
+            self.feeder = None
 
     def _heard(self, res: Result) -> None:
         """A disarm that rode along reached the host: did the guard act before it?"""

@@ -3,9 +3,12 @@ back as it was unless fab is heard from in time: it runs the run's undo journal 
 fab's rollback would. It survives a dropped link, a sleeping laptop and kill -9 of fab, not a
 reboot: then the next run finds the lock stale and puts the host back itself (recover()).
 
-Every command fab sends while the guard is armed carries a heartbeat: it moves the guard's
-deadline to the end of that command's own time limit plus `guard_deadline` seconds. So a slow but
-healthy step never runs into the guard, and a dead fab is noticed soon after the step it was in.
+While the guard is armed, fab feeds it every few seconds over a channel of its own, whatever
+the sequence's command is doing (tasks/host/feeder.py): each feed moves the guard's deadline to
+`guard_deadline` seconds (20) from now. So a slow but healthy step (a long health wait, a hook)
+never runs into the guard, and a cut link or a dead fab is noticed within `guard_deadline`,
+whichever step it was in. Every command fab sends also carries the same heartbeat in front of it:
+it finds out that the guard acted, and then stops that command from running.
 
 Who acts is settled once, by renaming the guard file: the guard renames it to `.acting` before it
 undoes anything, fab's disarm renames it to `.off`. Only one rename can succeed, so fab always
@@ -25,7 +28,7 @@ from . import base, detach, journal, record, state
 NOW = "@@NOW@@"  # replaced on the host by the time the guard acts
 TOKEN, CAUSE = "@@TOKEN@@", "@@CAUSE@@"  # ... by the token of the run put back, and why (history())
 ARM_MARK = ": arm-guard;"  # starts the arming command, so that what follows it runs only if it worked
-DEFAULT_GRACE = 60.0  # seconds past a command's own time limit before the guard acts
+DEFAULT_GRACE = 20.0  # seconds without a sign of life from fab before the guard acts
 DISARMED, ACTED, GONE = "disarmed", "guard-acted", "guard-gone"  # what disarm() prints after base.MARK
 
 
@@ -34,7 +37,7 @@ def path(s: HostSettings) -> str:
 
 
 def grace(s: HostSettings) -> float:
-    """Seconds the guard waits past the time limit of the command fab sent last."""
+    """Seconds the guard waits after fab's last sign of life (a feed, a command's heartbeat)."""
     return s.guard_deadline if s.guard_deadline is not None else DEFAULT_GRACE
 
 
@@ -49,6 +52,12 @@ def heartbeat(s: HostSettings, token: str, seconds: float) -> str:
     deadline = state.put(path(s) + ".until", f"echo {quote(token)} $(( $(date +%s) + {math.ceil(seconds)} ))")
     return (f"if grep -qF {quote(token)} {quote(path(s))} 2>/dev/null; then {deadline} || exit 1; "
             f"else {base.why(GONE_REASON)}; exit {GONE_EXIT}; fi")
+
+
+def feed(s: HostSettings, token: str) -> str:
+    """What the feeder sends every few seconds: the heartbeat alone (exit GONE_EXIT: the guard is
+    not armed, or no longer)."""
+    return base.in_dir(s, heartbeat(s, token, grace(s)))
 
 
 def history(s: HostSettings, line: str) -> str:

@@ -164,8 +164,13 @@ def containers(h: Host, color: str, app: str = "app") -> dict[str, dict]:
     """service -> {state, id, started, finished} for the colour's compose project (<app>-<colour>)."""
     fmt = ('{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.Id}} '
            "{{.State.StartedAt}} {{.State.FinishedAt}}")
-    out = h.run(f"ids=$(docker ps -aq --filter label=com.docker.compose.project={app}-{color}); "
-                f"[ -z \"$ids\" ] || docker inspect -f '{fmt}' $ids").stdout
+    listing = (f"ids=$(docker ps -aq --filter label=com.docker.compose.project={app}-{color}); "
+               f"[ -z \"$ids\" ] || docker inspect -f '{fmt}' $ids")
+    for _ in range(3):  # a container removed between ps and inspect (a deploy recreating the colour): list again
+        res = h.run(listing, check=False)
+        if res.returncode == 0 or "No such object" not in res.stderr:
+            break
+    out = h.run(listing).stdout if res.returncode else res.stdout
     result = {}
     for line in out.splitlines():
         service, state, cid, started, finished = line.split()
