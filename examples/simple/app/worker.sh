@@ -1,5 +1,6 @@
 #!/bin/sh
-# Logs start, burns one CPU for 3 s (a warm-up), then idles; logs stop on SIGTERM.
+# Logs start, then idles; logs stop on SIGTERM. (No CPU burst of its own: each test's deploys would pay
+# for it, and no test looks at it; the benchmark's worker below has one.)
 # With "worker-crash" in /app/mode it exits 1 after 1 s.
 # With "bench-worker" in /app/mode (the benchmark's worker): burns two cores for its first 4 s
 # (a prefork pool importing everything), then is busy half the time (0.5 s on, 0.5 s off).
@@ -32,8 +33,6 @@ if mode_has bench-worker; then
     nap 0.5
   done
 fi
-spin_until $(( $(now_ms) + 3000 ))
-event "worker warm"
 while :; do
   nap 1
 done
