@@ -72,7 +72,6 @@ class Deploy:
 
     task = "deploy"
     done = DEPLOYED  # the outcome once every step went through
-    moves_traffic = True  # the steps stop the old background and switch (Stage's do not)
     # the steps this sequence runs, of those sequence() and steps() name (Stage, Promote, Rollback run fewer)
     steps_run: frozenset[str] = frozenset({"prepare", "start shared", "stop old background", "start new front", "go live"})
 
@@ -641,7 +640,6 @@ class Stage(Deploy):
     fab promote (or fab rollback, which removes it). Its failure stops the new colour, nothing else."""
 
     done = STAGED
-    moves_traffic = False
     steps_run = frozenset({"prepare", "start shared", "start new front"})
 
     def done_message(self) -> str:
