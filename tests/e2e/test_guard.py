@@ -33,18 +33,23 @@ def history(h) -> list[dict]:
 
 
 def start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, deadline: float = DEADLINE,
-                                                     start_delay: float = 8):
-    """Deploy blue, then start a deploy of green whose health check starts late (start_delay): it
-    is still busy when blue's background has stopped. Returns a quick hosts file (the same
-    guard_deadline, no late start: for the runs after it) and the running fab."""
+                                                     start_delay: float = 8, others=()):
+    """Deploy blue, then start a deploy of green whose health check on h starts late (start_delay):
+    it is still busy when blue's background has stopped (`others` deploy beside it, without the late
+    start). Returns a quick hosts file (the same guard_deadline: for the runs after it) and the
+    running fab."""
     common = {"guard_deadline": str(deadline), "timeouts": f"{{ command = {COMMAND} }}"}
     path = str(hosts_file(tmp_path, bed, **common))
+    late_health = f"{{ retries = 4, interval = 0.5, timeout = 2, start_delay = {start_delay} }}"
+    tables = f'[hosts.{h.name}]\nssh = "{h.name}"\nhealth = {late_health}\n' + \
+        "".join(f'[hosts.{o.name}]\nssh = "{o.name}"\n' for o in others)
     (tmp_path / "late").mkdir()
-    late = str(hosts_file(tmp_path / "late", bed, **common,
-                          health=f"{{ retries = 4, interval = 0.5, timeout = 2, start_delay = {start_delay} }}"))
-    assert fab("deploy", "--host", h.name, "--hosts-file", path).returncode == 0
-    set_version(h, "2")
-    proc = start_fab("deploy", "--host", h.name, "--hosts-file", late)
+    late = str(hosts_file(tmp_path / "late", bed, tables, **common))
+    targets = [arg for x in (h, *others) for arg in ("--host", x.name)]
+    assert fab("deploy", *targets, "--hosts-file", path).returncode == 0
+    for x in (h, *others):
+        set_version(x, "2")
+    proc = start_fab("deploy", *targets, "--hosts-file", late)
     wait_for("blue's worker stopped", lambda: states(h, "blue").get("worker") == "exited", 60)
     return path, proc
 
@@ -71,9 +76,10 @@ def assert_put_back_by_the_guard(bed, h, path) -> None:
 def test_a_link_cut_in_a_long_health_wait_puts_the_old_colour_back_within_the_deadline(bed, hosts, tmp_path):
     """The health check starts 60 s late: while the link is up, the feeder keeps the guard quiet
     past its deadline; once cut, the guard acts within guard_deadline of fab's last feed, and fab
-    gives the host up as soon, never waiting out the health wait's budget (over 70 s)."""
-    h = hosts[0]
-    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, start_delay=60)
+    gives the host up as soon, never waiting out the health wait's budget (over 70 s). Another host
+    in the same run deploys as usual."""
+    h, other = hosts[0], hosts[1]
+    path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, start_delay=60, others=[other])
     time.sleep(DEADLINE + 3)  # in the health wait, past guard_deadline: the feeds keep the guard quiet
     assert proc.poll() is None and history(h)[-1]["action"] == "deploy", "the guard acted on a live link"
     assert states(h, "blue")["worker"] == "exited"
@@ -93,6 +99,7 @@ def test_a_link_cut_in_a_long_health_wait_puts_the_old_colour_back_within_the_de
         assert proc.returncode == 1
         row = rows(out)[h.name]
         assert "unreachable" in row and "left to its guard" in row
+        assert "deployed" in rows(out)[other.name] and serves(other) == "green 2"
         wait_for("the guard's history line", lambda: history(h)[-1]["action"] == "guard", 30)
     finally:
         subprocess.run(["ip", "link", "set", veth, "up"], check=True)
