@@ -164,8 +164,9 @@ def containers(h: Host, color: str, app: str = "app") -> dict[str, dict]:
     """service -> {state, id, started, finished} for the colour's compose project (<app>-<colour>)."""
     fmt = ('{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.Id}} '
            "{{.State.StartedAt}} {{.State.FinishedAt}}")
+    # a container compose removes between the listing and the inspect (a recreate) is left out
     out = h.run(f"ids=$(docker ps -aq --filter label=com.docker.compose.project={app}-{color}); "
-                f"[ -z \"$ids\" ] || docker inspect -f '{fmt}' $ids").stdout
+                f"[ -z \"$ids\" ] || docker inspect -f '{fmt}' $ids 2>/dev/null || true").stdout
     result = {}
     for line in out.splitlines():
         service, state, cid, started, finished = line.split()

@@ -109,6 +109,7 @@ def test_a_guard_confirmed_in_time_never_acts(bed, hosts, tmp_path, outcome):
 def test_unlock_of_a_dead_runs_lock_shows_its_guard_then_disarms_it(bed, hosts, tmp_path):
     h = hosts[0]
     path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path)
+    wait_for("green's web started", lambda: states(h, "green").get("web") == "running", 60)  # its health check waits
     proc.kill()
     proc.communicate(timeout=30)
     res = fab("unlock", "--host", h.name, "--hosts-file", path, "--yes")
