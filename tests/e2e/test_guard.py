@@ -139,6 +139,7 @@ def test_unlock_of_a_dead_runs_lock_shows_its_guard_then_disarms_it(bed, hosts, 
     h = hosts[0]
     deadline = 10  # the unlock comes before the guard would act: fab has to start and connect first
     path, proc = start_deploy_and_wait_for_old_background_to_stop(bed, h, tmp_path, deadline)
+    wait_for("green's web started", lambda: states(h, "green").get("web") == "running", 60)  # its health check waits
     proc.kill()
     proc.communicate(timeout=30)
     res = fab("unlock", "--host", h.name, "--hosts-file", path, "--yes")
