@@ -361,7 +361,7 @@ class Host:
         """A boot gives the host a new /proc/sys/kernel/random/boot_id: a file bind-mounted over it in
         the host's own mount namespace (the machine's kernel, and the other hosts, keep theirs)."""
         boot_id = str(uuid.uuid4())
-        path = self.bed.state_dir / f"{self.name}.boot_id"
+        path = self.root / "boot_id"  # not under the checkout: a clone under /tmp is not seen in the host
         path.write_text(boot_id + "\n")
         path.chmod(0o644)
         self.run(f"umount {BOOT_ID} 2>/dev/null; mount --bind {shlex.quote(str(path))} {BOOT_ID}")
