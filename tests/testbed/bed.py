@@ -310,10 +310,10 @@ class Host:
         mount / network namespace."""
         pids: set[int] = set()
         for d in _cg_dirs(self.cgroup, all_hierarchies=True):
-            if d.exists():
-                for procs in d.rglob("cgroup.procs"):
+            for folder, _, files in os.walk(d):  # os.walk skips a folder removed under it (a container
+                if "cgroup.procs" in files:  # that stops while the bed goes down); rglob raises
                     try:
-                        pids.update(int(x) for x in procs.read_text().split())
+                        pids.update(int(x) for x in Path(folder, "cgroup.procs").read_text().split())
                     except OSError:
                         pass
         inodes = set()
