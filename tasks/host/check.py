@@ -29,7 +29,8 @@ class CheckResult:
 
 
 def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = False,
-               lowered: Callable[[str], str] = lambda line: line, boot_putback: bool = False) -> tuple[CheckResult, Result]:
+               lowered: Callable[[str], str] = lambda line: line,
+               boot_putback: bool = False) -> tuple[CheckResult, Result]:
     """Run the checks (and `then`, a read such as the facts, in the same round trip); reuse: see
     probe.engine_checks (a deploy trusts a recent pass of the costliest ones); lowered: the line
     as a deploy sends it (trip.lowered); boot_putback: fab check's and fab setup's line on the

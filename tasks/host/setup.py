@@ -236,7 +236,9 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
         _register(remote, s, result)
     if remote.dry_run:
         return _end(result, DRY_RUN, started)
-    return _applied(result, applied, started) if applied is not None else _end(result, SET_UP if result.done else READY, started)
+    if applied is None:  # only the put-back at boot was to be made
+        return _end(result, SET_UP if result.done else READY, started)
+    return _applied(result, applied, started)
 
 
 def _boot_putback(items: list[tuple[str, str, str]], p: Plan, warnings: list[str]) -> bool:

@@ -66,7 +66,8 @@ def test_at_boot_the_script_puts_back_a_run_that_a_reboot_cut_off(tmp_path):
     assert not (app / state.lock_path(S)).exists()
     assert [p.name for p in (app / state.STATE_DIR).glob("app.guard*")] == ["app.guard.log"]
     assert run_at_boot(tmp_path, script).returncode == 0  # the next boot: no lock, nothing to do
-    assert (app / "undo.log").read_text() == "undone\n" and len((app / state.history_path(S)).read_text().splitlines()) == 1
+    assert (app / "undo.log").read_text() == "undone\n"
+    assert len((app / state.history_path(S)).read_text().splitlines()) == 1
 
 
 def test_at_boot_a_lock_taken_since_the_boot_is_left_alone(tmp_path):
