@@ -91,7 +91,7 @@ def logs(c, host=None, group=None, all_=False, hosts_file="", service="", colour
 @task(help={**HOST_HELP, **JSON_HELP}, **TASK)
 @edge
 def check(c, host=None, group=None, all_=False, hosts_file="", json_=False):
-    """Check hosts before a deploy: sudo, docker, nginx, ports, disk.
+    """Check hosts before a deploy: sudo, docker, nginx, ports, disk, the put-back at boot.
 
     With build.where = "local", also whether the builder answers, and whether each host's Docker
     has room for the images it last built.

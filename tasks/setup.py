@@ -24,7 +24,9 @@ def setup(c, host=None, group=None, all_=False, hosts_file="hosts.toml", dry_run
     sites-enabled/, else conf.d/), answering port 80 for the host's name and addresses (and
     127.0.0.1, localhost) while the packaged default site stays enabled for every other name;
     it includes the upstream file only where nginx does not load it already. Then `nginx -t`
-    (failing: what setup wrote is removed again, nothing changed) and a reload.
+    (failing: what setup wrote is removed again, nothing changed) and a reload. Where the host
+    runs systemd and sudo -n works: a oneshot unit that puts the host back at boot after a power
+    cut mid-deploy (fab check's boot-putback line); where it cannot, a warning, nothing more.
 
     A host with a site that proxies to the upstream keeps it. Run again, setup changes nothing
     ("already set up"). --dry-run prints the commands and changes nothing.

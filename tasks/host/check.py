@@ -29,11 +29,13 @@ class CheckResult:
 
 
 def run_checks(remote: Remote, s: HostSettings, then: str = "", reuse: bool = False,
-               lowered: Callable[[str], str] = lambda line: line) -> tuple[CheckResult, Result]:
+               lowered: Callable[[str], str] = lambda line: line,
+               boot_putback: bool = False) -> tuple[CheckResult, Result]:
     """Run the checks (and `then`, a read such as the facts, in the same round trip); reuse: see
     probe.engine_checks (a deploy trusts a recent pass of the costliest ones); lowered: the line
-    as a deploy sends it (trip.lowered)."""
-    checks = probe.preflight(s, reuse)
+    as a deploy sends it (trip.lowered); boot_putback: fab check's and fab setup's line on the
+    put-back at boot (not a deploy's: it never registers it, so it would only repeat the warning)."""
+    checks = probe.preflight(s, reuse, boot_putback)
     res = remote.read(lowered(f"{checks}; {then}" if then else checks), s.timeouts.command)
     checked = parse_checks(s, res)
     checked.items += settings_warnings(s)
@@ -83,7 +85,7 @@ def _explain(s: HostSettings, name: str, detail: str) -> str:
 def preflight(remote: Remote, s: HostSettings) -> CheckResult:
     """fab check: the checks, then whether the live colour can be told (record and nginx agree), and
     whether a staged front would fit beside it."""
-    result, _ = run_checks(remote, s)
+    result, _ = run_checks(remote, s, boot_putback=True)
     if s.upload:  # in place of the line that says so (compose_file, or dir when there is none yet)
         at = next((i + 1 for i, item in enumerate(result.items) if item[1] in ("compose_file", "dir")), len(result.items))
         result.items.insert(at, upload_check(remote, s))

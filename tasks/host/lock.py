@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 from ..config.schema import HostSettings
 from ..errors import BlueGreenError, Interrupted, Locked, Refused, StepFailed, Unreachable
 from ..mask import secrets
-from ..shell import compose, guard, journal, record, state
+from ..shell import boot, compose, guard, journal, record, state
 from ..result import INTERRUPTED, ROLLED_BACK, UNREACHABLE, HostResult, Outcome, outcome_for
 from .remote import Remote, Result
 
@@ -29,10 +29,11 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
     Locked naming the holder and the lock's age (Refused when its info is not what take() writes).
     A stale lock (its run's guard is gone: guard.staleness) is put right first, in the same round
     trip, as its guard would have (its undo journal run, the guard's history line written), and
-    said in one line (say)."""
+    said in one line (say). Once taken, the boot unit's script is rewritten (boot.keep), in the
+    same round trip: it is always this version's put-back."""
     info = record.dump({"who": record.who(), "when": record.now(), "task": task, "message": secrets(message),
                         "token": token, "since": int(time.time())})
-    command = state.lock(s, info, guard.recover(s, task))
+    command = f"{state.lock(s, info, guard.recover(s, task))} && {{ {boot.keep(s)}; }}"
     timeout += 2 * compose.stopping(s)  # a stale lock's journal may stop a colour and start a background
     res = remote.run(f"{command} && {{ {and_then}; }}" if and_then else command, timeout)
     if said := stale(res.stdout, s):

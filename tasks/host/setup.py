@@ -8,6 +8,8 @@
        where nginx loads sites (sites-enabled/, else conf.d/), including the upstream file only
        where nginx does not load it already; none when a site proxies to the upstream already
     -> apply (one round trip): make them, nginx -t (failing: removed again), reload
+    -> where the host runs systemd and sudo -n works, and it is not there yet: the put-back at boot
+       (one round trip: tasks/shell/boot.py); never fatal, a warning where it cannot be made
 
 The packaged default site (`listen 80 default_server`) stays enabled: the new site answers for the
 host's name and addresses (server_name), the default one for every other name."""
@@ -23,13 +25,14 @@ from fnmatch import fnmatchcase
 
 from ..config.schema import HostSettings
 from ..result import DRY_RUN, FAILED, READY, REFUSED, SET_UP, SetupResult
-from ..shell import site as site_shell
+from ..shell import boot, site as site_shell
 from ..shell.base import MARK
 from .check import run_checks
 from .remote import Remote, Result
 
 BLOCKING = ("ssh", "check", "sudo", "docker", "compose", "nginx_master")  # checks setup cannot mend
-MENDS = ("dir", "upstream_file", "nginx")  # failing checks setup mends, or says itself
+MENDS = ("dir", "upstream_file", "nginx", boot.CHECK)  # failing checks setup mends, or says itself
+BOOT_DONE = "put-back at boot registered (a systemd unit, run after docker at each boot)"
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 CONFIG_FILE = re.compile(r"^# configuration file (/\S+):$")
 INCLUDE = re.compile(r"(?:^|[\s;{}])include\s+([^\s;]+)\s*;")
@@ -207,7 +210,7 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
     started = time.monotonic()
     result = SetupResult(host=s.name, action="setup")
     say("checking the host (as fab check does) and reading nginx's configuration")
-    checked, res = run_checks(remote, s, then=site_shell.facts(s))
+    checked, res = run_checks(remote, s, then=site_shell.facts(s), boot_putback=True)
     blocking = [f"{name}: {detail}" for level, name, detail in checked.items if level == "fail" and name in BLOCKING]
     if blocking:
         return _end(result, REFUSED, started, reason=f"{'; '.join(blocking)} (setup installs nothing)")
@@ -215,6 +218,7 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
                         if level in ("fail", "warn") and name not in MENDS]
     facts = parse(res.stdout)
     p = plan(s, facts)
+    register = _boot_putback(checked.items, p, result.warnings)
     result.kept = p.kept
     if p.refused:
         return _end(result, REFUSED, started, reason=p.refused)
@@ -223,12 +227,41 @@ def setup(remote: Remote, s: HostSettings, say=lambda msg: None) -> SetupResult:
     if not p.done:
         return _end(result, READY, started)
     say("making: " + "; ".join(p.done))
-    command = site_shell.apply(s, p.make_dir, p.upstream, p.site, p.text, p.link)
-    applied = remote.run(command, command.budget)
     result.done = p.done
+    applied = None
+    if p.make_dir or p.upstream or p.site:
+        command = site_shell.apply(s, p.make_dir, p.upstream, p.site, p.text, p.link)
+        applied = remote.run(command, command.budget)
+    if register and (applied is None or applied.ok or remote.dry_run):
+        _register(remote, s, result)
     if remote.dry_run:
         return _end(result, DRY_RUN, started)
+    if applied is None:  # only the put-back at boot was to be made
+        return _end(result, SET_UP if result.done else READY, started)
     return _applied(result, applied, started)
+
+
+def _boot_putback(items: list[tuple[str, str, str]], p: Plan, warnings: list[str]) -> bool:
+    """From check's boot-putback line: whether setup registers it (adds it to the plan); one it
+    cannot have is a warning (the next run puts the host back, as without it)."""
+    detail = next((detail for _, name, detail in items if name == boot.CHECK), "")
+    if detail.startswith(boot.NOT_AVAILABLE):
+        warnings.append(f"{boot.CHECK}: {detail}")
+    elif detail.startswith(boot.REGISTERED):
+        p.kept.append(f"{boot.CHECK} {detail}")
+    elif detail.startswith(boot.NOT_REGISTERED):
+        p.done.append(BOOT_DONE)
+        return True
+    return False
+
+
+def _register(remote: Remote, s: HostSettings, result: SetupResult) -> None:
+    """Register the put-back at boot; never fatal: where it fails, a warning, and it is not done."""
+    command = boot.register(s)
+    res = remote.run(command, command.budget)
+    if not remote.dry_run and not (res.ok and (boot.DONE in res.stdout or boot.KEPT in res.stdout)):
+        result.done.remove(BOOT_DONE)
+        result.warnings.append(f"{boot.CHECK}: {boot.NOT_REGISTERED}: {res.why()} (the next run puts the host back)")
 
 
 def _applied(result: SetupResult, res: Result, started: float) -> SetupResult:

@@ -114,6 +114,7 @@ def staleness(s: HostSettings) -> str:
             f"elif [ -n \"$fbg_token\" ] && {gone} && {passed}; then fbg_cause={quote(GUARD_GONE)}; fi")
 
 
+BOOT = "boot"  # recover()'s task when the host's boot unit runs it (tasks/shell/boot.py)
 STALE = "stale "  # recover() prints it, ARMED if a guard was, the cause, then the lock's info and the journal's words
 ARMED = "armed "
 
@@ -124,8 +125,10 @@ def recover(s: HostSettings, task: str) -> str:
     gone, and its next command does not run), the journal run, the guard's history line written with
     the cause, the lock freed. False, having changed nothing, for a lock that is not stale."""
     g, lock = path(s), quote(state.lock_path(s))
+    at_boot = {"user": "(boot)"} if task == BOOT else {}  # the boot unit's script (boot.py): no one ran it
+    by = "at boot (fab-bluegreen's unit)" if task == BOOT else f"by the next run ({task})"
     line = record.history_line("guard", s.name, ROLLED_BACK, time=NOW, token=TOKEN, cause=CAUSE, by=task,
-                               reason=f"put back by the next run ({task}): the run's guard was gone ({CAUSE})")
+                               reason=f"put back {by}: the run's guard was gone ({CAUSE})", **at_boot)
     return (f"{{ {staleness(s)}; [ -n \"$fbg_cause\" ]; }} && {{ echo \"{STALE}${{fbg_token:+{ARMED}}}$fbg_cause\"; "
             f"head -n 1 {lock}/info; "
             f"{journal.show(s)}; if [ -n \"$fbg_token\" ]; then mv {quote(g)} {quote(g + '.acting')} 2>/dev/null; "

@@ -15,7 +15,7 @@ from .compose import CONTAINERS, SHARED, color_env, compose_command, containers,
 from .detach import DETACH_FUNCTIONS, detach_check, still_running
 from .health import health_url, http_code
 from .nginx import nginx_workers, read_root_file
-from . import guard, journal, restart
+from . import boot, guard, journal, restart
 from .state import STATE_DIR, history_path, lock_path, private, put, record_path
 
 
@@ -250,8 +250,9 @@ def check_upload(s: HostSettings) -> str:
             "--project-directory . -f - config -q")
 
 
-def preflight(s: HostSettings, reuse: bool = False) -> str:
-    """The checks, one line each; reuse: as engine_checks() (a deploy; `fab check` runs them all)."""
+def preflight(s: HostSettings, reuse: bool = False, boot_putback: bool = False) -> str:
+    """The checks, one line each; reuse: as engine_checks() (a deploy; `fab check` runs them all);
+    boot_putback: also whether the put-back at boot is registered (fab check, fab setup: boot.check)."""
     d = remote_path(s.dir)
     keep = " ".join(quote(project(s, c)) for c in ("blue", "green", SHARED))
 
@@ -267,6 +268,7 @@ def preflight(s: HostSettings, reuse: bool = False) -> str:
         "else say fail sudo \"sudo -n asks for a password: allow the SSH user passwordless sudo (NOPASSWD)\"; fi"
         if s.switch.mode == "nginx" else "say ok sudo 'not needed (switch.mode is not nginx)'",
         *engine_checks(s, reuse),
+        *([boot.check(s)] if boot_putback else []),
     ]
     if s.switch.mode == "nginx":
         f = quote(s.switch.upstream_file)

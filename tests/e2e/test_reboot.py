@@ -124,10 +124,9 @@ def history(h) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.unlike
-def test_a_power_cut_while_the_new_front_s_health_check_waits_is_put_right_by_the_next_deploy(bed, hosts, policy,
-                                                                                             tmp_path):
-    h1 = hosts[0]
+def cut_off_in_the_health_wait(bed, h1, tmp_path) -> str:
+    """Deploy blue 1, then green 2 with a slow front, killed (the power cut: fab's side of the link is
+    gone with it) while its health check waits: blue's worker and beat stopped. The hosts file's path."""
     path = str(hosts_file(tmp_path, bed))
     assert fab("deploy", "--host", "h1", "--hosts-file", path).returncode == 0  # blue 1
     (tmp_path / "slow").mkdir()  # a front that takes its time: the deploy waits in its health check
@@ -138,8 +137,16 @@ def test_a_power_cut_while_the_new_front_s_health_check_waits_is_put_right_by_th
         wait_for("green's web started, blue's worker and beat stopped", lambda: states(h1, "green").get("web") ==
                  "running" and states(h1, "blue").get("beat") == "exited", 60)
     finally:
-        proc.kill()  # the power cut: fab's side of the link is gone with it
+        proc.kill()
         proc.communicate(timeout=30)
+    return path
+
+
+@pytest.mark.unlike
+def test_a_power_cut_while_the_new_front_s_health_check_waits_is_put_right_by_the_next_deploy(bed, hosts, policy,
+                                                                                             tmp_path):
+    h1 = hosts[0]
+    path = cut_off_in_the_health_wait(bed, h1, tmp_path)
     with Beats(h1) as beats:
         h1.reboot(power_cut=True)
         time.sleep(3)  # docker brings back what its restart policies say
@@ -157,3 +164,32 @@ def test_a_power_cut_while_the_new_front_s_health_check_waits_is_put_right_by_th
     put_back, deployed = history(h1)[-2:]
     assert (put_back["action"], put_back["cause"], put_back["by"]) == ("guard", "reboot", "deploy")
     assert (deployed["action"], deployed["result"], deployed["to"]) == ("deploy", "deployed", "green")
+
+
+def test_a_power_cut_mid_deploy_is_put_right_at_boot_by_the_script_the_boot_unit_runs(bed, hosts, policy, tmp_path):
+    """The bed has no systemd: the boot script runs as the unit fab setup registers would run it
+    (as the SSH user, once dockerd is up, before anyone runs fab). fab check says the bed cannot
+    have the unit."""
+    h1 = hosts[0]
+    path = cut_off_in_the_health_wait(bed, h1, tmp_path)
+    state = h1.home / "app" / ".fab-bluegreen"
+    assert (state / "app.boot.sh").exists()  # the deploy's lock take wrote it
+    with Beats(h1) as beats:
+        h1.reboot(power_cut=True)
+        assert (state / "app.lock").exists()
+        res = h1.run('/bin/sh "$HOME"/app/.fab-bluegreen/app.boot.sh', user="deploy", timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert not (state / "app.lock").exists()
+        assert serves(h1) == "blue 1"
+        wait_for("blue's worker and beat run again", lambda: running_background(h1) == {"worker": ["blue"],
+                                                                                        "beat": ["blue"]}, 60)
+        assert states(h1, "green").get("web") != "running"
+        time.sleep(2)
+    assert beats.polls > 5 and beats.most == 1, (beats.polls, beats.most)
+    put_back = history(h1)[-1]
+    assert (put_back["action"], put_back["cause"], put_back["by"], put_back["user"]) == ("guard", "reboot", "boot",
+                                                                                          "(boot)")
+    status = fab("status", "--host", "h1", "--hosts-file", path).stdout
+    assert "interrupted by a reboot" not in status, status
+    checked = fab("check", "--host", "h1", "--hosts-file", path)
+    assert "boot-putback" in checked.stdout and "no systemd" in checked.stdout, checked.stdout

@@ -233,3 +233,49 @@ def test_fab_setup_without_hosts_is_a_usage_error_and_contacts_none(tmp_path):
     r = subprocess.run([str(fab), "--search-root", str(root), "setup"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 2 and r.stderr.startswith("error: name the hosts to work on") and r.stderr.count("\n") == 1
+
+
+# --- the put-back at boot (tasks/shell/boot.py) -------------------------------------------------------
+
+READY_NGINX = facts(dump({"/etc/nginx/nginx.conf": NGINX_CONF,
+                          "/etc/nginx/sites-enabled/app": "server { location / { proxy_pass http://app_backend; } }"}),
+                    dir_=True, upstream=True)
+
+
+def boot_host(line: str, registered: tuple[int, str] = (0, "")) -> RecordingRemote:
+    """A set-up host whose check says `line` about the put-back at boot; registering it answers `registered`."""
+    def answer(command: str) -> tuple[int, str]:
+        if command.startswith("say() {"):
+            return 0, f"ok ssh d@pi5\nok compose_file compose.yml\n{line}\n" + READY_NGINX
+        return registered
+    return RecordingRemote(answer=answer)
+
+
+def test_setup_registers_the_put_back_at_boot_where_it_is_missing_and_keeps_one_that_is_there():
+    from tasks.result import SET_UP
+    from tasks.shell import boot
+
+    remote = boot_host(f"warn {boot.CHECK} {boot.NOT_REGISTERED}: fab setup registers x", (0, f"{boot.DONE}\n"))
+    result = setup.setup(remote, S)
+    assert result.outcome == SET_UP and result.done == [setup.BOOT_DONE] and not result.warnings
+    assert len(remote.commands) == 2 and remote.commands[1] == boot.register(S)  # no nginx apply: nothing to make
+    remote = boot_host(f"ok {boot.CHECK} {boot.REGISTERED} (x)")
+    result = setup.setup(remote, S)
+    assert result.outcome == READY and len(remote.commands) == 1 and f"{boot.CHECK} {boot.REGISTERED} (x)" in result.kept
+
+
+def test_a_put_back_at_boot_the_host_cannot_have_is_a_warning_never_a_failure():
+    from tasks.result import SET_UP
+    from tasks.shell import boot
+
+    remote = boot_host(f"warn {boot.CHECK} {boot.NOT_AVAILABLE}: no systemd (the next run puts the host back)")
+    result = setup.setup(remote, S)
+    assert result.outcome == READY and len(remote.commands) == 1
+    assert result.warnings == [f"{boot.CHECK}: {boot.NOT_AVAILABLE}: no systemd (the next run puts the host back)"]
+    remote = boot_host(f"warn {boot.CHECK} {boot.NOT_REGISTERED}: x", (1, "Failed to enable unit\n"))
+    result = setup.setup(remote, S)
+    assert result.outcome == READY and result.done == [] and len(remote.commands) == 2
+    assert result.warnings == [f"{boot.CHECK}: {boot.NOT_REGISTERED}: Failed to enable unit (the next run puts the "
+                               "host back)"]
+    dry = DryRunRemote(boot_host(f"warn {boot.CHECK} {boot.NOT_REGISTERED}: x"))
+    assert setup.setup(dry, S).outcome == DRY_RUN and [kind for kind, _ in dry.plan] == ["read", "run"]
