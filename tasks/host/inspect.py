@@ -177,7 +177,7 @@ def read_lock(remote: Remote, s: HostSettings) -> LockLook:
     look.token = _token(head)
     guard_file, _, rest = tail.partition(f"{base.MARK}until\n")
     until, _, plan = rest.partition(f"{base.MARK}plan\n")
-    look.plan = [line[len(journal.SHOWN):] for line in plan.splitlines() if line.startswith(journal.SHOWN)]
+    look.plan = journal.shown(plan.splitlines())
     armed_token = guard_file.split()[0] if guard_file.split() else ""
     if not armed_token:
         look.guard = "none armed"

@@ -53,18 +53,14 @@ def take(remote: Remote, s: HostSettings, task: str, token: str, message: str = 
 def stale(output: str, s: HostSettings) -> str:
     """The one line that says a stale lock was put right (recover() printed it), or ""."""
     lines = output.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.startswith(guard.STALE)), None)
-    if first is None:
+    if (found := guard.recovered(lines)) is None:
         return ""
-    cause = lines[first][len(guard.STALE):]
-    armed = cause.startswith(guard.ARMED)
-    cause = cause.removeprefix(guard.ARMED)
-    who = holder("held\n" + (lines[first + 1] if first + 1 < len(lines) else ""), s)
+    armed, cause, info = found
+    who = holder("held\n" + info, s)
     why = "interrupted by a reboot" if cause == guard.REBOOT else "left by a run whose guard is gone"
     if not armed:
         return f"the lock of {who} was {why} before it changed anything: freed it"
-    undone = [line[len(journal.SHOWN):] for line in lines if line.startswith(journal.SHOWN)]
-    failed = [line for line in lines if line.startswith(journal.NOT_PUT_BACK)]
+    undone, failed = journal.shown(lines), journal.not_put_back(lines)
     done = f"put the host back as its guard would have ({'; '.join(undone) or 'nothing to undo'})"
     return f"the lock of {who} was {why}: {done}{'; ' + '; '.join(failed) if failed else ''}; freed it"
 

@@ -136,6 +136,17 @@ def recover(s: HostSettings, task: str) -> str:
             f"rm -f {quote(g + '.acting')} {quote(g + '.until')} {quote(g + '.pid')}; rm -rf {lock}; }}")
 
 
+def recovered(lines: list[str]) -> tuple[bool, str, str] | None:
+    """What recover() printed, from the lines of its output: (whether a guard was armed, the cause,
+    the lock's info line); None when it put nothing right."""
+    first = next((i for i, line in enumerate(lines) if line.startswith(STALE)), None)
+    if first is None:
+        return None
+    cause = lines[first][len(STALE):]
+    info = lines[first + 1] if first + 1 < len(lines) else ""
+    return cause.startswith(ARMED), cause.removeprefix(ARMED), info
+
+
 def disarm(s: HostSettings, token: str) -> str:
     """Stop this run's guard, or find out that it acted: prints MARK + disarmed, guard-acted or
     guard-gone, and sets the shell variable fbg_guard to the same word. Never another run's."""

@@ -64,6 +64,16 @@ def show(s: HostSettings) -> str:
     return _newest_first(s, f"printf '{SHOWN}%s\\n' \"$(head -n 1 \"$f\" | cut -c3-)\"")
 
 
+def shown(lines: list[str]) -> list[str]:
+    """The words show() printed, in its order (newest first), from the lines of its output."""
+    return [line[len(SHOWN):] for line in lines if line.startswith(SHOWN)]
+
+
+def not_put_back(lines: list[str]) -> list[str]:
+    """The entries put_back() said failed (NOT_PUT_BACK + words), from the lines of its output."""
+    return [line for line in lines if line.startswith(NOT_PUT_BACK)]
+
+
 def put_back(s: HostSettings) -> str:
     """Shell running the journal, newest first, each entry in a shell of its own (each goes to its
     own folders); an entry that fails is said (NOT_PUT_BACK + words) and the next one still runs."""

@@ -127,7 +127,7 @@ def stale(found: dict[str, list[str]]) -> str:
 
 def undo(found: dict[str, list[str]]) -> list[str]:
     """The words of the journal's entries (journal.show), newest first: the order they run in."""
-    return [line[len(journal.SHOWN):] for line in found.get(UNDO, []) if line.startswith(journal.SHOWN)]
+    return journal.shown(found.get(UNDO, []))
 
 
 def health(found: dict[str, list[str]]) -> dict[str, str]:
